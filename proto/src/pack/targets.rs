@@ -1,0 +1,227 @@
+//! `providers.targets[]`: where requests go, and how to talk to them.
+
+use super::reader::{did_you_mean, Diagnostics, MapReader};
+use super::yaml::{Mark, Node, Value};
+use std::time::Duration;
+
+/// How the gateway talks to a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Protocol {
+    /// OpenAI-compatible chat completions (and embeddings, for `openai:`
+    /// targets): HF serverless `huggingface:chat:`, dedicated Inference
+    /// Endpoints, vLLM, TGI's Messages API, TEI.
+    OpenAiCompatible,
+    /// TGI native `/generate` and `/generate_stream` (`format: huggingface`
+    /// plus `provider_type: huggingface`): messages rendered with a chat template.
+    TgiNative,
+    /// HF feature-extraction (`{"inputs": [...]}` → vectors): bare
+    /// `provider: huggingface` without `format`.
+    FeatureExtraction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    HuggingFace,
+    OpenAi,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub id: String,
+    /// The provider string as written, for logs and `/v1/models`.
+    pub provider: String,
+    pub family: Family,
+    pub protocol: Protocol,
+    /// The upstream model id (`org/model`).
+    pub model: String,
+    /// `None`: the family's default (HF serverless) endpoint.
+    pub base_url: Option<String>,
+    /// Name of the environment variable holding the API token.
+    pub secret_env: Option<String>,
+    pub timeout: Duration,
+    pub stream_timeout: Duration,
+    /// Jinja chat template for `TgiNative` targets (HF `chat_template` syntax).
+    pub chat_template: Option<String>,
+    pub mark: Mark,
+}
+
+impl Target {
+    pub fn serves_chat(&self) -> bool {
+        !matches!(self.protocol, Protocol::FeatureExtraction)
+    }
+
+    pub fn serves_embeddings(&self) -> bool {
+        match self.protocol {
+            Protocol::FeatureExtraction => true,
+            Protocol::OpenAiCompatible => self.family == Family::OpenAi,
+            Protocol::TgiNative => false,
+        }
+    }
+
+    /// A literal `{placeholder}` left in `base_url` (the guide's
+    /// `{unique-id}`): the target cannot be reached until it is filled in.
+    pub fn base_url_placeholder(&self) -> Option<&str> {
+        let url = self.base_url.as_deref()?;
+        let start = url.find('{')?;
+        let end = url[start..].find('}')? + start;
+        Some(&url[start..=end])
+    }
+}
+
+pub const DEFAULT_TIMEOUT_SECONDS: f64 = 120.0;
+pub const DEFAULT_STREAM_TIMEOUT_SECONDS: f64 = 60.0;
+const PROVIDER_FORMS: [&str; 4] = ["huggingface", "huggingface:chat:", "openai", "openai:"];
+
+pub fn validate_targets(d: &mut Diagnostics, node: &Node, path: &str) -> Vec<Target> {
+    let Value::Seq(items) = &node.value else {
+        d.error(path, node.mark, format!("expected a list of targets, found {}", node.kind_name()));
+        return Vec::new();
+    };
+    let mut targets: Vec<Target> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let item_path = format!("{path}[{i}]");
+        if let Some(t) = validate_target(d, item, &item_path) {
+            if targets.iter().any(|o| o.id == t.id) {
+                d.error(&format!("{item_path}.id"), t.mark, format!("duplicate target id '{}'; ids must be unique", t.id));
+                continue;
+            }
+            targets.push(t);
+        }
+    }
+    if items.is_empty() {
+        d.error(path, node.mark, "at least one target is required");
+    }
+    targets
+}
+
+fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Target> {
+    let errors_before = d.errors.len();
+    let mut r = MapReader::new(d, node, path)?;
+    let id = r.required_string(d, "id");
+    if let Some(id) = &id {
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+            d.error(&r.key_path("id"), node.mark, format!("target id '{id}' may use only letters, digits, '.', '_' and '-'"));
+        }
+    }
+    let provider_node = r.required(d, "provider");
+    let provider = r.required_string(d, "provider");
+    let model_field = r.string(d, "model");
+    let model_mark = r.get("model").map(|n| n.mark).unwrap_or(node.mark);
+    let base_url = r.string(d, "base_url");
+    let base_url_mark = r.get("base_url").map(|n| n.mark).unwrap_or(node.mark);
+    let format = r.choice(d, "format", &["huggingface", "openai"]);
+    let provider_type = r.choice(d, "provider_type", &["huggingface", "openai"]);
+    let timeout = r.number(d, "timeout_seconds", 0.001, 86_400.0).unwrap_or(DEFAULT_TIMEOUT_SECONDS);
+    let stream_timeout =
+        r.number(d, "stream_timeout_seconds", 0.001, 86_400.0).unwrap_or(DEFAULT_STREAM_TIMEOUT_SECONDS);
+    let chat_template = r.string(d, "chat_template");
+    let secret_env = r.get("secret_key_ref").and_then(|n| {
+        let mut s = MapReader::new(d, n, &r.key_path("secret_key_ref"))?;
+        let env = s.required_string(d, "env");
+        if let Some(env) = &env {
+            if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                d.error(&s.key_path("env"), n.mark, format!("'{env}' is not a valid environment variable name"));
+            }
+        }
+        s.finish(d);
+        env
+    });
+    r.finish(d);
+
+    let provider_mark = provider_node.map(|n| n.mark).unwrap_or(node.mark);
+    let provider_path = format!("{path}.provider");
+    let provider = provider?;
+    let (family, provider_model) = if provider == "huggingface" {
+        (Family::HuggingFace, None)
+    } else if let Some(m) = provider.strip_prefix("huggingface:chat:") {
+        (Family::HuggingFace, Some(m.to_string()))
+    } else if provider == "openai" {
+        (Family::OpenAi, None)
+    } else if let Some(m) = provider.strip_prefix("openai:") {
+        (Family::OpenAi, Some(m.to_string()))
+    } else if provider.starts_with("local:") {
+        d.error(
+            &provider_path,
+            provider_mark,
+            format!("'{provider}': local-model targets (served by sluice-worker) are not available in this build of the gateway yet; use an openai:{{model}} target with base_url pointing at an OpenAI-compatible server instead"),
+        );
+        return None;
+    } else {
+        let head = provider.split(':').next().unwrap_or_default();
+        d.error(
+            &provider_path,
+            provider_mark,
+            format!("unknown provider '{provider}'{}", did_you_mean(head, PROVIDER_FORMS.iter().copied())),
+        );
+        return None;
+    };
+    if provider_model.as_deref() == Some("") {
+        d.error(&provider_path, provider_mark, format!("'{provider}' names no model: write {provider}{{org/model}}"));
+    }
+
+    let model = match (provider_model, model_field) {
+        (Some(p), Some(m)) if p != m => {
+            d.error(&format!("{path}.model"), model_mark, format!("model '{m}' contradicts the provider's model '{p}'; drop one of them"));
+            p
+        }
+        (Some(p), _) => p,
+        (None, Some(m)) => m,
+        (None, None) => {
+            d.error(path, node.mark, format!("provider '{provider}' needs a 'model' (the full org/model id)"));
+            String::new()
+        }
+    };
+
+    let hf_translate = match (format, provider_type) {
+        (Some("huggingface"), Some("huggingface")) => true,
+        (Some("huggingface"), other) => {
+            d.error(path, node.mark, format!("format: huggingface needs provider_type: huggingface as well (found {}); the translation to TGI's native inputs/parameters schema is enabled only by both together", other.unwrap_or("none")));
+            false
+        }
+        (other, Some("huggingface")) => {
+            d.error(path, node.mark, format!("provider_type: huggingface needs format: huggingface as well (found {}); the translation to TGI's native inputs/parameters schema is enabled only by both together", other.unwrap_or("none")));
+            false
+        }
+        _ => false,
+    };
+    if hf_translate && family != Family::HuggingFace {
+        d.error(path, node.mark, "format: huggingface applies to huggingface providers only");
+    }
+    let protocol = match (family, hf_translate, provider.as_str()) {
+        (Family::HuggingFace, true, _) => Protocol::TgiNative,
+        (Family::HuggingFace, false, "huggingface") => Protocol::FeatureExtraction,
+        _ => Protocol::OpenAiCompatible,
+    };
+    if chat_template.is_some() && protocol != Protocol::TgiNative {
+        d.warn(&format!("{path}.chat_template"), node.mark, "chat_template is used only with format: huggingface (TGI native); it is ignored here");
+    }
+
+    if let Some(url) = &base_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            d.error(&format!("{path}.base_url"), base_url_mark, format!("'{url}' is not an http:// or https:// URL"));
+        }
+    } else if family == Family::OpenAi {
+        d.error(path, node.mark, format!("provider '{provider}' needs a base_url (the OpenAI-compatible server's /v1 URL)"));
+    }
+    if family == Family::HuggingFace && secret_env.is_none() {
+        d.error(path, node.mark, "huggingface targets need secret_key_ref.env: the environment variable holding the Hugging Face token (e.g. HF_API_TOKEN)");
+    }
+
+    let target = Target {
+        id: id.unwrap_or_default(),
+        provider,
+        family,
+        protocol,
+        model,
+        base_url,
+        secret_env,
+        timeout: Duration::from_secs_f64(timeout),
+        stream_timeout: Duration::from_secs_f64(stream_timeout),
+        chat_template,
+        mark: node.mark,
+    };
+    if let Some(ph) = target.base_url_placeholder() {
+        d.warn(&format!("{path}.base_url"), base_url_mark, format!("base_url still holds the placeholder {ph}; this target answers 503 until it is replaced with your endpoint's value"));
+    }
+    (d.errors.len() == errors_before).then_some(target)
+}

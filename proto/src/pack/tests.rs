@@ -1,0 +1,153 @@
+use super::*;
+
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/examples");
+
+fn errors(text: &str) -> Vec<ConfigError> {
+    match load(text) {
+        Ok(_) => panic!("expected errors for:\n{text}"),
+        Err(e) => e.0,
+    }
+}
+
+#[test]
+fn every_example_in_deploy_examples_is_valid() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(EXAMPLES).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        if let Err(e) = load(&text) {
+            panic!("{}: {e}", path.display());
+        }
+        seen += 1;
+    }
+    assert!(seen >= 7, "expected the guide's six examples plus policy-config.yaml, found {seen}");
+}
+
+#[test]
+fn guide_governed_example_has_the_declared_chain_and_targets() {
+    let text = std::fs::read_to_string(format!("{EXAMPLES}/huggingface-governed.yaml")).unwrap();
+    let loaded = load(&text).unwrap();
+    let names: Vec<_> = loaded.pack.chain.iter().map(|p| p.name()).collect();
+    assert_eq!(names, ["prompt-injection", "pii-detector", "safety-filter", "content-filter", "audit-logger"]);
+    assert_eq!(loaded.pack.targets.len(), 5);
+    let dedicated = loaded.pack.target("hf-dedicated-llama-70b").unwrap();
+    assert_eq!(dedicated.model, "meta-llama/Meta-Llama-3.1-70B-Instruct");
+    assert_eq!(dedicated.protocol, Protocol::OpenAiCompatible);
+    assert_eq!(dedicated.base_url_placeholder(), Some("{unique-id}"));
+    assert!(loaded.warnings.iter().any(|w| w.path == "providers.targets[4].base_url"), "{:?}", loaded.warnings);
+    match &loaded.pack.chain[1] {
+        Policy::PiiDetector(p) => {
+            assert_eq!(p.action, Action::Redact);
+            assert_eq!(p.entities, ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD"]);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn routing_example_routes_by_role_with_default() {
+    let text = std::fs::read_to_string(format!("{EXAMPLES}/huggingface-routing.yaml")).unwrap();
+    let pack = load(&text).unwrap().pack;
+    let router = pack.router().unwrap();
+    assert_eq!(router.route(Some("production")), Some("hf-dedicated-llama-70b"));
+    assert_eq!(router.route(Some("developer")), Some("hf-llama-8b"));
+    assert_eq!(router.route(Some("intern")), Some("hf-llama-8b"));
+    assert_eq!(router.route(None), Some("hf-llama-8b"));
+}
+
+#[test]
+fn embeddings_example_is_feature_extraction() {
+    let text = std::fs::read_to_string(format!("{EXAMPLES}/huggingface-providers-6.yaml")).unwrap();
+    let pack = load(&text).unwrap().pack;
+    let t = &pack.targets[0];
+    assert_eq!(t.protocol, Protocol::FeatureExtraction);
+    assert_eq!(t.model, "BAAI/bge-large-en-v1.5");
+    assert!(t.serves_embeddings() && !t.serves_chat());
+}
+
+const BASE: &str = "pack:\n  name: p\nproviders:\n  targets:\n    - id: a\n      provider: huggingface:chat:org/m\n      secret_key_ref:\n        env: HF_API_TOKEN\n";
+
+#[test]
+fn unknown_keys_are_reported_with_path_position_and_suggestion() {
+    let text = BASE.replace("        env: HF_API_TOKEN", "        evn: HF_API_TOKEN");
+    let errs = errors(&text);
+    let e = errs.iter().find(|e| e.path == "providers.targets[0].secret_key_ref.evn").expect("unknown key error");
+    assert_eq!((e.line, e.column), (8, 9));
+    assert!(e.message.contains("did you mean 'env'"), "{}", e.message);
+}
+
+#[test]
+fn all_errors_are_reported_at_once() {
+    let text = format!(
+        "{BASE}      timeout_seconds: soon\npolicies:\n  chain: [pii-detectr, router]\n  policy:\n    router:\n      rules:\n        - when_role: prod\n          target: nowhere\n"
+    );
+    let errs = errors(&text);
+    let paths: Vec<_> = errs.iter().map(|e| e.path.as_str()).collect();
+    assert!(paths.contains(&"providers.targets[0].timeout_seconds"), "{paths:?}");
+    assert!(paths.contains(&"policies.chain[0]"), "{paths:?}");
+    assert!(paths.contains(&"policies.policy.router.rules[0]"), "{paths:?}");
+    let chain_err = errs.iter().find(|e| e.path == "policies.chain[0]").unwrap();
+    assert!(chain_err.message.contains("did you mean 'pii-detector'"), "{}", chain_err.message);
+}
+
+#[test]
+fn format_without_provider_type_is_refused_and_vice_versa() {
+    for (line, missing) in [("      format: huggingface\n", "provider_type"), ("      provider_type: huggingface\n", "format")] {
+        let errs = errors(&format!("{BASE}{line}"));
+        assert!(
+            errs.iter().any(|e| e.path == "providers.targets[0]" && e.message.contains(&format!("needs {missing}: huggingface"))),
+            "{errs:?}"
+        );
+    }
+    let ok = load(&format!("{BASE}      format: huggingface\n      provider_type: huggingface\n")).unwrap();
+    assert_eq!(ok.pack.targets[0].protocol, Protocol::TgiNative);
+}
+
+#[test]
+fn openai_targets_need_a_base_url_and_huggingface_targets_a_secret() {
+    let errs = errors("providers:\n  targets:\n    - id: v\n      provider: openai:qwen\n    - id: h\n      provider: huggingface:chat:o/m\n");
+    assert!(errs.iter().any(|e| e.path == "providers.targets[0]" && e.message.contains("needs a base_url")), "{errs:?}");
+    assert!(errs.iter().any(|e| e.path == "providers.targets[1]" && e.message.contains("secret_key_ref.env")), "{errs:?}");
+}
+
+#[test]
+fn duplicate_target_ids_and_bad_entities_are_errors() {
+    let text = format!("{BASE}    - id: a\n      provider: openai:x\n      base_url: http://h/v1\npolicies:\n  chain: [pii-detector]\n  policy:\n    pii-detector:\n      entities: [EMAIL, PERSON]\n");
+    let errs = errors(&text);
+    assert!(errs.iter().any(|e| e.message.contains("duplicate target id 'a'")), "{errs:?}");
+    let e = errs.iter().find(|e| e.path == "policies.policy.pii-detector.entities[0]").unwrap();
+    assert!(e.message.contains("EMAIL_ADDRESS"), "{}", e.message);
+}
+
+#[test]
+fn syntax_errors_carry_a_position() {
+    let errs = errors("pack:\n  name: [unclosed\n");
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].message.starts_with("not valid YAML"), "{}", errs[0].message);
+    assert!(errs[0].line >= 2);
+}
+
+#[test]
+fn client_keys_never_accept_a_key_in_clear() {
+    let text = format!("{BASE}clients:\n  keys:\n    - id: k\n      role: dev\n      key_sha256: sk-plaintext-key\n");
+    let errs = errors(&text);
+    assert!(errs.iter().any(|e| e.path == "clients.keys[0].key_sha256"), "{errs:?}");
+    assert!(errs.iter().all(|e| !e.message.contains("sk-plaintext-key")), "an error echoed the secret: {errs:?}");
+}
+
+#[test]
+fn local_targets_are_refused_honestly() {
+    let errs = errors("providers:\n  targets:\n    - id: l\n      provider: local:huggingface:org/m@main\n");
+    assert!(errs[0].message.contains("not available in this build"), "{errs:?}");
+}
+
+#[test]
+fn json_packs_validate_like_yaml() {
+    let json = r#"{"pack": {"name": "j"}, "providers": {"targets": [{"id": "o", "provider": "openai:gpt", "base_url": "http://127.0.0.1:1/v1"}]}}"#;
+    let pack = load(json).unwrap().pack;
+    assert_eq!(pack.targets[0].model, "gpt");
+    assert_eq!(pack.targets[0].family, Family::OpenAi);
+}

@@ -1,0 +1,188 @@
+//! A YAML document as a tree whose every node remembers where it was written.
+//!
+//! `serde_yaml` reports only the first error and loses positions once a value
+//! is deserialised; operators need *every* mistake in a pack with its
+//! `line:column`, so validation walks this marked tree instead.
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// 1-based position in the source text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Mark {
+    pub line: usize,
+    pub col: usize,
+}
+
+impl From<Marker> for Mark {
+    fn from(m: Marker) -> Self {
+        // yaml-rust2 counts columns from 0; editors and compilers count from 1.
+        Mark { line: m.line(), col: m.col() + 1 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    /// A scalar as written; `quoted` scalars are always strings.
+    Scalar { text: String, quoted: bool },
+    Seq(Vec<Node>),
+    /// Keys keep their own mark so "unknown key" errors point at the key.
+    Map(Vec<(String, Mark, Node)>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub value: Value,
+    pub mark: Mark,
+}
+
+impl Node {
+    pub fn kind_name(&self) -> &'static str {
+        match &self.value {
+            Value::Null => "null",
+            Value::Scalar { .. } => "a scalar",
+            Value::Seq(_) => "a list",
+            Value::Map(_) => "a mapping",
+        }
+    }
+}
+
+/// A syntax error: the text is not YAML at all.
+#[derive(Debug, Clone)]
+pub struct SyntaxError {
+    pub mark: Mark,
+    pub message: String,
+}
+
+/// Parses one YAML document (JSON is accepted too, being YAML). An empty
+/// document parses as `Null`.
+pub fn parse(text: &str) -> Result<Node, SyntaxError> {
+    let mut builder = Builder::default();
+    let mut parser = Parser::new_from_str(text);
+    parser.load(&mut builder, false).map_err(|e| SyntaxError {
+        mark: (*e.marker()).into(),
+        message: e.info().to_string(),
+    })?;
+    if let Some(err) = builder.error {
+        return Err(err);
+    }
+    Ok(builder.root.unwrap_or(Node { value: Value::Null, mark: Mark { line: 1, col: 1 } }))
+}
+
+enum Frame {
+    Seq { items: Vec<Node>, mark: Mark, anchor: usize },
+    Map { entries: Vec<(String, Mark, Node)>, pending_key: Option<(String, Mark)>, mark: Mark, anchor: usize },
+}
+
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Frame>,
+    anchors: Vec<(usize, Node)>,
+    root: Option<Node>,
+    error: Option<SyntaxError>,
+}
+
+impl Builder {
+    fn push_node(&mut self, node: Node, anchor: usize) {
+        if anchor != 0 {
+            self.anchors.push((anchor, node.clone()));
+        }
+        match self.stack.last_mut() {
+            None => self.root = Some(node),
+            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Map { entries, pending_key, .. }) => match pending_key.take() {
+                Some((key, key_mark)) => entries.push((key, key_mark, node)),
+                None => match node.value {
+                    Value::Scalar { text, .. } => *pending_key = Some((text, node.mark)),
+                    Value::Null => *pending_key = Some((String::new(), node.mark)),
+                    _ => {
+                        if self.error.is_none() {
+                            self.error = Some(SyntaxError {
+                                mark: node.mark,
+                                message: "mapping keys must be plain strings, not lists or mappings".into(),
+                            });
+                        }
+                        // Keep the structure consistent: treat it as an empty key.
+                        *pending_key = Some((String::new(), node.mark));
+                    }
+                },
+            },
+        }
+    }
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: Event, marker: Marker) {
+        let mark = Mark::from(marker);
+        match ev {
+            Event::Scalar(text, style, anchor, _tag) => {
+                let quoted = !matches!(style, TScalarStyle::Plain);
+                let value = if !quoted && matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL") {
+                    Value::Null
+                } else {
+                    Value::Scalar { text, quoted }
+                };
+                self.push_node(Node { value, mark }, anchor);
+            }
+            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq { items: Vec::new(), mark, anchor }),
+            Event::MappingStart(anchor, _) => {
+                self.stack.push(Frame::Map { entries: Vec::new(), pending_key: None, mark, anchor })
+            }
+            Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
+                Some(Frame::Seq { items, mark, anchor }) => self.push_node(Node { value: Value::Seq(items), mark }, anchor),
+                Some(Frame::Map { entries, mark, anchor, .. }) => {
+                    self.push_node(Node { value: Value::Map(entries), mark }, anchor)
+                }
+                None => {}
+            },
+            Event::Alias(id) => {
+                let node = self.anchors.iter().rev().find(|(a, _)| *a == id).map(|(_, n)| n.clone());
+                let node = node.unwrap_or(Node { value: Value::Null, mark });
+                self.push_node(node, 0);
+            }
+            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart | Event::DocumentEnd => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_point_at_keys_and_values() {
+        let node = parse("a:\n  b: 1\n  c: [x, 'y']\n").unwrap();
+        let Value::Map(top) = &node.value else { panic!("not a map") };
+        assert_eq!(top[0].0, "a");
+        assert_eq!(top[0].1, Mark { line: 1, col: 1 });
+        let Value::Map(inner) = &top[0].2.value else { panic!("not a map") };
+        assert_eq!(inner[1].0, "c");
+        assert_eq!(inner[1].1, Mark { line: 3, col: 3 });
+        let Value::Seq(items) = &inner[1].2.value else { panic!("not a seq") };
+        assert_eq!(items[1].value, Value::Scalar { text: "y".into(), quoted: true });
+        assert_eq!(items[1].mark.line, 3);
+    }
+
+    #[test]
+    fn json_is_accepted_and_null_recognised() {
+        let node = parse(r#"{"a": null, "b": "1"}"#).unwrap();
+        let Value::Map(top) = &node.value else { panic!("not a map") };
+        assert_eq!(top[0].2.value, Value::Null);
+        assert_eq!(top[1].2.value, Value::Scalar { text: "1".into(), quoted: true });
+    }
+
+    #[test]
+    fn syntax_errors_have_positions() {
+        let err = parse("a: [1, 2\nb: 3\n").unwrap_err();
+        assert!(err.mark.line >= 1, "{err:?}");
+        assert!(!err.message.is_empty());
+    }
+
+    #[test]
+    fn aliases_resolve_to_the_anchored_node() {
+        let node = parse("base: &b {x: 1}\ncopy: *b\n").unwrap();
+        let Value::Map(top) = &node.value else { panic!("not a map") };
+        assert_eq!(top[0].2.value, top[1].2.value);
+    }
+}

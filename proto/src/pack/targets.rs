@@ -115,6 +115,12 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
     let stream_timeout =
         r.number(d, "stream_timeout_seconds", 0.001, 86_400.0).unwrap_or(DEFAULT_STREAM_TIMEOUT_SECONDS);
     let chat_template = r.string(d, "chat_template");
+    if let (Some(t), Some(n)) = (&chat_template, r.get("chat_template")) {
+        if let Err(e) = minijinja::Environment::new().template_from_str(t) {
+            d.error(&r.key_path("chat_template"), n.mark, format!("the chat template does not compile: {e}"));
+        }
+    }
+    let has_secret_ref = r.get("secret_key_ref").is_some();
     let secret_env = r.get("secret_key_ref").and_then(|n| {
         let mut s = MapReader::new(d, n, &r.key_path("secret_key_ref"))?;
         let env = s.required_string(d, "env");
@@ -203,7 +209,7 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
     } else if family == Family::OpenAi {
         d.error(path, node.mark, format!("provider '{provider}' needs a base_url (the OpenAI-compatible server's /v1 URL)"));
     }
-    if family == Family::HuggingFace && secret_env.is_none() {
+    if family == Family::HuggingFace && !has_secret_ref {
         d.error(path, node.mark, "huggingface targets need secret_key_ref.env: the environment variable holding the Hugging Face token (e.g. HF_API_TOKEN)");
     }
 

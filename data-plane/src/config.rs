@@ -1,0 +1,115 @@
+//! The config path of standalone mode: read the pack file, validate it,
+//! compile it into a [`Runtime`] and publish it atomically; watch the file
+//! and do the same on every change. A pack that fails validation is logged
+//! and refused: the running config keeps serving.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use notify::{RecursiveMode, Watcher};
+use sluice_proto::pack::{self, ConfigErrors};
+
+use crate::runtime::{Runtime, Settings};
+
+/// Why a pack file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {errors}")]
+    Invalid { path: String, errors: ConfigErrors },
+}
+
+/// The current config, swapped atomically. Readers take an `Arc` snapshot
+/// and keep it for the whole request.
+pub struct ConfigStore {
+    current: ArcSwap<Runtime>,
+    settings: Settings,
+    generation: AtomicU64,
+}
+
+impl ConfigStore {
+    pub fn new(first: pack::Pack, settings: Settings) -> Self {
+        let rt = Runtime::build(first, &settings, 1);
+        rt.log_summary();
+        ConfigStore { current: ArcSwap::from_pointee(rt), settings, generation: AtomicU64::new(1) }
+    }
+
+    pub fn current(&self) -> Arc<Runtime> {
+        self.current.load_full()
+    }
+
+    /// Compiles and publishes a validated pack.
+    pub fn publish(&self, pack: pack::Pack) {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let rt = Runtime::build(pack, &self.settings, generation);
+        rt.log_summary();
+        self.current.store(Arc::new(rt));
+    }
+}
+
+/// Reads and validates a pack file; warnings are logged.
+pub fn load_file(path: &Path) -> Result<pack::Pack, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
+    let loaded = pack::load(&text).map_err(|errors| LoadError::Invalid { path: path.display().to_string(), errors })?;
+    for w in &loaded.warnings {
+        tracing::warn!(file = %path.display(), "{w}");
+    }
+    Ok(loaded.pack)
+}
+
+/// Watches `path` and republishes it on change until the returned guard is
+/// dropped. Editors often replace a file rather than write it, so the
+/// directory is watched and events are filtered by name; bursts of events
+/// are debounced into one reload.
+pub fn watch(path: PathBuf, store: Arc<ConfigStore>) -> notify::Result<WatchGuard> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let file_name = path.file_name().map(|n| n.to_os_string());
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            if event.kind.is_access() {
+                return;
+            }
+            if event.paths.iter().any(|p| p.file_name().map(|n| n.to_os_string()) == file_name) {
+                let _ = tx.send(());
+            }
+        }
+    })?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    let task = tokio::spawn(async move {
+        let mut last_sha = store.current().pack.sha256.clone();
+        while rx.recv().await.is_some() {
+            // Debounce: wait for the writes to settle, then drain the queue.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            while rx.try_recv().is_ok() {}
+            match load_file(&path) {
+                Ok(pack) if pack.sha256 == last_sha => {}
+                Ok(pack) => {
+                    last_sha = pack.sha256.clone();
+                    tracing::info!(file = %path.display(), "pack file changed; applying");
+                    store.publish(pack);
+                }
+                Err(LoadError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    // Mid-replace by an editor; the create event follows.
+                }
+                Err(e) => tracing::error!("pack change REFUSED, the previous config keeps serving: {e}"),
+            }
+        }
+    });
+    Ok(WatchGuard { _watcher: watcher, task })
+}
+
+pub struct WatchGuard {
+    _watcher: notify::RecommendedWatcher,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

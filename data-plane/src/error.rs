@@ -1,0 +1,96 @@
+//! One error type for the whole request path. Each variant knows its HTTP
+//! status and renders the OpenAI error shape; internal detail is logged once
+//! at the edge (`IntoResponse`) and never sent to the client.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{message}")]
+    InvalidParam { message: String, param: &'static str },
+    #[error("request body is larger than the gateway's limit of {limit} bytes (gateway.max_request_bytes)")]
+    TooLarge { limit: usize },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    ModelNotFound(String),
+    #[error("{0}")]
+    NoSuchEndpoint(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{message}")]
+    RateLimited { message: String, retry_after: Option<HeaderValue> },
+    /// The upstream refused the request itself (4xx other than auth and rate
+    /// limits): its message is passed on, since it is about the client's input.
+    #[error("{message}")]
+    UpstreamRejected { status: StatusCode, message: String },
+    #[error("{message}")]
+    UpstreamAuth { message: String, code: &'static str },
+    #[error("{0}")]
+    Upstream(String),
+    #[error("{0}")]
+    UpstreamTimeout(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) | ApiError::InvalidParam { .. } => StatusCode::BAD_REQUEST,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::ModelNotFound(_) | ApiError::NoSuchEndpoint(_) => StatusCode::NOT_FOUND,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::UpstreamRejected { status, .. } => *status,
+            ApiError::UpstreamAuth { .. } | ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ApiError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    fn kind(&self) -> (&'static str, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => ("invalid_request_error", "invalid_request"),
+            ApiError::InvalidParam { .. } => ("invalid_request_error", "invalid_value"),
+            ApiError::TooLarge { .. } => ("invalid_request_error", "request_too_large"),
+            ApiError::Unauthorized(_) => ("invalid_request_error", "invalid_api_key"),
+            ApiError::ModelNotFound(_) => ("invalid_request_error", "model_not_found"),
+            ApiError::NoSuchEndpoint(_) => ("invalid_request_error", "unknown_url"),
+            ApiError::Unavailable(_) => ("server_error", "target_unavailable"),
+            ApiError::RateLimited { .. } => ("rate_limit_error", "rate_limit_exceeded"),
+            ApiError::UpstreamRejected { .. } => ("invalid_request_error", "upstream_rejected"),
+            ApiError::UpstreamAuth { code, .. } => ("server_error", code),
+            ApiError::Upstream(_) => ("server_error", "upstream_error"),
+            ApiError::UpstreamTimeout(_) => ("server_error", "upstream_timeout"),
+        }
+    }
+
+    /// The OpenAI error object, also sent as the last event of a broken stream.
+    pub fn body(&self) -> serde_json::Value {
+        let (kind, code) = self.kind();
+        let param = match self {
+            ApiError::InvalidParam { param, .. } => json!(param),
+            _ => serde_json::Value::Null,
+        };
+        json!({ "error": { "message": self.to_string(), "type": kind, "param": param, "code": code } })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), error = %self, "request failed");
+        } else {
+            tracing::debug!(status = status.as_u16(), error = %self, "request refused");
+        }
+        let mut resp = (status, axum::Json(self.body())).into_response();
+        if let ApiError::RateLimited { retry_after: Some(v), .. } = self {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+        }
+        resp
+    }
+}

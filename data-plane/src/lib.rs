@@ -1,0 +1,32 @@
+//! The Sluice gateway (data plane).
+//!
+//! - [`config`]: the config path of standalone mode — read, validate, compile,
+//!   swap atomically, watch the file.
+//! - [`runtime`]: one compiled config version: targets with resolved secrets
+//!   and URLs, client keys, routing.
+//! - [`server`]: the HTTP surface and the request path.
+//! - [`providers`]: one adapter per upstream protocol (OpenAI-compatible, TGI
+//!   native, HF feature-extraction), all answering in OpenAI shapes.
+//! - [`openai`]: the OpenAI request types the gateway reads.
+//! - [`error`]: the one error type, mapped to HTTP status and OpenAI bodies.
+//!
+//! [`run`] takes a pre-bound listener so tests can use free ports.
+
+pub mod config;
+pub mod error;
+pub mod openai;
+pub mod providers;
+pub mod runtime;
+pub mod server;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use config::ConfigStore;
+
+/// Serves the gateway on `listener` until `shutdown` resolves, then drains
+/// in-flight requests.
+pub async fn run(listener: tokio::net::TcpListener, store: Arc<ConfigStore>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let app = server::router(server::AppState { store, http: server::http_client() });
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

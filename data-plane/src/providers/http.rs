@@ -1,0 +1,191 @@
+//! Talking HTTP to an upstream: bearer auth, deadlines, the Hugging Face
+//! cold-start wait, and the mapping of upstream failures to errors that tell
+//! the operator or the client what to do.
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use futures::{Stream, StreamExt};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::error::ApiError;
+use crate::runtime::TargetRuntime;
+
+/// Never wait longer than this for one "model is loading" round, even if the
+/// upstream estimates more: its estimate is refreshed on every retry.
+const MAX_LOADING_WAIT: Duration = Duration::from_secs(10);
+
+/// POSTs `body` and returns the response once its status is a success.
+/// A 503 "model is loading" is waited out and retried until `deadline`.
+pub async fn post(
+    http: &reqwest::Client,
+    target: &TargetRuntime,
+    url: &str,
+    body: &Value,
+    deadline: Instant,
+) -> Result<reqwest::Response, ApiError> {
+    loop {
+        let mut req = http.post(url).json(body);
+        if let Some(token) = &target.token {
+            req = req.bearer_auth(token.expose());
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let resp = match tokio::time::timeout(remaining, req.send()).await {
+            Err(_) => return Err(timeout(target, "waiting for the response")),
+            Ok(Err(e)) => return Err(transport_error(target, &e)),
+            Ok(Ok(resp)) => resp,
+        };
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let headers = resp.headers().clone();
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let text = match tokio::time::timeout(remaining, resp.text()).await {
+            Ok(Ok(t)) => t,
+            _ => String::new(),
+        };
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            if let Some(wait) = loading_wait(&text) {
+                let wait = wait.min(MAX_LOADING_WAIT);
+                if Instant::now() + wait < deadline {
+                    tracing::info!(target_id = %target.spec.id, wait_ms = wait.as_millis() as u64, "upstream model is loading; waiting");
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                return Err(ApiError::Unavailable(format!(
+                    "target '{}' is still loading its model and the timeout would pass before it is ready; retry later or raise timeout_seconds / stream_timeout_seconds",
+                    target.spec.id
+                )));
+            }
+        }
+        return Err(status_error(target, status, &headers, &text));
+    }
+}
+
+/// `{"error": "... is currently loading", "estimated_time": 20.0}` → the wait.
+fn loading_wait(body: &str) -> Option<Duration> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    let est = v.get("estimated_time").and_then(Value::as_f64);
+    let loading = v.get("error").and_then(Value::as_str).is_some_and(|e| e.contains("loading"));
+    match (est, loading) {
+        (Some(s), _) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s.max(0.05))),
+        (None, true) => Some(Duration::from_secs(1)),
+        _ => None,
+    }
+}
+
+pub fn timeout(target: &TargetRuntime, what: &str) -> ApiError {
+    ApiError::UpstreamTimeout(format!("target '{}' timed out {what}", target.spec.id))
+}
+
+fn transport_error(target: &TargetRuntime, e: &reqwest::Error) -> ApiError {
+    // reqwest errors can carry the URL; they are logged, never sent.
+    tracing::warn!(target_id = %target.spec.id, error = %e, "upstream request failed");
+    let what = if e.is_connect() { "could not connect" } else if e.is_timeout() { "timed out" } else { "request failed" };
+    ApiError::Upstream(format!("target '{}': {what}", target.spec.id))
+}
+
+/// Maps a failed upstream status to the gateway's answer.
+pub fn status_error(target: &TargetRuntime, status: StatusCode, headers: &HeaderMap, body: &str) -> ApiError {
+    let id = &target.spec.id;
+    let var = target.spec.secret_env.as_deref().unwrap_or("secret_key_ref.env");
+    match status.as_u16() {
+        401 => ApiError::UpstreamAuth {
+            message: format!("target '{id}' rejected the gateway's credentials (HTTP 401): set or verify the token in environment variable {var}"),
+            code: "upstream_unauthorized",
+        },
+        403 => ApiError::UpstreamAuth {
+            message: format!("target '{id}' refused access to model '{}' (HTTP 403): the model is gated — accept its license on Hugging Face with the account that owns the token in {var}", target.spec.model),
+            code: "upstream_forbidden",
+        },
+        429 => ApiError::RateLimited {
+            message: format!("target '{id}' is rate limiting the gateway (HTTP 429); retry later"),
+            retry_after: headers.get(axum::http::header::RETRY_AFTER).cloned(),
+        },
+        400 | 413 | 422 => ApiError::UpstreamRejected {
+            status: if status.as_u16() == 413 { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::BAD_REQUEST },
+            message: format!("target '{id}' rejected the request: {}", upstream_message(body)),
+        },
+        code => {
+            tracing::warn!(target_id = %id, status = code, body = %truncate(body, 300), "upstream error");
+            ApiError::Upstream(format!("target '{id}' failed (upstream HTTP {code})"))
+        }
+    }
+}
+
+/// The message inside an upstream error body (OpenAI or HF shape).
+fn upstream_message(body: &str) -> String {
+    let parsed: Option<Value> = serde_json::from_str(body).ok();
+    let msg = parsed.as_ref().and_then(|v| {
+        v.pointer("/error/message").and_then(Value::as_str).or_else(|| v.get("error").and_then(Value::as_str)).or_else(|| v.get("message").and_then(Value::as_str))
+    });
+    truncate(msg.unwrap_or(body), 500).to_string()
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Ends the stream with a timeout error when no item arrives within `idle`.
+pub fn with_idle_timeout<S, T>(stream: S, idle: Duration, target_id: String) -> impl Stream<Item = Result<T, ApiError>>
+where
+    S: Stream<Item = Result<T, ApiError>> + Send + 'static,
+{
+    let stream = Box::pin(stream);
+    futures::stream::unfold((stream, false), move |(mut s, done)| {
+        let target_id = target_id.clone();
+        async move {
+            if done {
+                return None;
+            }
+            match tokio::time::timeout(idle, s.next()).await {
+                Ok(Some(item)) => Some((item, (s, false))),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(ApiError::UpstreamTimeout(format!(
+                        "target '{target_id}' sent nothing for {:.1}s (stream_timeout_seconds)",
+                        idle.as_secs_f64()
+                    ))),
+                    (s, true),
+                )),
+            }
+        }
+    })
+}
+
+/// An upstream's body as a stream of SSE `data:` payloads.
+pub fn sse_data(resp: reqwest::Response, target_id: String) -> impl Stream<Item = Result<String, ApiError>> {
+    use eventsource_stream::Eventsource;
+    let id = target_id.clone();
+    resp.bytes_stream().eventsource().map(move |ev| match ev {
+        Ok(ev) => Ok(ev.data),
+        Err(e) => {
+            tracing::warn!(target_id = %id, error = %e, "upstream stream broke");
+            Err(ApiError::Upstream(format!("target '{id}': the upstream stream broke")))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loading_bodies_give_a_wait() {
+        assert_eq!(loading_wait(r#"{"error":"Model x is currently loading","estimated_time":2.5}"#), Some(Duration::from_millis(2500)));
+        assert_eq!(loading_wait(r#"{"error":"Model x is currently loading"}"#), Some(Duration::from_secs(1)));
+        assert_eq!(loading_wait(r#"{"error":"overloaded"}"#), None);
+        assert_eq!(loading_wait("Service Unavailable"), None);
+    }
+
+    #[test]
+    fn upstream_messages_are_extracted_from_either_shape() {
+        assert_eq!(upstream_message(r#"{"error":{"message":"too long"}}"#), "too long");
+        assert_eq!(upstream_message(r#"{"error":"Input validation error"}"#), "Input validation error");
+    }
+}

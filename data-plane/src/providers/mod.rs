@@ -1,0 +1,70 @@
+//! Provider adapters: one module per upstream protocol, all answering in
+//! OpenAI shapes. A chat call returns either a whole `chat.completion` or a
+//! stream of `chat.completion.chunk`s; a stream that ends without an error
+//! item completed cleanly, anything else ends with that error.
+
+mod feature_extraction;
+pub mod http;
+mod openai_compat;
+pub mod template;
+mod tgi;
+
+use std::sync::Arc;
+
+use futures::stream::BoxStream;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::error::ApiError;
+use crate::openai::{ChatRequest, EmbeddingsRequest};
+use crate::runtime::TargetRuntime;
+use sluice_proto::pack::Protocol;
+
+pub type ChunkStream = BoxStream<'static, Result<Value, ApiError>>;
+
+pub enum ChatReply {
+    Full(Value),
+    Stream(ChunkStream),
+}
+
+pub async fn chat(http: &reqwest::Client, target: &Arc<TargetRuntime>, req: &ChatRequest) -> Result<ChatReply, ApiError> {
+    target.ensure_available()?;
+    match target.spec.protocol {
+        Protocol::OpenAiCompatible => openai_compat::chat(http, target, req).await,
+        Protocol::TgiNative => tgi::chat(http, target, req).await,
+        Protocol::FeatureExtraction => Err(ApiError::BadRequest(format!("target '{}' serves embeddings only", target.spec.id))),
+    }
+}
+
+pub async fn embeddings(http: &reqwest::Client, target: &Arc<TargetRuntime>, req: &EmbeddingsRequest) -> Result<Value, ApiError> {
+    target.ensure_available()?;
+    match target.spec.protocol {
+        Protocol::OpenAiCompatible => openai_compat::embeddings(http, target, req).await,
+        Protocol::FeatureExtraction => feature_extraction::embeddings(http, target, req).await,
+        Protocol::TgiNative => Err(ApiError::BadRequest(format!("target '{}' serves chat only", target.spec.id))),
+    }
+}
+
+/// Runs `produce` in its own task, feeding a bounded channel. When the
+/// client goes away the receiver is dropped, the next send fails, the task
+/// ends and the upstream connection with it.
+fn channel_stream<F, Fut>(produce: F) -> ChunkStream
+where
+    F: FnOnce(mpsc::Sender<Result<Value, ApiError>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(32);
+    tokio::spawn(produce(tx));
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+/// Reads a JSON body within the deadline.
+async fn json_body(target: &TargetRuntime, resp: reqwest::Response, deadline: tokio::time::Instant) -> Result<Value, ApiError> {
+    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+    match tokio::time::timeout(remaining, resp.bytes()).await {
+        Err(_) => Err(http::timeout(target, "reading the response")),
+        Ok(Err(_)) => Err(ApiError::Upstream(format!("target '{}': the response broke off", target.spec.id))),
+        Ok(Ok(bytes)) => serde_json::from_slice(&bytes)
+            .map_err(|_| ApiError::Upstream(format!("target '{}' answered with a body that is not JSON", target.spec.id))),
+    }
+}

@@ -1,0 +1,72 @@
+//! OpenAI-compatible upstreams: HF serverless chat, dedicated Inference
+//! Endpoints, vLLM, TGI's Messages API, TEI. The request passes through with
+//! only `model` rewritten, so tools, response_format and other fields reach
+//! the upstream untouched.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::{channel_stream, http, json_body, ChatReply};
+use crate::error::ApiError;
+use crate::openai::{ChatRequest, EmbeddingsRequest};
+use crate::runtime::TargetRuntime;
+
+pub async fn chat(client: &reqwest::Client, target: &Arc<TargetRuntime>, req: &ChatRequest) -> Result<ChatReply, ApiError> {
+    let mut body = serde_json::to_value(req).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    body["model"] = Value::String(target.spec.model.clone());
+    if !req.stream {
+        let deadline = Instant::now() + target.spec.timeout;
+        let resp = http::post(client, target, &target.endpoints.chat, &body, deadline).await?;
+        return Ok(ChatReply::Full(json_body(target, resp, deadline).await?));
+    }
+    let deadline = Instant::now() + target.spec.stream_timeout;
+    let resp = http::post(client, target, &target.endpoints.chat, &body, deadline).await?;
+    let target = target.clone();
+    Ok(ChatReply::Stream(channel_stream(move |tx| async move {
+        let id = target.spec.id.clone();
+        let events = http::with_idle_timeout(http::sse_data(resp, id.clone()), target.spec.stream_timeout, id.clone());
+        futures::pin_mut!(events);
+        let mut finished = false;
+        while let Some(item) = events.next().await {
+            let chunk = match item {
+                Ok(data) if data.trim() == "[DONE]" => return,
+                Ok(data) => match serde_json::from_str::<Value>(&data) {
+                    Ok(v) if v.get("error").is_some() => Err(ApiError::Upstream(format!(
+                        "target '{id}' reported an error mid-stream: {}",
+                        v.pointer("/error/message").or_else(|| v.get("error")).map(value_text).unwrap_or_default()
+                    ))),
+                    Ok(v) => {
+                        finished |= v.pointer("/choices/0/finish_reason").is_some_and(|f| !f.is_null());
+                        Ok(v)
+                    }
+                    Err(_) => Err(ApiError::Upstream(format!("target '{id}' sent a stream event that is not JSON"))),
+                },
+                Err(e) => Err(e),
+            };
+            let failed = chunk.is_err();
+            if tx.send(chunk).await.is_err() || failed {
+                return;
+            }
+        }
+        // Closed without [DONE]: complete only if a finish_reason was seen
+        // (some servers omit [DONE]); otherwise the stream broke.
+        if !finished {
+            let _ = tx.send(Err(ApiError::Upstream(format!("target '{id}' closed the stream before it finished")))).await;
+        }
+    })))
+}
+
+pub async fn embeddings(client: &reqwest::Client, target: &Arc<TargetRuntime>, req: &EmbeddingsRequest) -> Result<Value, ApiError> {
+    let mut body = serde_json::to_value(req).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    body["model"] = Value::String(target.spec.model.clone());
+    let deadline = Instant::now() + target.spec.timeout;
+    let resp = http::post(client, target, &target.endpoints.embeddings, &body, deadline).await?;
+    json_body(target, resp, deadline).await
+}
+
+fn value_text(v: &Value) -> String {
+    v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
+}

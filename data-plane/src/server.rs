@@ -1,0 +1,155 @@
+//! The HTTP surface. Each handler reads top to bottom along the request
+//! path: decode → auth → (request policies) → route → provider → response.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tracing::Instrument;
+
+use crate::config::ConfigStore;
+use crate::error::ApiError;
+use crate::openai::{ChatRequest, EmbeddingsRequest};
+use crate::providers::{self, ChatReply, ChunkStream};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<ConfigStore>,
+    pub http: reqwest::Client,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/models", get(models))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+/// The upstream client: pooled keep-alive connections, TCP_NODELAY.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .pool_max_idle_per_host(1024)
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .user_agent(concat!("sluice-gateway/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the TLS backend is compiled in")
+}
+
+/// Gives every request an id (the caller's `x-request-id` if it is sane),
+/// a tracing span carrying it, and the response header.
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut resp = next.run(req).instrument(span).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+#[derive(Clone)]
+pub struct RequestId(pub String);
+
+async fn read_json<T: DeserializeOwned>(body: Body, limit: usize) -> Result<T, ApiError> {
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::TooLarge { limit })?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("request body is not a valid request: {e}")))
+}
+
+async fn chat_completions(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let rt = app.store.current();
+    let req: ChatRequest = read_json(body, rt.pack.gateway.max_request_bytes).await?;
+    req.validate()?;
+    let caller = rt.identify(&headers)?;
+    let target = rt.route_chat(&req.model, &caller)?;
+    tracing::debug!(target_id = %target.spec.id, stream = req.stream, "routing chat completion");
+    match providers::chat(&app.http, &target, &req).await? {
+        ChatReply::Full(v) => Ok(Json(v).into_response()),
+        ChatReply::Stream(s) => Ok(sse(s)),
+    }
+}
+
+async fn embeddings(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let rt = app.store.current();
+    let req: EmbeddingsRequest = read_json(body, rt.pack.gateway.max_request_bytes).await?;
+    rt.identify(&headers)?;
+    let target = rt.route_embeddings(&req.model)?;
+    Ok(Json(providers::embeddings(&app.http, &target, &req).await?).into_response())
+}
+
+/// Every target, listed by its model id and by its target id (both are
+/// accepted as `model`).
+async fn models(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let rt = app.store.current();
+    rt.identify(&headers)?;
+    let mut seen = std::collections::HashSet::new();
+    let mut data = Vec::new();
+    for t in &rt.targets {
+        for name in [&t.spec.model, &t.spec.id] {
+            if seen.insert(name.clone()) {
+                data.push(json!({"id": name, "object": "model", "created": 0, "owned_by": format!("sluice:{}", t.spec.id)}));
+            }
+        }
+    }
+    Ok(Json(json!({"object": "list", "data": data})).into_response())
+}
+
+/// Ready once a config is loaded and its pack is enabled.
+async fn readyz(State(app): State<AppState>) -> Response {
+    let rt = app.store.current();
+    if rt.pack.enabled {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "pack disabled").into_response()
+    }
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::NoSuchEndpoint(format!(
+        "no such endpoint: {} {} (the gateway serves /v1/chat/completions, /v1/embeddings, /v1/models, /healthz, /readyz)",
+        req.method(),
+        req.uri().path()
+    ))
+}
+
+/// Chunks as server-sent events. `[DONE]` is sent only after a clean end; an
+/// error becomes one final `{"error": …}` event, so no client mistakes a
+/// broken stream for a finished one.
+fn sse(stream: ChunkStream) -> Response {
+    let events = futures::stream::unfold(Some(stream), |state| async move {
+        let mut stream = state?;
+        match stream.next().await {
+            Some(Ok(chunk)) => Some((Event::default().data(chunk.to_string()), Some(stream))),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "stream ended with an error");
+                Some((Event::default().data(e.body().to_string()), None))
+            }
+            None => Some((Event::default().data("[DONE]"), None)),
+        }
+    })
+    .map(Ok::<_, Infallible>);
+    Sse::new(events).into_response()
+}

@@ -1,1 +1,185 @@
+//! Harness for the end-to-end tests: real Sluice binaries as child
+//! processes, and real HTTP upstreams (see [`upstream`]) on 127.0.0.1.
 
+pub mod upstream;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Where cargo put this test's binaries: `<target>/<profile>/deps/<test>`
+/// → `<target>/<profile>`.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf()
+}
+
+pub fn binary(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace --bins` first (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running `sluice-gateway run`, killed on drop. Its stderr is kept so
+/// tests can read the logs (e.g. to prove no secret was logged).
+pub struct Gateway {
+    child: Child,
+    pub port: u16,
+    pub dir: tempdir::TempDir,
+    logs: Arc<Mutex<String>>,
+}
+
+pub struct GatewayOptions<'a> {
+    pub env: Vec<(&'a str, String)>,
+    pub hf_inference_url: Option<String>,
+    pub rust_log: &'a str,
+}
+
+impl Default for GatewayOptions<'_> {
+    fn default() -> Self {
+        GatewayOptions { env: Vec::new(), hf_inference_url: None, rust_log: "info" }
+    }
+}
+
+impl Gateway {
+    pub fn start(pack: &str) -> Gateway {
+        Self::start_with(pack, GatewayOptions::default())
+    }
+
+    pub fn start_with(pack: &str, opts: GatewayOptions<'_>) -> Gateway {
+        Self::try_start(pack, opts).unwrap_or_else(|(code, logs)| panic!("gateway exited ({code:?}) at start:\n{logs}"))
+    }
+
+    /// Starts the gateway; `Err` carries the exit status and the logs if it
+    /// exits before becoming ready.
+    pub fn try_start(pack: &str, opts: GatewayOptions<'_>) -> Result<Gateway, (Option<i32>, String)> {
+        let dir = tempdir::TempDir::new();
+        let config = dir.path().join("policy-config.yaml");
+        std::fs::write(&config, pack).unwrap();
+        let port = free_port();
+        let mut cmd = Command::new(binary("sluice-gateway"));
+        cmd.arg("run").arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--policy-config").arg(&config);
+        if let Some(url) = &opts.hf_inference_url {
+            cmd.arg("--hf-inference-url").arg(url);
+        }
+        cmd.env("RUST_LOG", opts.rust_log).env_remove("SLUICE_HF_INFERENCE_URL").current_dir(dir.path());
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn sluice-gateway");
+        let logs = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let mut gw = Gateway { child, port, dir, logs };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = gw.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                return Err((status.code(), gw.logs()));
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(gw);
+            }
+            assert!(Instant::now() < deadline, "gateway did not start listening:\n{}", gw.logs());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("policy-config.yaml")
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Waits until the logs contain `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.logs().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        false
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A temporary directory removed on drop (kept tiny to avoid a dependency).
+pub mod tempdir {
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new() -> TempDir {
+            static N: AtomicU64 = AtomicU64::new(0);
+            let p = std::env::temp_dir().join(format!("sluice-e2e-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Default for TempDir {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// Server-sent events of a response body, as the `data:` payloads.
+pub async fn sse_events(resp: reqwest::Response) -> Vec<String> {
+    use eventsource_stream::Eventsource;
+    use futures::StreamExt;
+    let mut out = Vec::new();
+    let mut events = resp.bytes_stream().eventsource();
+    while let Some(ev) = events.next().await {
+        match ev {
+            Ok(ev) => out.push(ev.data),
+            Err(e) => {
+                out.push(format!("<transport error: {e}>"));
+                break;
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,206 @@
+//! A real HTTP server on 127.0.0.1 that plays the upstreams: the
+//! OpenAI-compatible API (HF serverless, Inference Endpoints, vLLM), TGI's
+//! native `/generate` and `/generate_stream`, and HF feature-extraction.
+//!
+//! The first path segment picks a behaviour, so one server plays healthy
+//! and failing upstreams side by side: `/ok/...`, `/unauthorized/...`,
+//! `/gated/...`, `/ratelimited/...`, `/loading/...` (503 "loading" twice,
+//! then fine), `/broken/...` (stream breaks), `/slow/...` (headers after
+//! 3 s), `/slowbody/...` (answers after 1 s), `/badrequest/...`,
+//! `/servererror/...`, `/tokenlevel/...` (feature-extraction per token).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    pub authorization: Option<String>,
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct Shared {
+    requests: Mutex<Vec<Recorded>>,
+    hits: Mutex<HashMap<String, usize>>,
+}
+
+pub struct Upstream {
+    pub port: u16,
+    shared: Arc<Shared>,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Upstream {
+    pub async fn start() -> Upstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let shared = Arc::new(Shared::default());
+        let app = axum::Router::new().fallback(handle).with_state(shared.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, app).with_graceful_shutdown(async { let _ = rx.await; }).await.unwrap();
+        });
+        Upstream { port, shared, _shutdown: tx }
+    }
+
+    /// `http://127.0.0.1:PORT/{mode}`
+    pub fn base(&self, mode: &str) -> String {
+        format!("http://127.0.0.1:{}/{mode}", self.port)
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    pub fn last_request(&self) -> Recorded {
+        self.requests().pop().expect("the upstream saw no request")
+    }
+}
+
+async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let headers: HeaderMap = req.headers().clone();
+    let bytes = axum::body::to_bytes(req.into_body(), 16 << 20).await.unwrap_or_default();
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+    shared.requests.lock().unwrap().push(Recorded { path: path.clone(), authorization, body: body.clone() });
+    let hit = {
+        let mut hits = shared.hits.lock().unwrap();
+        let n = hits.entry(path.clone()).or_insert(0);
+        *n += 1;
+        *n
+    };
+    let mode = path.trim_start_matches('/').split('/').next().unwrap_or("").to_string();
+    match mode.as_str() {
+        "unauthorized" => return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "Invalid credentials in Authorization header"}))).into_response(),
+        "gated" => return (StatusCode::FORBIDDEN, axum::Json(json!({"error": "Access to model org/gated is restricted. You must accept the conditions."}))).into_response(),
+        "ratelimited" => {
+            return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "7")], axum::Json(json!({"error": "Rate limit reached"}))).into_response()
+        }
+        "badrequest" => {
+            return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": {"message": "max_tokens is too large for this model", "type": "invalid_request_error"}}))).into_response()
+        }
+        "servererror" => return (StatusCode::INTERNAL_SERVER_ERROR, "internal failure with stack trace").into_response(),
+        "loading" if hit <= 2 => {
+            return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"error": "Model org/m is currently loading", "estimated_time": 0.2}))).into_response()
+        }
+        "slow" => tokio::time::sleep(Duration::from_secs(3)).await,
+        "slowbody" => tokio::time::sleep(Duration::from_secs(1)).await,
+        _ => {}
+    }
+    let broken = mode == "broken";
+    if path.ends_with("/chat/completions") {
+        openai_chat(&body, broken)
+    } else if path.ends_with("/embeddings") {
+        openai_embeddings(&body)
+    } else if path.ends_with("/generate_stream") {
+        tgi_stream(broken)
+    } else if path.ends_with("/generate") {
+        tgi_generate(&body)
+    } else {
+        feature_extraction(&body, mode == "tokenlevel")
+    }
+}
+
+fn last_user_text(body: &Value) -> String {
+    body["messages"].as_array().and_then(|m| m.last()).and_then(|m| m["content"].as_str()).unwrap_or("").to_string()
+}
+
+fn sse_body(events: Vec<String>, break_at_end: bool) -> Response {
+    let mut items: Vec<Result<Bytes, std::io::Error>> = events.into_iter().map(|e| Ok(Bytes::from(format!("data: {e}\n\n")))).collect();
+    if break_at_end {
+        // An error in the body stream makes hyper abort the connection:
+        // the client sees the stream break, not a clean end.
+        items.push(Err(std::io::Error::other("upstream crashed")));
+    }
+    let stream = futures::stream::iter(items).then(|item| async move {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        item
+    });
+    Response::builder().header("content-type", "text/event-stream").body(Body::from_stream(stream)).unwrap()
+}
+
+use futures::StreamExt;
+
+fn openai_chat(body: &Value, broken: bool) -> Response {
+    let model = body["model"].as_str().unwrap_or("").to_string();
+    if body["stream"].as_bool() == Some(true) {
+        let chunk = |delta: Value, finish: Value| {
+            json!({"id": "chatcmpl-up", "object": "chat.completion.chunk", "created": 1, "model": model,
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+            .to_string()
+        };
+        let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null), chunk(json!({"content": "Hello"}), Value::Null)];
+        if broken {
+            return sse_body(events, true);
+        }
+        events.push(chunk(json!({"content": " world"}), Value::Null));
+        events.push(chunk(json!({}), json!("stop")));
+        if body["stream_options"]["include_usage"].as_bool() == Some(true) {
+            events.push(json!({"id": "chatcmpl-up", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [],
+                               "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}).to_string());
+        }
+        events.push("[DONE]".to_string());
+        return sse_body(events, false);
+    }
+    axum::Json(json!({
+        "id": "chatcmpl-up", "object": "chat.completion", "created": 1, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": format!("echo: {}", last_user_text(body))}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+    }))
+    .into_response()
+}
+
+fn openai_embeddings(body: &Value) -> Response {
+    let n = match &body["input"] {
+        Value::Array(a) => a.len(),
+        _ => 1,
+    };
+    let data: Vec<Value> = (0..n).map(|i| json!({"object": "embedding", "index": i, "embedding": [0.25, 0.5, i as f64]})).collect();
+    axum::Json(json!({"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": 3, "total_tokens": 3}})).into_response()
+}
+
+fn tgi_generate(body: &Value) -> Response {
+    let prompt = body["inputs"].as_str().unwrap_or("");
+    axum::Json(json!({
+        "generated_text": format!("native reply to {} chars", prompt.len()),
+        "details": {"finish_reason": "eos_token", "generated_tokens": 3, "seed": null, "prefill": [{}, {}, {}, {}], "tokens": []}
+    }))
+    .into_response()
+}
+
+fn tgi_stream(broken: bool) -> Response {
+    let token = |i: u32, text: &str, special: bool| json!({"index": i, "token": {"id": i, "text": text, "logprob": -0.1, "special": special}, "generated_text": null, "details": null}).to_string();
+    let mut events = vec![token(1, "Hi", false), token(2, " there", false)];
+    if broken {
+        events.push(json!({"error": "CUDA out of memory", "error_type": "generation"}).to_string());
+        return sse_body(events, false);
+    }
+    events.push(
+        json!({"index": 3, "token": {"id": 2, "text": "</s>", "logprob": -0.1, "special": true}, "generated_text": "Hi there",
+               "details": {"finish_reason": "length", "generated_tokens": 3, "seed": null, "input_length": 9}})
+        .to_string(),
+    );
+    sse_body(events, false)
+}
+
+fn feature_extraction(body: &Value, token_level: bool) -> Response {
+    let inputs: Vec<String> = body["inputs"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    let out: Vec<Value> = inputs
+        .iter()
+        .map(|s| {
+            let len = s.len() as f64;
+            if token_level { json!([[len, 1.0, 0.0], [len, 3.0, 1.0]]) } else { json!([len, 0.5, -1.0]) }
+        })
+        .collect();
+    axum::Json(Value::Array(out)).into_response()
+}
+

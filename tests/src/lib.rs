@@ -183,3 +183,8 @@ pub async fn sse_events(resp: reqwest::Response) -> Vec<String> {
     }
     out
 }
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

@@ -4,8 +4,8 @@
 //! and refused: the running config keeps serving.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -18,9 +18,14 @@ use crate::runtime::{Runtime, Settings};
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {errors}")]
     Invalid { path: String, errors: ConfigErrors },
+    #[error("{0}")]
+    Build(String),
 }
 
 /// The current config, swapped atomically. Readers take an `Arc` snapshot
@@ -32,29 +37,41 @@ pub struct ConfigStore {
 }
 
 impl ConfigStore {
-    pub fn new(first: pack::Pack, settings: Settings) -> Self {
-        let rt = Runtime::build(first, &settings, 1);
+    pub fn new(first: pack::Pack, settings: Settings) -> Result<Self, LoadError> {
+        let rt = Runtime::build(first, &settings, 1).map_err(LoadError::Build)?;
         rt.log_summary();
-        ConfigStore { current: ArcSwap::from_pointee(rt), settings, generation: AtomicU64::new(1) }
+        Ok(ConfigStore {
+            current: ArcSwap::from_pointee(rt),
+            settings,
+            generation: AtomicU64::new(1),
+        })
     }
 
     pub fn current(&self) -> Arc<Runtime> {
         self.current.load_full()
     }
 
-    /// Compiles and publishes a validated pack.
-    pub fn publish(&self, pack: pack::Pack) {
+    /// Compiles and publishes a validated pack; on failure the current
+    /// version keeps serving.
+    pub fn publish(&self, pack: pack::Pack) -> Result<(), LoadError> {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        let rt = Runtime::build(pack, &self.settings, generation);
+        let rt = Runtime::build(pack, &self.settings, generation).map_err(LoadError::Build)?;
         rt.log_summary();
         self.current.store(Arc::new(rt));
+        Ok(())
     }
 }
 
 /// Reads and validates a pack file; warnings are logged.
 pub fn load_file(path: &Path) -> Result<pack::Pack, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
-    let loaded = pack::load(&text).map_err(|errors| LoadError::Invalid { path: path.display().to_string(), errors })?;
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let loaded = pack::load(&text).map_err(|errors| LoadError::Invalid {
+        path: path.display().to_string(),
+        errors,
+    })?;
     for w in &loaded.warnings {
         tracing::warn!(file = %path.display(), "{w}");
     }
@@ -73,12 +90,20 @@ pub fn watch(path: PathBuf, store: Arc<ConfigStore>) -> notify::Result<WatchGuar
             if event.kind.is_access() {
                 return;
             }
-            if event.paths.iter().any(|p| p.file_name().map(|n| n.to_os_string()) == file_name) {
+            if event
+                .paths
+                .iter()
+                .any(|p| p.file_name().map(|n| n.to_os_string()) == file_name)
+            {
                 let _ = tx.send(());
             }
         }
     })?;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
     watcher.watch(&dir, RecursiveMode::NonRecursive)?;
     let task = tokio::spawn(async move {
         let mut last_sha = store.current().pack.sha256.clone();
@@ -91,16 +116,27 @@ pub fn watch(path: PathBuf, store: Arc<ConfigStore>) -> notify::Result<WatchGuar
                 Ok(pack) => {
                     last_sha = pack.sha256.clone();
                     tracing::info!(file = %path.display(), "pack file changed; applying");
-                    store.publish(pack);
+                    if let Err(e) = store.publish(pack) {
+                        tracing::error!(
+                            "pack change REFUSED, the previous config keeps serving: {e}"
+                        );
+                    }
                 }
-                Err(LoadError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Err(LoadError::Read { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
                     // Mid-replace by an editor; the create event follows.
                 }
-                Err(e) => tracing::error!("pack change REFUSED, the previous config keeps serving: {e}"),
+                Err(e) => {
+                    tracing::error!("pack change REFUSED, the previous config keeps serving: {e}")
+                }
             }
         }
     });
-    Ok(WatchGuard { _watcher: watcher, task })
+    Ok(WatchGuard {
+        _watcher: watcher,
+        task,
+    })
 }
 
 pub struct WatchGuard {

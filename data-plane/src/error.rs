@@ -11,8 +11,13 @@ pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
     #[error("{message}")]
-    InvalidParam { message: String, param: &'static str },
-    #[error("request body is larger than the gateway's limit of {limit} bytes (gateway.max_request_bytes)")]
+    InvalidParam {
+        message: String,
+        param: &'static str,
+    },
+    #[error(
+        "request body is larger than the gateway's limit of {limit} bytes (gateway.max_request_bytes)"
+    )]
     TooLarge { limit: usize },
     #[error("{0}")]
     Unauthorized(String),
@@ -21,9 +26,14 @@ pub enum ApiError {
     #[error("{0}")]
     NoSuchEndpoint(String),
     #[error("{0}")]
+    PolicyViolation(String),
+    #[error("{0}")]
     Unavailable(String),
     #[error("{message}")]
-    RateLimited { message: String, retry_after: Option<HeaderValue> },
+    RateLimited {
+        message: String,
+        retry_after: Option<HeaderValue>,
+    },
     /// The upstream refused the request itself (4xx other than auth and rate
     /// limits): its message is passed on, since it is about the client's input.
     #[error("{message}")]
@@ -39,7 +49,9 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) | ApiError::InvalidParam { .. } => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_)
+            | ApiError::InvalidParam { .. }
+            | ApiError::PolicyViolation(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::ModelNotFound(_) | ApiError::NoSuchEndpoint(_) => StatusCode::NOT_FOUND,
@@ -59,6 +71,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => ("invalid_request_error", "invalid_api_key"),
             ApiError::ModelNotFound(_) => ("invalid_request_error", "model_not_found"),
             ApiError::NoSuchEndpoint(_) => ("invalid_request_error", "unknown_url"),
+            ApiError::PolicyViolation(_) => ("invalid_request_error", "policy_violation"),
             ApiError::Unavailable(_) => ("server_error", "target_unavailable"),
             ApiError::RateLimited { .. } => ("rate_limit_error", "rate_limit_exceeded"),
             ApiError::UpstreamRejected { .. } => ("invalid_request_error", "upstream_rejected"),
@@ -88,8 +101,13 @@ impl IntoResponse for ApiError {
             tracing::debug!(status = status.as_u16(), error = %self, "request refused");
         }
         let mut resp = (status, axum::Json(self.body())).into_response();
-        if let ApiError::RateLimited { retry_after: Some(v), .. } = self {
-            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+        if let ApiError::RateLimited {
+            retry_after: Some(v),
+            ..
+        } = self
+        {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, v);
         }
         resp
     }

@@ -7,17 +7,28 @@
 //! - [`server`]: the HTTP surface and the request path.
 //! - [`providers`]: one adapter per upstream protocol (OpenAI-compatible, TGI
 //!   native, HF feature-extraction), all answering in OpenAI shapes.
+//! - [`policies`]: the policy chain — one module per policy behind one
+//!   trait, compiled per config version; [`streaming`] runs it on streams.
+//! - [`audit`]: the audit logger — bounded queue, hash-chained daily files,
+//!   retention, `audit verify`.
+//! - [`exchange`]: one request's bookkeeping (decisions, overhead, audit,
+//!   metrics); [`metrics`]: the Prometheus registry behind `/metrics`.
 //! - [`openai`]: the OpenAI request types the gateway reads.
 //! - [`error`]: the one error type, mapped to HTTP status and OpenAI bodies.
 //!
 //! [`run`] takes a pre-bound listener so tests can use free ports.
 
+pub mod audit;
 pub mod config;
 pub mod error;
+pub mod exchange;
+pub mod metrics;
 pub mod openai;
+pub mod policies;
 pub mod providers;
 pub mod runtime;
 pub mod server;
+pub mod streaming;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -26,7 +37,16 @@ use config::ConfigStore;
 
 /// Serves the gateway on `listener` until `shutdown` resolves, then drains
 /// in-flight requests.
-pub async fn run(listener: tokio::net::TcpListener, store: Arc<ConfigStore>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    let app = server::router(server::AppState { store, http: server::http_client() });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    store: Arc<ConfigStore>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = server::router(server::AppState {
+        store,
+        http: server::http_client(),
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

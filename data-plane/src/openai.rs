@@ -93,21 +93,31 @@ impl ChatRequest {
     /// Checks what the gateway itself relies on; the upstream checks the rest.
     pub fn validate(&self) -> Result<(), ApiError> {
         if self.messages.is_empty() {
-            return Err(ApiError::InvalidParam { message: "messages must contain at least one message".into(), param: "messages" });
+            return Err(ApiError::InvalidParam {
+                message: "messages must contain at least one message".into(),
+                param: "messages",
+            });
         }
         for (i, m) in self.messages.iter().enumerate() {
             if !ROLES.contains(&m.role.as_str()) {
                 return Err(ApiError::InvalidParam {
-                    message: format!("messages[{i}].role '{}' is not one of system, developer, user, assistant, tool", m.role),
+                    message: format!(
+                        "messages[{i}].role '{}' is not one of system, developer, user, assistant, tool",
+                        m.role
+                    ),
                     param: "messages",
                 });
             }
         }
-        if let Some(n) = self.n {
-            if n != 1 {
-                return Err(ApiError::InvalidParam { message: format!("n={n} is not supported: the gateway returns one choice (n=1)"), param: "n" });
+        if let Some(n) = self.n
+            && n != 1 {
+                return Err(ApiError::InvalidParam {
+                    message: format!(
+                        "n={n} is not supported: the gateway returns one choice (n=1)"
+                    ),
+                    param: "n",
+                });
             }
-        }
         Ok(())
     }
 
@@ -116,7 +126,9 @@ impl ChatRequest {
     }
 
     pub fn include_usage(&self) -> bool {
-        self.stream_options.as_ref().is_some_and(|o| o.include_usage)
+        self.stream_options
+            .as_ref()
+            .is_some_and(|o| o.include_usage)
     }
 }
 
@@ -139,6 +151,26 @@ pub enum EmbeddingInput {
     Tokens(Value),
 }
 
+impl EmbeddingsRequest {
+    /// The input texts, for request policies (token-id input has none).
+    pub fn texts_mut(&mut self) -> Vec<crate::policies::Text<'_>> {
+        match &mut self.input {
+            EmbeddingInput::One(s) => vec![crate::policies::Text {
+                role: "user",
+                text: s,
+            }],
+            EmbeddingInput::Many(v) => v
+                .iter_mut()
+                .map(|s| crate::policies::Text {
+                    role: "user",
+                    text: s,
+                })
+                .collect(),
+            EmbeddingInput::Tokens(_) => Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
 pub struct Usage {
     pub prompt_tokens: u64,
@@ -148,10 +180,17 @@ pub struct Usage {
 
 impl Usage {
     pub fn new(prompt: u64, completion: u64) -> Self {
-        Usage { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion }
+        Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: prompt + completion,
+        }
     }
 }
 
 pub fn now_unix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

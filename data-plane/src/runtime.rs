@@ -61,7 +61,10 @@ pub struct TargetRuntime {
 impl TargetRuntime {
     pub fn ensure_available(&self) -> Result<(), ApiError> {
         match &self.unavailable {
-            Some(why) => Err(ApiError::Unavailable(format!("target '{}' is unavailable: {why}", self.spec.id))),
+            Some(why) => Err(ApiError::Unavailable(format!(
+                "target '{}' is unavailable: {why}",
+                self.spec.id
+            ))),
             None => Ok(()),
         }
     }
@@ -82,17 +85,24 @@ pub struct Runtime {
     by_name: HashMap<String, Vec<usize>>,
     /// SHA-256 (hex) of each client key → the key's settings.
     keys: HashMap<String, ClientKey>,
+    /// The compiled policy chain of this version.
+    pub chain: crate::policies::Chain,
+    pub auditor: Option<Arc<crate::audit::Auditor>>,
     /// Monotonic per process: which load this is.
     pub generation: u64,
 }
 
 impl Runtime {
-    /// Compiles a validated pack. Never fails: a target whose secret is
-    /// missing is kept but marked unavailable, so one bad target does not
-    /// take the others down.
-    pub fn build(pack: Pack, settings: &Settings, generation: u64) -> Self {
-        let targets: Vec<Arc<TargetRuntime>> =
-            pack.targets.iter().map(|t| Arc::new(compile_target(t.clone(), settings))).collect();
+    /// Compiles a validated pack. A target whose secret is missing is kept
+    /// but marked unavailable, so one bad target does not take the others
+    /// down; only an audit log that cannot be opened fails the build (a
+    /// version that cannot audit must not serve).
+    pub fn build(pack: Pack, settings: &Settings, generation: u64) -> Result<Self, String> {
+        let targets: Vec<Arc<TargetRuntime>> = pack
+            .targets
+            .iter()
+            .map(|t| Arc::new(compile_target(t.clone(), settings)))
+            .collect();
         let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, t) in targets.iter().enumerate() {
             by_name.entry(t.spec.id.clone()).or_default().push(i);
@@ -118,16 +128,38 @@ impl Runtime {
                 keys.insert(h, k.clone());
             }
         }
-        Runtime { pack, targets, by_name, keys, generation }
+        let auditor = pack
+            .chain
+            .iter()
+            .find_map(|p| match p {
+                sluice_proto::pack::Policy::AuditLogger(cfg) => Some(cfg),
+                _ => None,
+            })
+            .map(|cfg| {
+                crate::audit::Auditor::new(cfg).map(Arc::new).map_err(|e| {
+                    format!(
+                        "policies.policy.audit-logger.path: cannot open audit directory '{}': {e}",
+                        cfg.path
+                    )
+                })
+            })
+            .transpose()?;
+        let chain = crate::policies::Chain::build(&pack.chain);
+        Ok(Runtime {
+            pack,
+            targets,
+            by_name,
+            keys,
+            chain,
+            auditor,
+            generation,
+        })
     }
 
     /// Logs what an operator must know about this version, once per load.
     pub fn log_summary(&self) {
         let chain: Vec<&str> = self.pack.chain.iter().map(|p| p.name()).collect();
         tracing::info!(pack = %self.pack.name, version = %self.pack.version, sha256 = %self.pack.sha256, targets = self.targets.len(), chain = ?chain, "config loaded");
-        for p in self.pack.chain.iter().filter(|p| !p.enforced_by_gateway()) {
-            tracing::warn!(policy = p.name(), "policy is validated but NOT ENFORCED by this gateway build; traffic passes it unchecked");
-        }
         for t in &self.targets {
             if let Some(why) = &t.unavailable {
                 tracing::warn!(target_id = %t.spec.id, "target unavailable: {why}");
@@ -150,26 +182,40 @@ impl Runtime {
             let key = headers
                 .get(axum::http::header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
                 .map(str::trim)
-                .ok_or_else(|| ApiError::Unauthorized("missing API key: send it as 'Authorization: Bearer <key>'".into()))?;
-            let entry = self
-                .keys
-                .get(&sha256_hex(key.as_bytes()))
-                .ok_or_else(|| ApiError::Unauthorized("invalid API key: it matches none of the gateway's client keys".into()))?;
+                .ok_or_else(|| {
+                    ApiError::Unauthorized(
+                        "missing API key: send it as 'Authorization: Bearer <key>'".into(),
+                    )
+                })?;
+            let entry = self.keys.get(&sha256_hex(key.as_bytes())).ok_or_else(|| {
+                ApiError::Unauthorized(
+                    "invalid API key: it matches none of the gateway's client keys".into(),
+                )
+            })?;
             caller.key_id = Some(entry.id.clone());
             caller.role = Some(entry.role.clone());
         }
-        if clients.trust_role_header {
-            if let Some(role) = headers.get(clients.role_header.as_str()).and_then(|v| v.to_str().ok()) {
+        if clients.trust_role_header
+            && let Some(role) = headers
+                .get(clients.role_header.as_str())
+                .and_then(|v| v.to_str().ok())
+            {
                 caller.role = Some(role.to_string());
             }
-        }
         Ok(caller)
     }
 
     fn named(&self, model: &str) -> impl Iterator<Item = &Arc<TargetRuntime>> {
-        self.by_name.get(model).into_iter().flatten().map(|i| &self.targets[*i])
+        self.by_name
+            .get(model)
+            .into_iter()
+            .flatten()
+            .map(|i| &self.targets[*i])
     }
 
     fn not_found(&self, model: &str, what: &str) -> ApiError {
@@ -185,7 +231,10 @@ impl Runtime {
         if self.pack.enabled {
             Ok(())
         } else {
-            Err(ApiError::Unavailable(format!("pack '{}' is disabled (pack.enabled: false)", self.pack.name)))
+            Err(ApiError::Unavailable(format!(
+                "pack '{}' is disabled (pack.enabled: false)",
+                self.pack.name
+            )))
         }
     }
 
@@ -194,20 +243,28 @@ impl Runtime {
     /// choice for the caller's role wins (docs/routing.md).
     pub fn route_chat(&self, model: &str, caller: &Caller) -> Result<Arc<TargetRuntime>, ApiError> {
         self.ensure_enabled()?;
-        let named = self.named(model).find(|t| t.spec.serves_chat()).ok_or_else(|| self.not_found(model, "chat completions"))?;
-        if let Some(router) = self.pack.router() {
-            if let Some(id) = router.route(caller.role.as_deref()) {
-                if let Some(t) = self.targets.iter().find(|t| t.spec.id == id && t.spec.serves_chat()) {
+        let named = self
+            .named(model)
+            .find(|t| t.spec.serves_chat())
+            .ok_or_else(|| self.not_found(model, "chat completions"))?;
+        if let Some(router) = self.pack.router()
+            && let Some(id) = router.route(caller.role.as_deref())
+                && let Some(t) = self
+                    .targets
+                    .iter()
+                    .find(|t| t.spec.id == id && t.spec.serves_chat())
+                {
                     return Ok(t.clone());
                 }
-            }
-        }
         Ok(named.clone())
     }
 
     pub fn route_embeddings(&self, model: &str) -> Result<Arc<TargetRuntime>, ApiError> {
         self.ensure_enabled()?;
-        self.named(model).find(|t| t.spec.serves_embeddings()).cloned().ok_or_else(|| self.not_found(model, "embeddings"))
+        self.named(model)
+            .find(|t| t.spec.serves_embeddings())
+            .cloned()
+            .ok_or_else(|| self.not_found(model, "embeddings"))
     }
 }
 
@@ -218,13 +275,17 @@ fn compile_target(spec: Target, settings: &Settings) -> TargetRuntime {
         Some(var) => match std::env::var(var) {
             Ok(v) if !v.trim().is_empty() => Some(Secret(v.trim().to_string())),
             _ => {
-                unavailable = Some(format!("environment variable {var} (secret_key_ref.env) is not set"));
+                unavailable = Some(format!(
+                    "environment variable {var} (secret_key_ref.env) is not set"
+                ));
                 None
             }
         },
     };
     if let Some(ph) = spec.base_url_placeholder() {
-        unavailable = Some(format!("base_url still holds the placeholder {ph}; replace it with your endpoint's value"));
+        unavailable = Some(format!(
+            "base_url still holds the placeholder {ph}; replace it with your endpoint's value"
+        ));
     }
     let endpoints = endpoints(&spec, settings);
     let template = match spec.protocol {
@@ -238,7 +299,13 @@ fn compile_target(spec: Target, settings: &Settings) -> TargetRuntime {
         },
         _ => None,
     };
-    TargetRuntime { spec, token, unavailable, endpoints, template }
+    TargetRuntime {
+        spec,
+        token,
+        unavailable,
+        endpoints,
+        template,
+    }
 }
 
 /// Works out upstream URLs; the rules are documented in docs/configuration.md.
@@ -247,12 +314,21 @@ fn endpoints(spec: &Target, settings: &Settings) -> Endpoints {
     let serverless = format!("{hf}/models/{}", spec.model);
     let base = spec.base_url.as_deref().map(|b| b.trim_end_matches('/'));
     let (chat, embeddings) = match base {
-        None => (format!("{serverless}/v1/chat/completions"), format!("{serverless}/v1/embeddings")),
-        Some(b) if b.ends_with("/chat/completions") => {
-            (b.to_string(), format!("{}/embeddings", b.trim_end_matches("/chat/completions")))
+        None => (
+            format!("{serverless}/v1/chat/completions"),
+            format!("{serverless}/v1/embeddings"),
+        ),
+        Some(b) if b.ends_with("/chat/completions") => (
+            b.to_string(),
+            format!("{}/embeddings", b.trim_end_matches("/chat/completions")),
+        ),
+        Some(b) if b.ends_with("/v1") => {
+            (format!("{b}/chat/completions"), format!("{b}/embeddings"))
         }
-        Some(b) if b.ends_with("/v1") => (format!("{b}/chat/completions"), format!("{b}/embeddings")),
-        Some(b) => (format!("{b}/v1/chat/completions"), format!("{b}/v1/embeddings")),
+        Some(b) => (
+            format!("{b}/v1/chat/completions"),
+            format!("{b}/v1/embeddings"),
+        ),
     };
     let native = match base {
         None => serverless.clone(),
@@ -262,7 +338,12 @@ fn endpoints(spec: &Target, settings: &Settings) -> Endpoints {
         Protocol::FeatureExtraction => base.map(str::to_string).unwrap_or(serverless),
         _ => embeddings,
     };
-    Endpoints { chat, embeddings, generate: format!("{native}/generate"), generate_stream: format!("{native}/generate_stream") }
+    Endpoints {
+        chat,
+        embeddings,
+        generate: format!("{native}/generate"),
+        generate_stream: format!("{native}/generate_stream"),
+    }
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -276,7 +357,14 @@ mod tests {
 
     fn runtime(yaml: &str) -> Runtime {
         let pack = sluice_proto::pack::load(yaml).unwrap().pack;
-        Runtime::build(pack, &Settings { hf_inference_url: "http://hf.test/".into() }, 1)
+        Runtime::build(
+            pack,
+            &Settings {
+                hf_inference_url: "http://hf.test/".into(),
+            },
+            1,
+        )
+        .unwrap()
     }
 
     const TARGETS: &str = "providers:\n  targets:\n    - id: small\n      provider: openai:org/small\n      base_url: http://up.test/v1\n    - id: big\n      provider: openai:org/big\n      base_url: http://up.test\n    - id: emb\n      provider: huggingface\n      model: org/emb\n      secret_key_ref: {env: SLUICE_TEST_UNSET_VAR}\n";
@@ -284,13 +372,32 @@ mod tests {
     #[test]
     fn urls_follow_the_documented_rules() {
         let rt = runtime(TARGETS);
-        assert_eq!(rt.targets[0].endpoints.chat, "http://up.test/v1/chat/completions");
-        assert_eq!(rt.targets[1].endpoints.chat, "http://up.test/v1/chat/completions");
-        assert_eq!(rt.targets[2].endpoints.embeddings, "http://hf.test/models/org/emb");
-        let tgi = runtime("providers:\n  targets:\n    - id: t\n      provider: huggingface:chat:o/m\n      base_url: https://e.test/v1/\n      format: huggingface\n      provider_type: huggingface\n      secret_key_ref: {env: X}\n");
-        assert_eq!(tgi.targets[0].endpoints.generate_stream, "https://e.test/generate_stream");
-        let serverless = runtime("providers:\n  targets:\n    - id: s\n      provider: huggingface:chat:o/m\n      secret_key_ref: {env: X}\n");
-        assert_eq!(serverless.targets[0].endpoints.chat, "http://hf.test/models/o/m/v1/chat/completions");
+        assert_eq!(
+            rt.targets[0].endpoints.chat,
+            "http://up.test/v1/chat/completions"
+        );
+        assert_eq!(
+            rt.targets[1].endpoints.chat,
+            "http://up.test/v1/chat/completions"
+        );
+        assert_eq!(
+            rt.targets[2].endpoints.embeddings,
+            "http://hf.test/models/org/emb"
+        );
+        let tgi = runtime(
+            "providers:\n  targets:\n    - id: t\n      provider: huggingface:chat:o/m\n      base_url: https://e.test/v1/\n      format: huggingface\n      provider_type: huggingface\n      secret_key_ref: {env: X}\n",
+        );
+        assert_eq!(
+            tgi.targets[0].endpoints.generate_stream,
+            "https://e.test/generate_stream"
+        );
+        let serverless = runtime(
+            "providers:\n  targets:\n    - id: s\n      provider: huggingface:chat:o/m\n      secret_key_ref: {env: X}\n",
+        );
+        assert_eq!(
+            serverless.targets[0].endpoints.chat,
+            "http://hf.test/models/o/m/v1/chat/completions"
+        );
     }
 
     #[test]
@@ -298,7 +405,10 @@ mod tests {
         let rt = runtime(TARGETS);
         assert!(rt.targets[0].unavailable.is_none());
         let err = rt.targets[2].ensure_available().unwrap_err().to_string();
-        assert!(err.contains("'emb'") && err.contains("SLUICE_TEST_UNSET_VAR"), "{err}");
+        assert!(
+            err.contains("'emb'") && err.contains("SLUICE_TEST_UNSET_VAR"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -316,11 +426,19 @@ mod tests {
 
     #[test]
     fn router_picks_by_role_and_falls_back_to_default() {
-        let yaml = format!("{TARGETS}policies:\n  chain: [router]\n  policy:\n    router:\n      rules:\n        - when_role: production\n          target: big\n        - default:\n            target: small\n");
+        let yaml = format!(
+            "{TARGETS}policies:\n  chain: [router]\n  policy:\n    router:\n      rules:\n        - when_role: production\n          target: big\n        - default:\n            target: small\n"
+        );
         let rt = runtime(&yaml);
-        let prod = Caller { key_id: None, role: Some("production".into()) };
+        let prod = Caller {
+            key_id: None,
+            role: Some("production".into()),
+        };
         assert_eq!(rt.route_chat("small", &prod).unwrap().spec.id, "big");
-        assert_eq!(rt.route_chat("big", &Caller::default()).unwrap().spec.id, "small");
+        assert_eq!(
+            rt.route_chat("big", &Caller::default()).unwrap().spec.id,
+            "small"
+        );
     }
 
     #[test]

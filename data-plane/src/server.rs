@@ -1,26 +1,26 @@
 //! The HTTP surface. Each handler reads top to bottom along the request
 //! path: decode → auth → (request policies) → route → provider → response.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
-use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures::StreamExt;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tracing::Instrument;
 
 use crate::config::ConfigStore;
 use crate::error::ApiError;
+use crate::exchange::{Exchange, usage_of};
 use crate::openai::{ChatRequest, EmbeddingsRequest};
-use crate::providers::{self, ChatReply, ChunkStream};
+use crate::policies;
+use crate::providers::{self, ChatReply};
+use crate::streaming;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models", get(models))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(request_id))
         .with_state(state)
@@ -75,29 +76,119 @@ async fn request_id(mut req: Request, next: Next) -> Response {
 pub struct RequestId(pub String);
 
 async fn read_json<T: DeserializeOwned>(body: Body, limit: usize) -> Result<T, ApiError> {
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::TooLarge { limit })?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("request body is not a valid request: {e}")))
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::TooLarge { limit })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("request body is not a valid request: {e}")))
 }
 
-async fn chat_completions(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let rt = app.store.current();
-    let req: ChatRequest = read_json(body, rt.pack.gateway.max_request_bytes).await?;
-    req.validate()?;
-    let caller = rt.identify(&headers)?;
-    let target = rt.route_chat(&req.model, &caller)?;
-    tracing::debug!(target_id = %target.spec.id, stream = req.stream, "routing chat completion");
-    match providers::chat(&app.http, &target, &req).await? {
-        ChatReply::Full(v) => Ok(Json(v).into_response()),
-        ChatReply::Stream(s) => Ok(sse(s)),
+async fn chat_completions(
+    State(app): State<AppState>,
+    Extension(RequestId(id)): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let mut ex = Exchange::new(app.store.current(), id, "chat.completions");
+    match chat_path(&app, &mut ex, &headers, body).await {
+        Ok(ChatReply::Stream(s)) => streaming::respond(ex, s),
+        Ok(ChatReply::Full(v)) => {
+            let usage = usage_of(&v);
+            let mut resp = Json(&v).into_response();
+            ex.decorate(&mut resp);
+            ex.record.status = 200;
+            ex.finish(usage, Some(v));
+            resp
+        }
+        Err(e) => ex.fail(e),
     }
 }
 
-async fn embeddings(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let rt = app.store.current();
-    let req: EmbeddingsRequest = read_json(body, rt.pack.gateway.max_request_bytes).await?;
-    rt.identify(&headers)?;
+/// decode → auth → request policies → route → provider → response policies.
+async fn chat_path(
+    app: &AppState,
+    ex: &mut Exchange,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<ChatReply, ApiError> {
+    let rt = ex.rt.clone();
+    ex.admit()?;
+    let mut req: ChatRequest = read_json(body, rt.pack.gateway.max_request_bytes).await?;
+    ex.record.model = req.model.clone();
+    ex.record.stream = req.stream;
+    req.validate()?;
+    let caller = rt.identify(headers)?;
+    ex.caller(&caller);
+    rt.chain
+        .check_request(&mut policies::chat_texts(&mut req), &mut ex.decisions)?;
+    let target = rt.route_chat(&req.model, &caller)?;
+    ex.routed(&target);
+    if ex.audits_request() {
+        ex.record.request = serde_json::to_value(&req).ok();
+    }
+    tracing::debug!(target_id = %target.spec.id, stream = req.stream, "routing chat completion");
+    let reply = ex
+        .upstream(providers::chat(&app.http, &target, &req))
+        .await?;
+    match reply {
+        ChatReply::Full(mut v) if !rt.chain.is_empty() => {
+            if let Some(choices) = v.get_mut("choices").and_then(|c| c.as_array_mut()) {
+                for choice in choices {
+                    if let Some(serde_json::Value::String(text)) =
+                        choice.pointer_mut("/message/content")
+                    {
+                        rt.chain.check_response(text, &mut ex.decisions)?;
+                    }
+                }
+            }
+            Ok(ChatReply::Full(v))
+        }
+        other => Ok(other),
+    }
+}
+
+async fn embeddings(
+    State(app): State<AppState>,
+    Extension(RequestId(id)): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let mut ex = Exchange::new(app.store.current(), id, "embeddings");
+    match embeddings_path(&app, &mut ex, &headers, body).await {
+        Ok(v) => {
+            let usage = usage_of(&v);
+            let mut resp = Json(v).into_response();
+            ex.decorate(&mut resp);
+            ex.record.status = 200;
+            // Vectors are not worth keeping in an audit record.
+            ex.finish(usage, None);
+            resp
+        }
+        Err(e) => ex.fail(e),
+    }
+}
+
+async fn embeddings_path(
+    app: &AppState,
+    ex: &mut Exchange,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<serde_json::Value, ApiError> {
+    let rt = ex.rt.clone();
+    ex.admit()?;
+    let mut req: EmbeddingsRequest = read_json(body, rt.pack.gateway.max_request_bytes).await?;
+    ex.record.model = req.model.clone();
+    let caller = rt.identify(headers)?;
+    ex.caller(&caller);
+    rt.chain
+        .check_request(&mut req.texts_mut(), &mut ex.decisions)?;
     let target = rt.route_embeddings(&req.model)?;
-    Ok(Json(providers::embeddings(&app.http, &target, &req).await?).into_response())
+    ex.routed(&target);
+    if ex.audits_request() {
+        ex.record.request = serde_json::to_value(&req).ok();
+    }
+    ex.upstream(providers::embeddings(&app.http, &target, &req))
+        .await
 }
 
 /// Every target, listed by its model id and by its target id (both are
@@ -117,6 +208,20 @@ async fn models(State(app): State<AppState>, headers: HeaderMap) -> Result<Respo
     Ok(Json(json!({"object": "list", "data": data})).into_response())
 }
 
+async fn metrics(State(app): State<AppState>) -> Response {
+    let m = crate::metrics::get();
+    m.config_generation
+        .set(app.store.current().generation as i64);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        m.encode(),
+    )
+        .into_response()
+}
+
 /// Ready once a config is loaded and its pack is enabled.
 async fn readyz(State(app): State<AppState>) -> Response {
     let rt = app.store.current();
@@ -133,23 +238,4 @@ async fn not_found(req: Request) -> ApiError {
         req.method(),
         req.uri().path()
     ))
-}
-
-/// Chunks as server-sent events. `[DONE]` is sent only after a clean end; an
-/// error becomes one final `{"error": …}` event, so no client mistakes a
-/// broken stream for a finished one.
-fn sse(stream: ChunkStream) -> Response {
-    let events = futures::stream::unfold(Some(stream), |state| async move {
-        let mut stream = state?;
-        match stream.next().await {
-            Some(Ok(chunk)) => Some((Event::default().data(chunk.to_string()), Some(stream))),
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "stream ended with an error");
-                Some((Event::default().data(e.body().to_string()), None))
-            }
-            None => Some((Event::default().data("[DONE]"), None)),
-        }
-    })
-    .map(Ok::<_, Infallible>);
-    Sse::new(events).into_response()
 }

@@ -3,6 +3,8 @@
 //! behind gRPC with the Hugging Face download cache).
 
 fn main() -> std::process::ExitCode {
-    eprintln!("sluice-worker: the inference worker is not implemented in this build yet; point an openai:{{model}} target at an OpenAI-compatible server instead");
+    eprintln!(
+        "sluice-worker: the inference worker is not implemented in this build yet; point an openai:{{model}} target at an OpenAI-compatible server instead"
+    );
     std::process::ExitCode::from(2)
 }

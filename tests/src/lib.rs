@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 /// → `<target>/<profile>`.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_path_buf()
 }
 
 pub fn binary(name: &str) -> PathBuf {
@@ -27,7 +30,11 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running `sluice-gateway run`, killed on drop. Its stderr is kept so
@@ -47,7 +54,11 @@ pub struct GatewayOptions<'a> {
 
 impl Default for GatewayOptions<'_> {
     fn default() -> Self {
-        GatewayOptions { env: Vec::new(), hf_inference_url: None, rust_log: "info" }
+        GatewayOptions {
+            env: Vec::new(),
+            hf_inference_url: None,
+            rust_log: "info",
+        }
     }
 }
 
@@ -57,26 +68,40 @@ impl Gateway {
     }
 
     pub fn start_with(pack: &str, opts: GatewayOptions<'_>) -> Gateway {
-        Self::try_start(pack, opts).unwrap_or_else(|(code, logs)| panic!("gateway exited ({code:?}) at start:\n{logs}"))
+        Self::try_start(pack, opts)
+            .unwrap_or_else(|(code, logs)| panic!("gateway exited ({code:?}) at start:\n{logs}"))
     }
 
     /// Starts the gateway; `Err` carries the exit status and the logs if it
     /// exits before becoming ready.
-    pub fn try_start(pack: &str, opts: GatewayOptions<'_>) -> Result<Gateway, (Option<i32>, String)> {
+    pub fn try_start(
+        pack: &str,
+        opts: GatewayOptions<'_>,
+    ) -> Result<Gateway, (Option<i32>, String)> {
         let dir = tempdir::TempDir::new();
         let config = dir.path().join("policy-config.yaml");
         std::fs::write(&config, pack).unwrap();
         let port = free_port();
         let mut cmd = Command::new(binary("sluice-gateway"));
-        cmd.arg("run").arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--policy-config").arg(&config);
+        cmd.arg("run")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--policy-config")
+            .arg(&config);
         if let Some(url) = &opts.hf_inference_url {
             cmd.arg("--hf-inference-url").arg(url);
         }
-        cmd.env("RUST_LOG", opts.rust_log).env_remove("SLUICE_HF_INFERENCE_URL").current_dir(dir.path());
+        cmd.env("RUST_LOG", opts.rust_log)
+            .env_remove("SLUICE_HF_INFERENCE_URL")
+            .current_dir(dir.path());
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
-        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn sluice-gateway");
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sluice-gateway");
         let logs = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().unwrap();
         let sink = logs.clone();
@@ -87,7 +112,12 @@ impl Gateway {
                 l.push('\n');
             }
         });
-        let mut gw = Gateway { child, port, dir, logs };
+        let mut gw = Gateway {
+            child,
+            port,
+            dir,
+            logs,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(status)) = gw.child.try_wait() {
@@ -97,7 +127,11 @@ impl Gateway {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Ok(gw);
             }
-            assert!(Instant::now() < deadline, "gateway did not start listening:\n{}", gw.logs());
+            assert!(
+                Instant::now() < deadline,
+                "gateway did not start listening:\n{}",
+                gw.logs()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -144,7 +178,11 @@ pub mod tempdir {
     impl TempDir {
         pub fn new() -> TempDir {
             static N: AtomicU64 = AtomicU64::new(0);
-            let p = std::env::temp_dir().join(format!("sluice-e2e-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+            let p = std::env::temp_dir().join(format!(
+                "sluice-e2e-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::SeqCst)
+            ));
             std::fs::create_dir_all(&p).unwrap();
             TempDir(p)
         }

@@ -17,7 +17,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -43,12 +43,23 @@ impl Upstream {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let shared = Arc::new(Shared::default());
-        let app = axum::Router::new().fallback(handle).with_state(shared.clone());
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(shared.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
-            axum::serve(listener, app).with_graceful_shutdown(async { let _ = rx.await; }).await.unwrap();
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
         });
-        Upstream { port, shared, _shutdown: tx }
+        Upstream {
+            port,
+            shared,
+            _shutdown: tx,
+        }
     }
 
     /// `http://127.0.0.1:PORT/{mode}`
@@ -68,17 +79,31 @@ impl Upstream {
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     let headers: HeaderMap = req.headers().clone();
-    let bytes = axum::body::to_bytes(req.into_body(), 16 << 20).await.unwrap_or_default();
+    let bytes = axum::body::to_bytes(req.into_body(), 16 << 20)
+        .await
+        .unwrap_or_default();
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
-    shared.requests.lock().unwrap().push(Recorded { path: path.clone(), authorization, body: body.clone() });
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    shared.requests.lock().unwrap().push(Recorded {
+        path: path.clone(),
+        authorization,
+        body: body.clone(),
+    });
     let hit = {
         let mut hits = shared.hits.lock().unwrap();
         let n = hits.entry(path.clone()).or_insert(0);
         *n += 1;
         *n
     };
-    let mode = path.trim_start_matches('/').split('/').next().unwrap_or("").to_string();
+    let mode = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_string();
     match mode.as_str() {
         "unauthorized" => return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "Invalid credentials in Authorization header"}))).into_response(),
         "gated" => return (StatusCode::FORBIDDEN, axum::Json(json!({"error": "Access to model org/gated is restricted. You must accept the conditions."}))).into_response(),
@@ -98,7 +123,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     }
     let broken = mode == "broken";
     if path.ends_with("/chat/completions") {
-        openai_chat(&body, broken)
+        openai_chat(&body, broken, reply_pieces(&mode))
     } else if path.ends_with("/embeddings") {
         openai_embeddings(&body)
     } else if path.ends_with("/generate_stream") {
@@ -111,11 +136,19 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
 }
 
 fn last_user_text(body: &Value) -> String {
-    body["messages"].as_array().and_then(|m| m.last()).and_then(|m| m["content"].as_str()).unwrap_or("").to_string()
+    body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("")
+        .to_string()
 }
 
 fn sse_body(events: Vec<String>, break_at_end: bool) -> Response {
-    let mut items: Vec<Result<Bytes, std::io::Error>> = events.into_iter().map(|e| Ok(Bytes::from(format!("data: {e}\n\n")))).collect();
+    let mut items: Vec<Result<Bytes, std::io::Error>> = events
+        .into_iter()
+        .map(|e| Ok(Bytes::from(format!("data: {e}\n\n"))))
+        .collect();
     if break_at_end {
         // An error in the body stream makes hyper abort the connection:
         // the client sees the stream break, not a clean end.
@@ -125,12 +158,35 @@ fn sse_body(events: Vec<String>, break_at_end: bool) -> Response {
         tokio::time::sleep(Duration::from_millis(5)).await;
         item
     });
-    Response::builder().header("content-type", "text/event-stream").body(Body::from_stream(stream)).unwrap()
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(stream))
+        .unwrap()
 }
 
 use futures::StreamExt;
 
-fn openai_chat(body: &Value, broken: bool) -> Response {
+/// What the assistant says, in the pieces it streams: `/pii/` splits an
+/// email address and a phone number across chunks, `/toxic/` turns abusive
+/// midway.
+pub fn reply_pieces(mode: &str) -> Vec<&'static str> {
+    match mode {
+        "pii" => vec![
+            "Sure. Write to jane.do",
+            "e@example.com or call +44 20 79",
+            "46 0958 and ask for the",
+            " billing team; they answer within a day, usually sooner.",
+        ],
+        "toxic" => vec![
+            "Here is my answer. ",
+            "You are a worthless, stupid idiot and everyone hates you, you pathetic moron. ",
+            "Anyway, that is all.",
+        ],
+        _ => vec!["Hello", " world"],
+    }
+}
+
+fn openai_chat(body: &Value, broken: bool, pieces: Vec<&'static str>) -> Response {
     let model = body["model"].as_str().unwrap_or("").to_string();
     if body["stream"].as_bool() == Some(true) {
         let chunk = |delta: Value, finish: Value| {
@@ -138,11 +194,16 @@ fn openai_chat(body: &Value, broken: bool) -> Response {
                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
             .to_string()
         };
-        let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null), chunk(json!({"content": "Hello"}), Value::Null)];
+        let mut events = vec![
+            chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+            chunk(json!({"content": pieces[0]}), Value::Null),
+        ];
         if broken {
             return sse_body(events, true);
         }
-        events.push(chunk(json!({"content": " world"}), Value::Null));
+        for p in &pieces[1..] {
+            events.push(chunk(json!({"content": p}), Value::Null));
+        }
         events.push(chunk(json!({}), json!("stop")));
         if body["stream_options"]["include_usage"].as_bool() == Some(true) {
             events.push(json!({"id": "chatcmpl-up", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [],
@@ -153,7 +214,7 @@ fn openai_chat(body: &Value, broken: bool) -> Response {
     }
     axum::Json(json!({
         "id": "chatcmpl-up", "object": "chat.completion", "created": 1, "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": format!("echo: {}", last_user_text(body))}, "finish_reason": "stop"}],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": if pieces[0] == "Hello" { format!("echo: {}", last_user_text(body)) } else { pieces.concat() }}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
     }))
     .into_response()
@@ -164,7 +225,9 @@ fn openai_embeddings(body: &Value) -> Response {
         Value::Array(a) => a.len(),
         _ => 1,
     };
-    let data: Vec<Value> = (0..n).map(|i| json!({"object": "embedding", "index": i, "embedding": [0.25, 0.5, i as f64]})).collect();
+    let data: Vec<Value> = (0..n)
+        .map(|i| json!({"object": "embedding", "index": i, "embedding": [0.25, 0.5, i as f64]}))
+        .collect();
     axum::Json(json!({"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": 3, "total_tokens": 3}})).into_response()
 }
 
@@ -178,7 +241,9 @@ fn tgi_generate(body: &Value) -> Response {
 }
 
 fn tgi_stream(broken: bool) -> Response {
-    let token = |i: u32, text: &str, special: bool| json!({"index": i, "token": {"id": i, "text": text, "logprob": -0.1, "special": special}, "generated_text": null, "details": null}).to_string();
+    let token = |i: u32, text: &str, special: bool| {
+        json!({"index": i, "token": {"id": i, "text": text, "logprob": -0.1, "special": special}, "generated_text": null, "details": null}).to_string()
+    };
     let mut events = vec![token(1, "Hi", false), token(2, " there", false)];
     if broken {
         events.push(json!({"error": "CUDA out of memory", "error_type": "generation"}).to_string());
@@ -193,14 +258,24 @@ fn tgi_stream(broken: bool) -> Response {
 }
 
 fn feature_extraction(body: &Value, token_level: bool) -> Response {
-    let inputs: Vec<String> = body["inputs"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    let inputs: Vec<String> = body["inputs"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
     let out: Vec<Value> = inputs
         .iter()
         .map(|s| {
             let len = s.len() as f64;
-            if token_level { json!([[len, 1.0, 0.0], [len, 3.0, 1.0]]) } else { json!([len, 0.5, -1.0]) }
+            if token_level {
+                json!([[len, 1.0, 0.0], [len, 3.0, 1.0]])
+            } else {
+                json!([len, 0.5, -1.0])
+            }
         })
         .collect();
     axum::Json(Value::Array(out)).into_response()
 }
-

@@ -4,9 +4,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sluice_e2e::upstream::Upstream;
-use sluice_e2e::{binary, Gateway, GatewayOptions};
+use sluice_e2e::{Gateway, GatewayOptions, binary};
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/examples");
 
@@ -21,7 +21,10 @@ fn examples() -> Vec<std::path::PathBuf> {
 }
 
 fn openai_target(id: &str, up: &Upstream, mode: &str) -> String {
-    format!("    - id: {id}\n      provider: openai:org/{id}\n      base_url: {}/v1\n", up.base(mode))
+    format!(
+        "    - id: {id}\n      provider: openai:org/{id}\n      base_url: {}/v1\n",
+        up.base(mode)
+    )
 }
 
 async fn chat(gw: &Gateway, model: &str, headers: &[(&str, &str)]) -> (u16, Value) {
@@ -32,52 +35,107 @@ async fn chat(gw: &Gateway, model: &str, headers: &[(&str, &str)]) -> (u16, Valu
         req = req.header(*k, *v);
     }
     let resp = req.send().await.unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
 }
 
 #[test]
 fn check_accepts_every_example_and_reports_every_error_with_position() {
     for file in examples() {
-        let out = Command::new(binary("sluice-gateway")).arg("check").arg(&file).output().unwrap();
-        assert!(out.status.success(), "{}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(binary("sluice-gateway"))
+            .arg("check")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).contains(": ok"));
     }
     let dir = sluice_e2e::tempdir::TempDir::new();
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "pack:\n  name: x\nproviders:\n  targets:\n    - id: a\n      provider: huggingface:chat:o/m\n      secret_key_ref:\n        evn: HF_API_TOKEN\n      timeout_seconds: -1\npolicies:\n  chain: [pii-detectr]\n").unwrap();
-    let out = Command::new(binary("sluice-gateway")).arg("check").arg(&bad).output().unwrap();
+    let out = Command::new(binary("sluice-gateway"))
+        .arg("check")
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let f = bad.display();
     assert!(stderr.contains(&format!("{f}:8:9: error: providers.targets[0].secret_key_ref.evn: unknown key 'evn' (did you mean 'env'?)")), "{stderr}");
-    assert!(stderr.contains(&format!("{f}:9:24: error: providers.targets[0].timeout_seconds")), "{stderr}");
-    assert!(stderr.contains("policies.chain[0]: unknown policy 'pii-detectr' (did you mean 'pii-detector'?)"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{f}:9:24: error: providers.targets[0].timeout_seconds"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "policies.chain[0]: unknown policy 'pii-detectr' (did you mean 'pii-detector'?)"
+        ),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_example_starts_a_gateway() {
     for file in examples() {
         let text = std::fs::read_to_string(&file).unwrap();
-        let gw = Gateway::start_with(&text, GatewayOptions { env: vec![("HF_API_TOKEN", "hf_x".into())], ..Default::default() });
+        let gw = Gateway::start_with(
+            &text,
+            GatewayOptions {
+                env: vec![("HF_API_TOKEN", "hf_x".into())],
+                ..Default::default()
+            },
+        );
         let ready = reqwest::get(gw.url("/readyz")).await.unwrap();
         assert_eq!(ready.status(), 200, "{}", file.display());
-        let models: Value = reqwest::get(gw.url("/v1/models")).await.unwrap().json().await.unwrap();
-        assert!(!models["data"].as_array().unwrap().is_empty(), "{}", file.display());
+        let models: Value = reqwest::get(gw.url("/v1/models"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            !models["data"].as_array().unwrap().is_empty(),
+            "{}",
+            file.display()
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invalid_pack_at_startup_is_refused_with_its_errors() {
-    let err = Gateway::try_start("providers:\n  targets:\n    - id: a\n      provider: opnai:x\n", GatewayOptions::default());
-    let Err((code, logs)) = err else { panic!("the gateway started with an invalid pack") };
+    let err = Gateway::try_start(
+        "providers:\n  targets:\n    - id: a\n      provider: opnai:x\n",
+        GatewayOptions::default(),
+    );
+    let Err((code, logs)) = err else {
+        panic!("the gateway started with an invalid pack")
+    };
     assert_eq!(code, Some(1));
-    assert!(logs.contains("providers.targets[0].provider: unknown provider 'opnai:x' (did you mean 'openai'"), "{logs}");
+    assert!(
+        logs.contains(
+            "providers.targets[0].provider: unknown provider 'opnai:x' (did you mean 'openai'"
+        ),
+        "{logs}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hot_reload_applies_valid_changes_refuses_invalid_ones_and_spares_in_flight_requests() {
     let up = Upstream::start().await;
-    let v1 = format!("pack:\n  name: reload\n  version: '1'\nproviders:\n  targets:\n{}{}", openai_target("first", &up, "ok"), openai_target("slow", &up, "slowbody"));
+    let v1 = format!(
+        "pack:\n  name: reload\n  version: '1'\nproviders:\n  targets:\n{}{}",
+        openai_target("first", &up, "ok"),
+        openai_target("slow", &up, "slowbody")
+    );
     let gw = Gateway::start(&v1);
     assert_eq!(chat(&gw, "first", &[]).await.0, 200);
     assert_eq!(chat(&gw, "second", &[]).await.0, 404);
@@ -86,21 +144,58 @@ async fn hot_reload_applies_valid_changes_refuses_invalid_ones_and_spares_in_fli
     let in_flight = {
         let url = gw.url("/v1/chat/completions");
         tokio::spawn(async move {
-            reqwest::Client::new().post(url).json(&json!({"model": "slow", "messages": [{"role": "user", "content": "x"}]})).send().await.unwrap().status().as_u16()
+            reqwest::Client::new()
+                .post(url)
+                .json(&json!({"model": "slow", "messages": [{"role": "user", "content": "x"}]}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
         })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let v2 = format!("pack:\n  name: reload\n  version: '2'\nproviders:\n  targets:\n{}{}", openai_target("first", &up, "ok"), openai_target("second", &up, "ok"));
+    let v2 = format!(
+        "pack:\n  name: reload\n  version: '2'\nproviders:\n  targets:\n{}{}",
+        openai_target("first", &up, "ok"),
+        openai_target("second", &up, "ok")
+    );
     std::fs::write(gw.config_path(), &v2).unwrap();
-    assert!(gw.wait_for_log("version=2", Duration::from_secs(5)), "the change was not applied:\n{}", gw.logs());
+    assert!(
+        gw.wait_for_log("version=2", Duration::from_secs(5)),
+        "the change was not applied:\n{}",
+        gw.logs()
+    );
     assert_eq!(chat(&gw, "second", &[]).await.0, 200);
-    assert_eq!(in_flight.await.unwrap(), 200, "the in-flight request finished on the old config");
-    assert_eq!(chat(&gw, "slow", &[]).await.0, 404, "new requests see the new config");
+    assert_eq!(
+        in_flight.await.unwrap(),
+        200,
+        "the in-flight request finished on the old config"
+    );
+    assert_eq!(
+        chat(&gw, "slow", &[]).await.0,
+        404,
+        "new requests see the new config"
+    );
 
     // An invalid change is refused and the running config keeps serving.
-    std::fs::write(gw.config_path(), v2.replace("provider: openai:org/second", "provder: openai:org/second")).unwrap();
-    assert!(gw.wait_for_log("REFUSED", Duration::from_secs(5)), "{}", gw.logs());
-    assert!(gw.logs().contains("providers.targets[1].provder: unknown key 'provder' (did you mean 'provider'?)"), "{}", gw.logs());
+    std::fs::write(
+        gw.config_path(),
+        v2.replace("provider: openai:org/second", "provder: openai:org/second"),
+    )
+    .unwrap();
+    assert!(
+        gw.wait_for_log("REFUSED", Duration::from_secs(5)),
+        "{}",
+        gw.logs()
+    );
+    assert!(
+        gw.logs().contains(
+            "providers.targets[1].provder: unknown key 'provder' (did you mean 'provider'?)"
+        ),
+        "{}",
+        gw.logs()
+    );
     assert_eq!(chat(&gw, "second", &[]).await.0, 200);
     std::fs::write(gw.config_path(), "pack: [broken").unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -117,32 +212,79 @@ async fn client_keys_give_roles_and_the_router_routes_by_role() {
         openai_target("small", &up, "ok"),
         openai_target("big", &up, "ok")
     );
-    let gw = Gateway::start_with(&pack, GatewayOptions { env: vec![("SLUICE_E2E_PROD_KEY", "sk-prod-key-456".into())], ..Default::default() });
+    let gw = Gateway::start_with(
+        &pack,
+        GatewayOptions {
+            env: vec![("SLUICE_E2E_PROD_KEY", "sk-prod-key-456".into())],
+            ..Default::default()
+        },
+    );
     let (status, v) = chat(&gw, "small", &[("authorization", "Bearer sk-prod-key-456")]).await;
     assert_eq!(status, 200);
-    assert_eq!(v["model"], "org/big", "production is routed to the big target");
+    assert_eq!(
+        v["model"], "org/big",
+        "production is routed to the big target"
+    );
     assert_eq!(up.last_request().body["model"], "org/big");
-    let (_, v) = chat(&gw, "small", &[("authorization", &format!("Bearer {dev_key}")), ("x-sluice-role", "production")]).await;
-    assert_eq!(v["model"], "org/small", "the role header is ignored unless trust_role_header is on");
+    let (_, v) = chat(
+        &gw,
+        "small",
+        &[
+            ("authorization", &format!("Bearer {dev_key}")),
+            ("x-sluice-role", "production"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        v["model"], "org/small",
+        "the role header is ignored unless trust_role_header is on"
+    );
     let (status, v) = chat(&gw, "small", &[("authorization", "Bearer wrong")]).await;
-    assert_eq!((status, v["error"]["code"].as_str()), (401, Some("invalid_api_key")));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (401, Some("invalid_api_key"))
+    );
     let (status, _) = chat(&gw, "small", &[]).await;
     assert_eq!(status, 401);
-    assert!(!gw.logs().contains("sk-prod-key-456"), "client keys never reach the logs");
+    assert!(
+        !gw.logs().contains("sk-prod-key-456"),
+        "client keys never reach the logs"
+    );
 
-    std::fs::write(gw.config_path(), pack.replace("clients:\n", "clients:\n  trust_role_header: true\n")).unwrap();
+    std::fs::write(
+        gw.config_path(),
+        pack.replace("clients:\n", "clients:\n  trust_role_header: true\n"),
+    )
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let (_, v) = chat(&gw, "small", &[("authorization", &format!("Bearer {dev_key}")), ("x-sluice-role", "production")]).await;
-    assert_eq!(v["model"], "org/big", "with trust_role_header the header's role routes");
+    let (_, v) = chat(
+        &gw,
+        "small",
+        &[
+            ("authorization", &format!("Bearer {dev_key}")),
+            ("x-sluice-role", "production"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        v["model"], "org/big",
+        "with trust_role_header the header's role routes"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_disabled_pack_serves_nothing() {
     let up = Upstream::start().await;
-    let gw = Gateway::start(&format!("pack:\n  name: off\n  enabled: false\nproviders:\n  targets:\n{}", openai_target("a", &up, "ok")));
+    let gw = Gateway::start(&format!(
+        "pack:\n  name: off\n  enabled: false\nproviders:\n  targets:\n{}",
+        openai_target("a", &up, "ok")
+    ));
     let (status, v) = chat(&gw, "a", &[]).await;
     assert_eq!(status, 503);
-    assert!(v["error"]["message"].as_str().unwrap().contains("disabled"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("disabled"),
+        "{v}"
+    );
     assert_eq!(reqwest::get(gw.url("/readyz")).await.unwrap().status(), 503);
     assert!(up.requests().is_empty());
 }

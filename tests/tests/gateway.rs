@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sluice_e2e::upstream::Upstream;
-use sluice_e2e::{sse_events, Gateway, GatewayOptions};
+use sluice_e2e::{Gateway, GatewayOptions, sse_events};
 
 const TOKEN: &str = "hf_test_SECRET_token_value_123";
 
@@ -20,10 +20,16 @@ fn opts(up: &Upstream) -> GatewayOptions<'static> {
 /// A pack with one target per behaviour under test.
 fn pack(up: &Upstream) -> String {
     let openai = |id: &str, mode: &str, extra: &str| {
-        format!("    - id: {id}\n      provider: openai:org/{id}\n      base_url: {}/v1\n      secret_key_ref: {{env: HF_API_TOKEN}}\n{extra}", up.base(mode))
+        format!(
+            "    - id: {id}\n      provider: openai:org/{id}\n      base_url: {}/v1\n      secret_key_ref: {{env: HF_API_TOKEN}}\n{extra}",
+            up.base(mode)
+        )
     };
     let tgi = |id: &str, mode: &str| {
-        format!("    - id: {id}\n      provider: huggingface:chat:org/{id}\n      base_url: {}\n      format: huggingface\n      provider_type: huggingface\n      secret_key_ref: {{env: HF_API_TOKEN}}\n", up.base(mode))
+        format!(
+            "    - id: {id}\n      provider: huggingface:chat:org/{id}\n      base_url: {}\n      format: huggingface\n      provider_type: huggingface\n      secret_key_ref: {{env: HF_API_TOKEN}}\n",
+            up.base(mode)
+        )
     };
     let mut targets = String::new();
     targets += &openai("chat", "ok", "");
@@ -34,18 +40,33 @@ fn pack(up: &Upstream) -> String {
     targets += &openai("broken", "broken", "");
     targets += &openai("badrequest", "badrequest", "");
     targets += &openai("servererror", "servererror", "");
-    targets += &openai("slow", "slow", "      stream_timeout_seconds: 0.5\n      timeout_seconds: 0.5\n");
+    targets += &openai(
+        "slow",
+        "slow",
+        "      stream_timeout_seconds: 0.5\n      timeout_seconds: 0.5\n",
+    );
     targets += &tgi("native", "ok");
     targets += &tgi("nativebroken", "broken");
     targets += "    - id: serverless\n      provider: huggingface:chat:org/serverless-model\n      secret_key_ref: {env: HF_API_TOKEN}\n";
-    targets += &format!("    - id: fe\n      provider: huggingface\n      model: org/fe\n      base_url: {}/fe\n      secret_key_ref: {{env: HF_API_TOKEN}}\n", up.base("ok"));
-    targets += &format!("    - id: fetoken\n      provider: huggingface\n      model: org/fetoken\n      base_url: {}/fe\n      secret_key_ref: {{env: HF_API_TOKEN}}\n", up.base("tokenlevel"));
+    targets += &format!(
+        "    - id: fe\n      provider: huggingface\n      model: org/fe\n      base_url: {}/fe\n      secret_key_ref: {{env: HF_API_TOKEN}}\n",
+        up.base("ok")
+    );
+    targets += &format!(
+        "    - id: fetoken\n      provider: huggingface\n      model: org/fetoken\n      base_url: {}/fe\n      secret_key_ref: {{env: HF_API_TOKEN}}\n",
+        up.base("tokenlevel")
+    );
     targets += "    - id: nosecret\n      provider: huggingface:chat:org/nosecret\n      secret_key_ref: {env: SLUICE_E2E_NEVER_SET}\n";
     format!("pack:\n  name: e2e\n  version: 1.0.0\nproviders:\n  targets:\n{targets}")
 }
 
 async fn post(gw: &Gateway, path: &str, body: Value) -> reqwest::Response {
-    reqwest::Client::new().post(gw.url(path)).json(&body).send().await.unwrap()
+    reqwest::Client::new()
+        .post(gw.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
 }
 
 fn chat_body(model: &str) -> Value {
@@ -73,8 +94,14 @@ async fn openai_compatible_chat_passes_fields_through_and_sends_the_token() {
     assert_eq!(v["choices"][0]["message"]["content"], "echo: hello there");
     let seen = up.last_request();
     assert_eq!(seen.path, "/ok/v1/chat/completions");
-    assert_eq!(seen.authorization.as_deref(), Some(format!("Bearer {TOKEN}").as_str()));
-    assert_eq!(seen.body["model"], "org/chat", "model is rewritten to the target's model");
+    assert_eq!(
+        seen.authorization.as_deref(),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+    assert_eq!(
+        seen.body["model"], "org/chat",
+        "model is rewritten to the target's model"
+    );
     assert_eq!(seen.body["tools"][0]["function"]["name"], "lookup");
     assert_eq!(seen.body["response_format"]["type"], "json_object");
     assert_eq!(seen.body["max_completion_tokens"], 12);
@@ -93,14 +120,32 @@ async fn openai_compatible_stream_ends_with_done_and_carries_usage() {
     body["stream_options"] = json!({"include_usage": true});
     let resp = post(&gw, "/v1/chat/completions", body).await;
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     let events = sse_events(resp).await;
-    assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{events:?}");
-    let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
-    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{events:?}"
+    );
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
     assert_eq!(text, "Hello world");
     assert_eq!(chunks.last().unwrap()["usage"]["total_tokens"], 7);
-    assert_eq!(up.last_request().body["stream_options"]["include_usage"], true);
+    assert_eq!(
+        up.last_request().body["stream_options"]["include_usage"],
+        true
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -112,9 +157,16 @@ async fn a_stream_that_breaks_upstream_ends_with_an_error_event_not_done() {
         body["stream"] = json!(true);
         let events = sse_events(post(&gw, "/v1/chat/completions", body).await).await;
         assert!(!events.iter().any(|e| e == "[DONE]"), "{model}: {events:?}");
-        let last: Value = serde_json::from_str(events.last().unwrap()).unwrap_or_else(|_| panic!("{model}: {events:?}"));
+        let last: Value = serde_json::from_str(events.last().unwrap())
+            .unwrap_or_else(|_| panic!("{model}: {events:?}"));
         assert_eq!(last["error"]["code"], "upstream_error", "{model}: {last}");
-        assert!(last["error"]["message"].as_str().unwrap().contains(model.trim_start_matches("org/")), "{last}");
+        assert!(
+            last["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(model.trim_start_matches("org/")),
+            "{last}"
+        );
     }
 }
 
@@ -133,42 +185,83 @@ async fn tgi_native_translates_both_ways() {
     let seen = up.last_request();
     assert_eq!(seen.path, "/ok/generate");
     let prompt = seen.body["inputs"].as_str().unwrap();
-    assert_eq!(prompt, "<|im_start|>system\nbe brief<|im_end|>\n<|im_start|>user\nhello there<|im_end|>\n<|im_start|>assistant\n");
+    assert_eq!(
+        prompt,
+        "<|im_start|>system\nbe brief<|im_end|>\n<|im_start|>user\nhello there<|im_end|>\n<|im_start|>assistant\n"
+    );
     let p = &seen.body["parameters"];
     assert_eq!(p["max_new_tokens"], 20);
     assert_eq!(p["do_sample"], false);
-    assert!(p.get("temperature").is_none(), "TGI refuses temperature 0: {p}");
+    assert!(
+        p.get("temperature").is_none(),
+        "TGI refuses temperature 0: {p}"
+    );
     assert_eq!(p["stop"], json!(["###"]));
     assert_eq!(p["seed"], 7);
     assert_eq!(v["object"], "chat.completion");
     assert_eq!(v["model"], "org/native");
-    assert_eq!(v["choices"][0]["message"]["content"], format!("native reply to {} chars", prompt.len()));
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        format!("native reply to {} chars", prompt.len())
+    );
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
-    assert_eq!(v["usage"], json!({"prompt_tokens": 4, "completion_tokens": 3, "total_tokens": 7}));
+    assert_eq!(
+        v["usage"],
+        json!({"prompt_tokens": 4, "completion_tokens": 3, "total_tokens": 7})
+    );
 
     let mut body = chat_body("native");
     body["stream"] = json!(true);
     body["stream_options"] = json!({"include_usage": true});
     let events = sse_events(post(&gw, "/v1/chat/completions", body).await).await;
     assert_eq!(up.last_request().path, "/ok/generate_stream");
-    assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{events:?}");
-    let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
-    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"));
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{events:?}"
+    );
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["object"] == "chat.completion.chunk")
+    );
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
-    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
     assert_eq!(text, "Hi there", "special tokens are not emitted");
-    let finish: Vec<&Value> = chunks.iter().filter_map(|c| c["choices"][0].get("finish_reason")).filter(|f| !f.is_null()).collect();
+    let finish: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0].get("finish_reason"))
+        .filter(|f| !f.is_null())
+        .collect();
     assert_eq!(finish, [&json!("length")]);
-    assert_eq!(chunks.last().unwrap()["usage"], json!({"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}));
+    assert_eq!(
+        chunks.last().unwrap()["usage"],
+        json!({"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serverless_targets_use_the_overridable_hf_base_url() {
     let up = Upstream::start().await;
     let gw = Gateway::start_with(&pack(&up), opts(&up));
-    let resp = post(&gw, "/v1/chat/completions", chat_body("org/serverless-model")).await;
+    let resp = post(
+        &gw,
+        "/v1/chat/completions",
+        chat_body("org/serverless-model"),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(up.last_request().path, "/hf/models/org/serverless-model/v1/chat/completions");
+    assert_eq!(
+        up.last_request().path,
+        "/hf/models/org/serverless-model/v1/chat/completions"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -176,27 +269,56 @@ async fn upstream_errors_map_to_specific_answers() {
     let up = Upstream::start().await;
     let gw = Gateway::start_with(&pack(&up), opts(&up));
 
-    let (status, err) = error_of(post(&gw, "/v1/chat/completions", chat_body("org/unauthorized")).await).await;
+    let (status, err) =
+        error_of(post(&gw, "/v1/chat/completions", chat_body("org/unauthorized")).await).await;
     assert_eq!(status, 502);
     assert_eq!(err["code"], "upstream_unauthorized");
-    assert!(err["message"].as_str().unwrap().contains("set or verify the token in environment variable HF_API_TOKEN"), "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("set or verify the token in environment variable HF_API_TOKEN"),
+        "{err}"
+    );
 
-    let (status, err) = error_of(post(&gw, "/v1/chat/completions", chat_body("org/gated")).await).await;
+    let (status, err) =
+        error_of(post(&gw, "/v1/chat/completions", chat_body("org/gated")).await).await;
     assert_eq!(status, 502);
-    assert!(err["message"].as_str().unwrap().contains("gated") && err["message"].as_str().unwrap().contains("accept its license"), "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("gated")
+            && err["message"]
+                .as_str()
+                .unwrap()
+                .contains("accept its license"),
+        "{err}"
+    );
 
     let resp = post(&gw, "/v1/chat/completions", chat_body("org/ratelimited")).await;
     assert_eq!(resp.status(), 429);
     assert_eq!(resp.headers()["retry-after"], "7");
 
-    let (status, err) = error_of(post(&gw, "/v1/chat/completions", chat_body("org/badrequest")).await).await;
+    let (status, err) =
+        error_of(post(&gw, "/v1/chat/completions", chat_body("org/badrequest")).await).await;
     assert_eq!(status, 400);
-    assert!(err["message"].as_str().unwrap().contains("max_tokens is too large"), "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_tokens is too large"),
+        "{err}"
+    );
 
-    let (status, err) = error_of(post(&gw, "/v1/chat/completions", chat_body("org/servererror")).await).await;
+    let (status, err) =
+        error_of(post(&gw, "/v1/chat/completions", chat_body("org/servererror")).await).await;
     assert_eq!(status, 502);
-    assert_eq!(err["message"], "target 'servererror' failed (upstream HTTP 500)");
-    assert!(!err.to_string().contains("stack trace"), "upstream internals must not reach the client");
+    assert_eq!(
+        err["message"],
+        "target 'servererror' failed (upstream HTTP 500)"
+    );
+    assert!(
+        !err.to_string().contains("stack trace"),
+        "upstream internals must not reach the client"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -205,7 +327,11 @@ async fn a_loading_model_is_waited_for_within_the_timeout() {
     let gw = Gateway::start_with(&pack(&up), opts(&up));
     let resp = post(&gw, "/v1/chat/completions", chat_body("org/loading")).await;
     assert_eq!(resp.status(), 200);
-    let calls = up.requests().iter().filter(|r| r.path == "/loading/v1/chat/completions").count();
+    let calls = up
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/loading/v1/chat/completions")
+        .count();
     assert_eq!(calls, 3, "two 503 'loading' answers, then the real one");
 }
 
@@ -214,67 +340,162 @@ async fn slow_upstreams_time_out_with_504() {
     let up = Upstream::start().await;
     let gw = Gateway::start_with(&pack(&up), opts(&up));
     let started = std::time::Instant::now();
-    let (status, err) = error_of(post(&gw, "/v1/chat/completions", chat_body("org/slow")).await).await;
+    let (status, err) =
+        error_of(post(&gw, "/v1/chat/completions", chat_body("org/slow")).await).await;
     assert_eq!(status, 504);
     assert_eq!(err["code"], "upstream_timeout");
     let mut body = chat_body("org/slow");
     body["stream"] = json!(true);
     let (status, _) = error_of(post(&gw, "/v1/chat/completions", body).await).await;
     assert_eq!(status, 504, "slow first byte on a stream");
-    assert!(started.elapsed() < Duration::from_secs(3), "the timeouts (0.5 s) fired before the upstream (3 s) answered");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the timeouts (0.5 s) fired before the upstream (3 s) answered"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn embeddings_from_feature_extraction_and_openai_upstreams() {
     let up = Upstream::start().await;
     let gw = Gateway::start_with(&pack(&up), opts(&up));
-    let v: Value = post(&gw, "/v1/embeddings", json!({"model": "org/fe", "input": "abcd"})).await.json().await.unwrap();
+    let v: Value = post(
+        &gw,
+        "/v1/embeddings",
+        json!({"model": "org/fe", "input": "abcd"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(v["object"], "list");
     assert_eq!(v["data"][0]["embedding"], json!([4.0, 0.5, -1.0]));
     assert_eq!(up.last_request().body, json!({"inputs": ["abcd"]}));
 
-    let v: Value = post(&gw, "/v1/embeddings", json!({"model": "org/fetoken", "input": ["ab", "abc"]})).await.json().await.unwrap();
+    let v: Value = post(
+        &gw,
+        "/v1/embeddings",
+        json!({"model": "org/fetoken", "input": ["ab", "abc"]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(v["data"][1]["index"], 1);
-    assert_eq!(v["data"][1]["embedding"], json!([3.0, 2.0, 0.5]), "token vectors are mean-pooled");
+    assert_eq!(
+        v["data"][1]["embedding"],
+        json!([3.0, 2.0, 0.5]),
+        "token vectors are mean-pooled"
+    );
 
-    let v: Value = post(&gw, "/v1/embeddings", json!({"model": "org/fe", "input": "ab", "encoding_format": "base64"})).await.json().await.unwrap();
+    let v: Value = post(
+        &gw,
+        "/v1/embeddings",
+        json!({"model": "org/fe", "input": "ab", "encoding_format": "base64"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let b64 = v["data"][0]["embedding"].as_str().unwrap();
     use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
-    let floats: Vec<f32> = bytes.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    let floats: Vec<f32> = bytes
+        .chunks(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     assert_eq!(floats, [2.0, 0.5, -1.0]);
 
-    let v: Value = post(&gw, "/v1/embeddings", json!({"model": "org/chat", "input": ["x", "y"]})).await.json().await.unwrap();
+    let v: Value = post(
+        &gw,
+        "/v1/embeddings",
+        json!({"model": "org/chat", "input": ["x", "y"]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(v["data"][1]["embedding"], json!([0.25, 0.5, 1.0]));
     assert_eq!(up.last_request().path, "/ok/v1/embeddings");
 
-    let (status, err) = error_of(post(&gw, "/v1/embeddings", json!({"model": "org/native", "input": "x"})).await).await;
-    assert_eq!((status, err["code"].as_str()), (404, Some("model_not_found")), "a chat-only target serves no embeddings");
+    let (status, err) = error_of(
+        post(
+            &gw,
+            "/v1/embeddings",
+            json!({"model": "org/native", "input": "x"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (404, Some("model_not_found")),
+        "a chat-only target serves no embeddings"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn models_unknown_models_missing_secrets_and_bad_requests() {
     let up = Upstream::start().await;
     let gw = Gateway::start_with(&pack(&up), opts(&up));
-    let v: Value = reqwest::get(gw.url("/v1/models")).await.unwrap().json().await.unwrap();
+    let v: Value = reqwest::get(gw.url("/v1/models"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["object"], "list");
-    let ids: Vec<&str> = v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
-    assert!(ids.contains(&"org/native") && ids.contains(&"native"), "{ids:?}");
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"org/native") && ids.contains(&"native"),
+        "{ids:?}"
+    );
 
-    let (status, err) = error_of(post(&gw, "/v1/chat/completions", chat_body("org/natve")).await).await;
-    assert_eq!((status, err["code"].as_str()), (404, Some("model_not_found")));
-    assert!(err["message"].as_str().unwrap().contains("did you mean 'org/native'"), "{err}");
+    let (status, err) =
+        error_of(post(&gw, "/v1/chat/completions", chat_body("org/natve")).await).await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (404, Some("model_not_found"))
+    );
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean 'org/native'"),
+        "{err}"
+    );
 
-    let (status, err) = error_of(post(&gw, "/v1/chat/completions", chat_body("org/nosecret")).await).await;
+    let (status, err) =
+        error_of(post(&gw, "/v1/chat/completions", chat_body("org/nosecret")).await).await;
     assert_eq!(status, 503);
     let msg = err["message"].as_str().unwrap();
-    assert!(msg.contains("'nosecret'") && msg.contains("SLUICE_E2E_NEVER_SET"), "{msg}");
-    assert!(gw.logs().contains("target unavailable"), "the startup log names the unavailable target");
+    assert!(
+        msg.contains("'nosecret'") && msg.contains("SLUICE_E2E_NEVER_SET"),
+        "{msg}"
+    );
+    assert!(
+        gw.logs().contains("target unavailable"),
+        "the startup log names the unavailable target"
+    );
 
-    let resp = reqwest::Client::new().post(gw.url("/v1/chat/completions")).body("{not json").send().await.unwrap();
+    let resp = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     let (status, err) = error_of(resp).await;
     assert_eq!(status, 400);
-    assert!(err["message"].as_str().unwrap().contains("line 1 column 2"), "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("line 1 column 2"),
+        "{err}"
+    );
 
     let mut body = chat_body("org/chat");
     body["n"] = json!(3);
@@ -285,11 +506,28 @@ async fn models_unknown_models_missing_secrets_and_bad_requests() {
     body["messages"][1]["role"] = json!("wizard");
     let (status, err) = error_of(post(&gw, "/v1/chat/completions", body).await).await;
     assert_eq!(status, 400);
-    assert!(err["message"].as_str().unwrap().contains("messages[1].role 'wizard'"), "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("messages[1].role 'wizard'"),
+        "{err}"
+    );
 
     let big = "x".repeat(5 * 1024 * 1024);
-    let (status, err) = error_of(post(&gw, "/v1/chat/completions", json!({"model": "org/chat", "messages": [{"role": "user", "content": big}]})).await).await;
-    assert_eq!((status, err["code"].as_str()), (413, Some("request_too_large")));
+    let (status, err) = error_of(
+        post(
+            &gw,
+            "/v1/chat/completions",
+            json!({"model": "org/chat", "messages": [{"role": "user", "content": big}]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (413, Some("request_too_large"))
+    );
 
     let ready = reqwest::get(gw.url("/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200);
@@ -302,7 +540,15 @@ async fn the_token_never_appears_in_logs_or_answers() {
     let up = Upstream::start().await;
     let gw = Gateway::start_with(&pack(&up), opts(&up));
     let mut answers = String::new();
-    for model in ["org/chat", "org/unauthorized", "org/gated", "org/servererror", "org/broken", "org/nosecret", "org/native"] {
+    for model in [
+        "org/chat",
+        "org/unauthorized",
+        "org/gated",
+        "org/servererror",
+        "org/broken",
+        "org/nosecret",
+        "org/native",
+    ] {
         for stream in [false, true] {
             let mut body = chat_body(model);
             body["stream"] = json!(stream);
@@ -311,10 +557,18 @@ async fn the_token_never_appears_in_logs_or_answers() {
             answers += &resp.text().await.unwrap_or_default();
         }
     }
-    assert_eq!(up.requests().iter().filter(|r| r.authorization.as_deref() == Some(&format!("Bearer {TOKEN}"))).count() > 5, true);
+    assert!(
+        up.requests()
+            .iter()
+            .filter(|r| r.authorization.as_deref() == Some(&format!("Bearer {TOKEN}")))
+            .count() > 5
+    );
     std::thread::sleep(Duration::from_millis(200));
     let logs = gw.logs();
-    assert!(logs.contains("DEBUG"), "the gateway ran with debug logging, so the check covers every log line");
+    assert!(
+        logs.contains("DEBUG"),
+        "the gateway ran with debug logging, so the check covers every log line"
+    );
     assert!(!logs.contains(TOKEN), "the token leaked into the logs");
     assert!(!answers.contains(TOKEN), "the token leaked into an answer");
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use base64::Engine;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::{http, json_body};
@@ -13,32 +13,56 @@ use crate::error::ApiError;
 use crate::openai::{EmbeddingInput, EmbeddingsRequest};
 use crate::runtime::TargetRuntime;
 
-pub async fn embeddings(client: &reqwest::Client, target: &Arc<TargetRuntime>, req: &EmbeddingsRequest) -> Result<Value, ApiError> {
+pub async fn embeddings(
+    client: &reqwest::Client,
+    target: &Arc<TargetRuntime>,
+    req: &EmbeddingsRequest,
+) -> Result<Value, ApiError> {
     let inputs = match &req.input {
         EmbeddingInput::One(s) => vec![s.clone()],
         EmbeddingInput::Many(v) => v.clone(),
         EmbeddingInput::Tokens(_) => {
             return Err(ApiError::InvalidParam {
-                message: format!("target '{}' (feature-extraction) takes text input, not token ids", target.spec.id),
+                message: format!(
+                    "target '{}' (feature-extraction) takes text input, not token ids",
+                    target.spec.id
+                ),
                 param: "input",
-            })
+            });
         }
     };
     if inputs.is_empty() {
-        return Err(ApiError::InvalidParam { message: "input must not be empty".into(), param: "input" });
+        return Err(ApiError::InvalidParam {
+            message: "input must not be empty".into(),
+            param: "input",
+        });
     }
     let base64 = match req.encoding_format.as_deref() {
         None | Some("float") => false,
         Some("base64") => true,
         Some(other) => {
-            return Err(ApiError::InvalidParam { message: format!("encoding_format '{other}' is not one of float, base64"), param: "encoding_format" })
+            return Err(ApiError::InvalidParam {
+                message: format!("encoding_format '{other}' is not one of float, base64"),
+                param: "encoding_format",
+            });
         }
     };
     let deadline = Instant::now() + target.spec.timeout;
-    let resp = http::post(client, target, &target.endpoints.embeddings, &json!({ "inputs": inputs }), deadline).await?;
+    let resp = http::post(
+        client,
+        target,
+        &target.endpoints.embeddings,
+        &json!({ "inputs": inputs }),
+        deadline,
+    )
+    .await?;
     let body = json_body(target, resp, deadline).await?;
-    let vectors = vectors(&body, inputs.len())
-        .ok_or_else(|| ApiError::Upstream(format!("target '{}' answered feature-extraction with an unexpected shape", target.spec.id)))?;
+    let vectors = vectors(&body, inputs.len()).ok_or_else(|| {
+        ApiError::Upstream(format!(
+            "target '{}' answered feature-extraction with an unexpected shape",
+            target.spec.id
+        ))
+    })?;
     let data: Vec<Value> = vectors
         .into_iter()
         .enumerate()
@@ -53,7 +77,9 @@ pub async fn embeddings(client: &reqwest::Client, target: &Arc<TargetRuntime>, r
         })
         .collect();
     // Feature-extraction reports no token counts; zeros say "unknown" here.
-    Ok(json!({"object": "list", "data": data, "model": target.spec.model, "usage": {"prompt_tokens": 0, "total_tokens": 0}}))
+    Ok(
+        json!({"object": "list", "data": data, "model": target.spec.model, "usage": {"prompt_tokens": 0, "total_tokens": 0}}),
+    )
 }
 
 /// One vector per input, from a `[n][dim]` answer, a `[n][tokens][dim]`
@@ -71,18 +97,29 @@ fn vectors(body: &Value, n: usize) -> Option<Vec<Vec<f32>>> {
     let out: Vec<Vec<f32>> = match depth {
         1 if n == 1 => vec![floats(body)?],
         2 => body.as_array()?.iter().map(floats).collect::<Option<_>>()?,
-        3 => body.as_array()?.iter().map(mean_pool).collect::<Option<_>>()?,
+        3 => body
+            .as_array()?
+            .iter()
+            .map(mean_pool)
+            .collect::<Option<_>>()?,
         _ => return None,
     };
     (out.len() == n).then_some(out)
 }
 
 fn floats(v: &Value) -> Option<Vec<f32>> {
-    v.as_array()?.iter().map(|x| x.as_f64().map(|f| f as f32)).collect()
+    v.as_array()?
+        .iter()
+        .map(|x| x.as_f64().map(|f| f as f32))
+        .collect()
 }
 
 fn mean_pool(tokens: &Value) -> Option<Vec<f32>> {
-    let rows: Vec<Vec<f32>> = tokens.as_array()?.iter().map(floats).collect::<Option<_>>()?;
+    let rows: Vec<Vec<f32>> = tokens
+        .as_array()?
+        .iter()
+        .map(floats)
+        .collect::<Option<_>>()?;
     let dim = rows.first()?.len();
     if rows.iter().any(|r| r.len() != dim) {
         return None;
@@ -102,10 +139,20 @@ mod tests {
 
     #[test]
     fn sentence_level_token_level_and_bare_vectors() {
-        assert_eq!(vectors(&json!([[1.0, 2.0], [3.0, 4.0]]), 2), Some(vec![vec![1.0, 2.0], vec![3.0, 4.0]]));
-        assert_eq!(vectors(&json!([[[1.0, 2.0], [3.0, 6.0]]]), 1), Some(vec![vec![2.0, 4.0]]));
+        assert_eq!(
+            vectors(&json!([[1.0, 2.0], [3.0, 4.0]]), 2),
+            Some(vec![vec![1.0, 2.0], vec![3.0, 4.0]])
+        );
+        assert_eq!(
+            vectors(&json!([[[1.0, 2.0], [3.0, 6.0]]]), 1),
+            Some(vec![vec![2.0, 4.0]])
+        );
         assert_eq!(vectors(&json!([0.5, 0.25]), 1), Some(vec![vec![0.5, 0.25]]));
-        assert_eq!(vectors(&json!([[1.0], [2.0]]), 3), None, "count mismatch must be refused");
+        assert_eq!(
+            vectors(&json!([[1.0], [2.0]]), 3),
+            None,
+            "count mismatch must be refused"
+        );
         assert_eq!(vectors(&json!({"error": "x"}), 1), None);
     }
 }

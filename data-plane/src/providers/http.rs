@@ -37,6 +37,13 @@ pub async fn post(
             Ok(Ok(resp)) => resp,
         };
         let status = resp.status();
+        crate::metrics::get()
+            .upstream_status
+            .get_or_create(&crate::metrics::StatusLabels {
+                target: target.spec.id.clone(),
+                status: status.as_u16(),
+            })
+            .inc();
         if status.is_success() {
             return Ok(resp);
         }
@@ -46,8 +53,8 @@ pub async fn post(
             Ok(Ok(t)) => t,
             _ => String::new(),
         };
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            if let Some(wait) = loading_wait(&text) {
+        if status == StatusCode::SERVICE_UNAVAILABLE
+            && let Some(wait) = loading_wait(&text) {
                 let wait = wait.min(MAX_LOADING_WAIT);
                 if Instant::now() + wait < deadline {
                     tracing::info!(target_id = %target.spec.id, wait_ms = wait.as_millis() as u64, "upstream model is loading; waiting");
@@ -59,7 +66,6 @@ pub async fn post(
                     target.spec.id
                 )));
             }
-        }
         return Err(status_error(target, status, &headers, &text));
     }
 }
@@ -68,7 +74,10 @@ pub async fn post(
 fn loading_wait(body: &str) -> Option<Duration> {
     let v: Value = serde_json::from_str(body).ok()?;
     let est = v.get("estimated_time").and_then(Value::as_f64);
-    let loading = v.get("error").and_then(Value::as_str).is_some_and(|e| e.contains("loading"));
+    let loading = v
+        .get("error")
+        .and_then(Value::as_str)
+        .is_some_and(|e| e.contains("loading"));
     match (est, loading) {
         (Some(s), _) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s.max(0.05))),
         (None, true) => Some(Duration::from_secs(1)),
@@ -83,21 +92,41 @@ pub fn timeout(target: &TargetRuntime, what: &str) -> ApiError {
 fn transport_error(target: &TargetRuntime, e: &reqwest::Error) -> ApiError {
     // reqwest errors can carry the URL; they are logged, never sent.
     tracing::warn!(target_id = %target.spec.id, error = %e, "upstream request failed");
-    let what = if e.is_connect() { "could not connect" } else if e.is_timeout() { "timed out" } else { "request failed" };
+    let what = if e.is_connect() {
+        "could not connect"
+    } else if e.is_timeout() {
+        "timed out"
+    } else {
+        "request failed"
+    };
     ApiError::Upstream(format!("target '{}': {what}", target.spec.id))
 }
 
 /// Maps a failed upstream status to the gateway's answer.
-pub fn status_error(target: &TargetRuntime, status: StatusCode, headers: &HeaderMap, body: &str) -> ApiError {
+pub fn status_error(
+    target: &TargetRuntime,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &str,
+) -> ApiError {
     let id = &target.spec.id;
-    let var = target.spec.secret_env.as_deref().unwrap_or("secret_key_ref.env");
+    let var = target
+        .spec
+        .secret_env
+        .as_deref()
+        .unwrap_or("secret_key_ref.env");
     match status.as_u16() {
         401 => ApiError::UpstreamAuth {
-            message: format!("target '{id}' rejected the gateway's credentials (HTTP 401): set or verify the token in environment variable {var}"),
+            message: format!(
+                "target '{id}' rejected the gateway's credentials (HTTP 401): set or verify the token in environment variable {var}"
+            ),
             code: "upstream_unauthorized",
         },
         403 => ApiError::UpstreamAuth {
-            message: format!("target '{id}' refused access to model '{}' (HTTP 403): the model is gated — accept its license on Hugging Face with the account that owns the token in {var}", target.spec.model),
+            message: format!(
+                "target '{id}' refused access to model '{}' (HTTP 403): the model is gated — accept its license on Hugging Face with the account that owns the token in {var}",
+                target.spec.model
+            ),
             code: "upstream_forbidden",
         },
         429 => ApiError::RateLimited {
@@ -105,8 +134,15 @@ pub fn status_error(target: &TargetRuntime, status: StatusCode, headers: &Header
             retry_after: headers.get(axum::http::header::RETRY_AFTER).cloned(),
         },
         400 | 413 | 422 => ApiError::UpstreamRejected {
-            status: if status.as_u16() == 413 { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::BAD_REQUEST },
-            message: format!("target '{id}' rejected the request: {}", upstream_message(body)),
+            status: if status.as_u16() == 413 {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            },
+            message: format!(
+                "target '{id}' rejected the request: {}",
+                upstream_message(body)
+            ),
         },
         code => {
             tracing::warn!(target_id = %id, status = code, body = %truncate(body, 300), "upstream error");
@@ -119,7 +155,10 @@ pub fn status_error(target: &TargetRuntime, status: StatusCode, headers: &Header
 fn upstream_message(body: &str) -> String {
     let parsed: Option<Value> = serde_json::from_str(body).ok();
     let msg = parsed.as_ref().and_then(|v| {
-        v.pointer("/error/message").and_then(Value::as_str).or_else(|| v.get("error").and_then(Value::as_str)).or_else(|| v.get("message").and_then(Value::as_str))
+        v.pointer("/error/message")
+            .and_then(Value::as_str)
+            .or_else(|| v.get("error").and_then(Value::as_str))
+            .or_else(|| v.get("message").and_then(Value::as_str))
     });
     truncate(msg.unwrap_or(body), 500).to_string()
 }
@@ -132,7 +171,11 @@ fn truncate(s: &str, max: usize) -> &str {
 }
 
 /// Ends the stream with a timeout error when no item arrives within `idle`.
-pub fn with_idle_timeout<S, T>(stream: S, idle: Duration, target_id: String) -> impl Stream<Item = Result<T, ApiError>>
+pub fn with_idle_timeout<S, T>(
+    stream: S,
+    idle: Duration,
+    target_id: String,
+) -> impl Stream<Item = Result<T, ApiError>>
 where
     S: Stream<Item = Result<T, ApiError>> + Send + 'static,
 {
@@ -159,14 +202,19 @@ where
 }
 
 /// An upstream's body as a stream of SSE `data:` payloads.
-pub fn sse_data(resp: reqwest::Response, target_id: String) -> impl Stream<Item = Result<String, ApiError>> {
+pub fn sse_data(
+    resp: reqwest::Response,
+    target_id: String,
+) -> impl Stream<Item = Result<String, ApiError>> {
     use eventsource_stream::Eventsource;
     let id = target_id.clone();
     resp.bytes_stream().eventsource().map(move |ev| match ev {
         Ok(ev) => Ok(ev.data),
         Err(e) => {
             tracing::warn!(target_id = %id, error = %e, "upstream stream broke");
-            Err(ApiError::Upstream(format!("target '{id}': the upstream stream broke")))
+            Err(ApiError::Upstream(format!(
+                "target '{id}': the upstream stream broke"
+            )))
         }
     })
 }
@@ -177,15 +225,27 @@ mod tests {
 
     #[test]
     fn loading_bodies_give_a_wait() {
-        assert_eq!(loading_wait(r#"{"error":"Model x is currently loading","estimated_time":2.5}"#), Some(Duration::from_millis(2500)));
-        assert_eq!(loading_wait(r#"{"error":"Model x is currently loading"}"#), Some(Duration::from_secs(1)));
+        assert_eq!(
+            loading_wait(r#"{"error":"Model x is currently loading","estimated_time":2.5}"#),
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(
+            loading_wait(r#"{"error":"Model x is currently loading"}"#),
+            Some(Duration::from_secs(1))
+        );
         assert_eq!(loading_wait(r#"{"error":"overloaded"}"#), None);
         assert_eq!(loading_wait("Service Unavailable"), None);
     }
 
     #[test]
     fn upstream_messages_are_extracted_from_either_shape() {
-        assert_eq!(upstream_message(r#"{"error":{"message":"too long"}}"#), "too long");
-        assert_eq!(upstream_message(r#"{"error":"Input validation error"}"#), "Input validation error");
+        assert_eq!(
+            upstream_message(r#"{"error":{"message":"too long"}}"#),
+            "too long"
+        );
+        assert_eq!(
+            upstream_message(r#"{"error":"Input validation error"}"#),
+            "Input validation error"
+        );
     }
 }

@@ -27,21 +27,35 @@ pub enum ChatReply {
     Stream(ChunkStream),
 }
 
-pub async fn chat(http: &reqwest::Client, target: &Arc<TargetRuntime>, req: &ChatRequest) -> Result<ChatReply, ApiError> {
+pub async fn chat(
+    http: &reqwest::Client,
+    target: &Arc<TargetRuntime>,
+    req: &ChatRequest,
+) -> Result<ChatReply, ApiError> {
     target.ensure_available()?;
     match target.spec.protocol {
         Protocol::OpenAiCompatible => openai_compat::chat(http, target, req).await,
         Protocol::TgiNative => tgi::chat(http, target, req).await,
-        Protocol::FeatureExtraction => Err(ApiError::BadRequest(format!("target '{}' serves embeddings only", target.spec.id))),
+        Protocol::FeatureExtraction => Err(ApiError::BadRequest(format!(
+            "target '{}' serves embeddings only",
+            target.spec.id
+        ))),
     }
 }
 
-pub async fn embeddings(http: &reqwest::Client, target: &Arc<TargetRuntime>, req: &EmbeddingsRequest) -> Result<Value, ApiError> {
+pub async fn embeddings(
+    http: &reqwest::Client,
+    target: &Arc<TargetRuntime>,
+    req: &EmbeddingsRequest,
+) -> Result<Value, ApiError> {
     target.ensure_available()?;
     match target.spec.protocol {
         Protocol::OpenAiCompatible => openai_compat::embeddings(http, target, req).await,
         Protocol::FeatureExtraction => feature_extraction::embeddings(http, target, req).await,
-        Protocol::TgiNative => Err(ApiError::BadRequest(format!("target '{}' serves chat only", target.spec.id))),
+        Protocol::TgiNative => Err(ApiError::BadRequest(format!(
+            "target '{}' serves chat only",
+            target.spec.id
+        ))),
     }
 }
 
@@ -59,12 +73,23 @@ where
 }
 
 /// Reads a JSON body within the deadline.
-async fn json_body(target: &TargetRuntime, resp: reqwest::Response, deadline: tokio::time::Instant) -> Result<Value, ApiError> {
+async fn json_body(
+    target: &TargetRuntime,
+    resp: reqwest::Response,
+    deadline: tokio::time::Instant,
+) -> Result<Value, ApiError> {
     let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
     match tokio::time::timeout(remaining, resp.bytes()).await {
         Err(_) => Err(http::timeout(target, "reading the response")),
-        Ok(Err(_)) => Err(ApiError::Upstream(format!("target '{}': the response broke off", target.spec.id))),
-        Ok(Ok(bytes)) => serde_json::from_slice(&bytes)
-            .map_err(|_| ApiError::Upstream(format!("target '{}' answered with a body that is not JSON", target.spec.id))),
+        Ok(Err(_)) => Err(ApiError::Upstream(format!(
+            "target '{}': the response broke off",
+            target.spec.id
+        ))),
+        Ok(Ok(bytes)) => serde_json::from_slice(&bytes).map_err(|_| {
+            ApiError::Upstream(format!(
+                "target '{}' answered with a body that is not JSON",
+                target.spec.id
+            ))
+        }),
     }
 }

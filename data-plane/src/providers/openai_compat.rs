@@ -9,12 +9,16 @@ use futures::StreamExt;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::{channel_stream, http, json_body, ChatReply};
+use super::{ChatReply, channel_stream, http, json_body};
 use crate::error::ApiError;
 use crate::openai::{ChatRequest, EmbeddingsRequest};
 use crate::runtime::TargetRuntime;
 
-pub async fn chat(client: &reqwest::Client, target: &Arc<TargetRuntime>, req: &ChatRequest) -> Result<ChatReply, ApiError> {
+pub async fn chat(
+    client: &reqwest::Client,
+    target: &Arc<TargetRuntime>,
+    req: &ChatRequest,
+) -> Result<ChatReply, ApiError> {
     let mut body = serde_json::to_value(req).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     body["model"] = Value::String(target.spec.model.clone());
     if !req.stream {
@@ -27,7 +31,11 @@ pub async fn chat(client: &reqwest::Client, target: &Arc<TargetRuntime>, req: &C
     let target = target.clone();
     Ok(ChatReply::Stream(channel_stream(move |tx| async move {
         let id = target.spec.id.clone();
-        let events = http::with_idle_timeout(http::sse_data(resp, id.clone()), target.spec.stream_timeout, id.clone());
+        let events = http::with_idle_timeout(
+            http::sse_data(resp, id.clone()),
+            target.spec.stream_timeout,
+            id.clone(),
+        );
         futures::pin_mut!(events);
         let mut finished = false;
         while let Some(item) = events.next().await {
@@ -36,13 +44,20 @@ pub async fn chat(client: &reqwest::Client, target: &Arc<TargetRuntime>, req: &C
                 Ok(data) => match serde_json::from_str::<Value>(&data) {
                     Ok(v) if v.get("error").is_some() => Err(ApiError::Upstream(format!(
                         "target '{id}' reported an error mid-stream: {}",
-                        v.pointer("/error/message").or_else(|| v.get("error")).map(value_text).unwrap_or_default()
+                        v.pointer("/error/message")
+                            .or_else(|| v.get("error"))
+                            .map(value_text)
+                            .unwrap_or_default()
                     ))),
                     Ok(v) => {
-                        finished |= v.pointer("/choices/0/finish_reason").is_some_and(|f| !f.is_null());
+                        finished |= v
+                            .pointer("/choices/0/finish_reason")
+                            .is_some_and(|f| !f.is_null());
                         Ok(v)
                     }
-                    Err(_) => Err(ApiError::Upstream(format!("target '{id}' sent a stream event that is not JSON"))),
+                    Err(_) => Err(ApiError::Upstream(format!(
+                        "target '{id}' sent a stream event that is not JSON"
+                    ))),
                 },
                 Err(e) => Err(e),
             };
@@ -54,19 +69,36 @@ pub async fn chat(client: &reqwest::Client, target: &Arc<TargetRuntime>, req: &C
         // Closed without [DONE]: complete only if a finish_reason was seen
         // (some servers omit [DONE]); otherwise the stream broke.
         if !finished {
-            let _ = tx.send(Err(ApiError::Upstream(format!("target '{id}' closed the stream before it finished")))).await;
+            let _ = tx
+                .send(Err(ApiError::Upstream(format!(
+                    "target '{id}' closed the stream before it finished"
+                ))))
+                .await;
         }
     })))
 }
 
-pub async fn embeddings(client: &reqwest::Client, target: &Arc<TargetRuntime>, req: &EmbeddingsRequest) -> Result<Value, ApiError> {
+pub async fn embeddings(
+    client: &reqwest::Client,
+    target: &Arc<TargetRuntime>,
+    req: &EmbeddingsRequest,
+) -> Result<Value, ApiError> {
     let mut body = serde_json::to_value(req).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     body["model"] = Value::String(target.spec.model.clone());
     let deadline = Instant::now() + target.spec.timeout;
-    let resp = http::post(client, target, &target.endpoints.embeddings, &body, deadline).await?;
+    let resp = http::post(
+        client,
+        target,
+        &target.endpoints.embeddings,
+        &body,
+        deadline,
+    )
+    .await?;
     json_body(target, resp, deadline).await
 }
 
 fn value_text(v: &Value) -> String {
-    v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
 }

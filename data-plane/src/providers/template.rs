@@ -2,7 +2,7 @@
 //! prompt string with the Jinja syntax of Hugging Face `chat_template`s, so
 //! an operator can paste a model's template from its tokenizer_config.json.
 
-use minijinja::{context, Environment, Error, ErrorKind};
+use minijinja::{Environment, Error, ErrorKind, context};
 use serde::Serialize;
 
 use crate::openai::Message;
@@ -43,7 +43,11 @@ impl ChatTemplate {
             .iter()
             .map(|m| TemplateMessage {
                 // TGI templates know no `developer` role: it is OpenAI's newer name for `system`.
-                role: if m.role == "developer" { "system".to_string() } else { m.role.clone() },
+                role: if m.role == "developer" {
+                    "system".to_string()
+                } else {
+                    m.role.clone()
+                },
                 content: m.text(),
             })
             .collect();
@@ -67,8 +71,13 @@ mod tests {
     #[test]
     fn default_template_renders_chatml_with_generation_prompt() {
         let t = ChatTemplate::new(None).unwrap();
-        let out = t.render(&[msg("system", "be brief"), msg("user", "hi")]).unwrap();
-        assert_eq!(out, "<|im_start|>system\nbe brief<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+        let out = t
+            .render(&[msg("system", "be brief"), msg("user", "hi")])
+            .unwrap();
+        assert_eq!(
+            out,
+            "<|im_start|>system\nbe brief<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+        );
     }
 
     #[test]

@@ -6,12 +6,12 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
-use super::{channel_stream, http, json_body, ChatReply};
+use super::{ChatReply, channel_stream, http, json_body};
 use crate::error::ApiError;
-use crate::openai::{now_unix, ChatRequest, Usage};
+use crate::openai::{ChatRequest, Usage, now_unix};
 use crate::runtime::TargetRuntime;
 
 fn parameters(req: &ChatRequest, stream: bool) -> Value {
@@ -55,14 +55,23 @@ fn finish_reason(tgi: Option<&str>) -> &'static str {
     }
 }
 
-pub async fn chat(client: &reqwest::Client, target: &Arc<TargetRuntime>, req: &ChatRequest) -> Result<ChatReply, ApiError> {
-    let template = target
-        .template
-        .as_ref()
-        .ok_or_else(|| ApiError::Unavailable(format!("target '{}' has no usable chat template", target.spec.id)))?;
-    let prompt = template
-        .render(&req.messages)
-        .map_err(|e| ApiError::BadRequest(format!("target '{}': the chat template refused these messages: {e}", target.spec.id)))?;
+pub async fn chat(
+    client: &reqwest::Client,
+    target: &Arc<TargetRuntime>,
+    req: &ChatRequest,
+) -> Result<ChatReply, ApiError> {
+    let template = target.template.as_ref().ok_or_else(|| {
+        ApiError::Unavailable(format!(
+            "target '{}' has no usable chat template",
+            target.spec.id
+        ))
+    })?;
+    let prompt = template.render(&req.messages).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "target '{}': the chat template refused these messages: {e}",
+            target.spec.id
+        ))
+    })?;
     let body = json!({ "inputs": prompt, "parameters": parameters(req, req.stream) });
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let model = target.spec.model.clone();
@@ -74,15 +83,36 @@ pub async fn chat(client: &reqwest::Client, target: &Arc<TargetRuntime>, req: &C
         let mut v = json_body(target, resp, deadline).await?;
         // The serverless API wraps the answer in a one-element list.
         if let Value::Array(mut items) = v {
-            v = if items.is_empty() { Value::Null } else { items.swap_remove(0) };
+            v = if items.is_empty() {
+                Value::Null
+            } else {
+                items.swap_remove(0)
+            };
         }
-        let text = v.get("generated_text").and_then(Value::as_str).ok_or_else(|| {
-            ApiError::Upstream(format!("target '{}' answered without generated_text", target.spec.id))
-        })?;
+        let text = v
+            .get("generated_text")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                ApiError::Upstream(format!(
+                    "target '{}' answered without generated_text",
+                    target.spec.id
+                ))
+            })?;
         let details = v.get("details");
-        let completion = details.and_then(|d| d.get("generated_tokens")).and_then(Value::as_u64).unwrap_or(0);
-        let prompt_tokens = details.and_then(|d| d.get("prefill")).and_then(Value::as_array).map(|p| p.len() as u64).unwrap_or(0);
-        let reason = finish_reason(details.and_then(|d| d.get("finish_reason")).and_then(Value::as_str));
+        let completion = details
+            .and_then(|d| d.get("generated_tokens"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let prompt_tokens = details
+            .and_then(|d| d.get("prefill"))
+            .and_then(Value::as_array)
+            .map(|p| p.len() as u64)
+            .unwrap_or(0);
+        let reason = finish_reason(
+            details
+                .and_then(|d| d.get("finish_reason"))
+                .and_then(Value::as_str),
+        );
         return Ok(ChatReply::Full(json!({
             "id": id, "object": "chat.completion", "created": created, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": reason, "logprobs": null}],
@@ -91,7 +121,14 @@ pub async fn chat(client: &reqwest::Client, target: &Arc<TargetRuntime>, req: &C
     }
 
     let deadline = Instant::now() + target.spec.stream_timeout;
-    let resp = http::post(client, target, &target.endpoints.generate_stream, &body, deadline).await?;
+    let resp = http::post(
+        client,
+        target,
+        &target.endpoints.generate_stream,
+        &body,
+        deadline,
+    )
+    .await?;
     let include_usage = req.include_usage();
     let target = target.clone();
     Ok(ChatReply::Stream(channel_stream(move |tx| async move {
@@ -100,14 +137,26 @@ pub async fn chat(client: &reqwest::Client, target: &Arc<TargetRuntime>, req: &C
             json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
                    "choices": [{"index": 0, "delta": delta, "finish_reason": reason, "logprobs": null}]})
         };
-        if tx.send(Ok(chunk(json!({"role": "assistant", "content": ""}), None))).await.is_err() {
+        if tx
+            .send(Ok(chunk(json!({"role": "assistant", "content": ""}), None)))
+            .await
+            .is_err()
+        {
             return;
         }
-        let events = http::with_idle_timeout(http::sse_data(resp, tid.clone()), target.spec.stream_timeout, tid.clone());
+        let events = http::with_idle_timeout(
+            http::sse_data(resp, tid.clone()),
+            target.spec.stream_timeout,
+            tid.clone(),
+        );
         futures::pin_mut!(events);
         while let Some(item) = events.next().await {
             let v = match item.and_then(|data| {
-                serde_json::from_str::<Value>(&data).map_err(|_| ApiError::Upstream(format!("target '{tid}' sent a stream event that is not JSON")))
+                serde_json::from_str::<Value>(&data).map_err(|_| {
+                    ApiError::Upstream(format!(
+                        "target '{tid}' sent a stream event that is not JSON"
+                    ))
+                })
             }) {
                 Ok(v) => v,
                 Err(e) => {
@@ -116,22 +165,47 @@ pub async fn chat(client: &reqwest::Client, target: &Arc<TargetRuntime>, req: &C
                 }
             };
             if let Some(err) = v.get("error") {
-                let msg = err.as_str().map(str::to_string).unwrap_or_else(|| err.to_string());
-                let _ = tx.send(Err(ApiError::Upstream(format!("target '{tid}' reported an error mid-stream: {msg}")))).await;
+                let msg = err
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| err.to_string());
+                let _ = tx
+                    .send(Err(ApiError::Upstream(format!(
+                        "target '{tid}' reported an error mid-stream: {msg}"
+                    ))))
+                    .await;
                 return;
             }
             let token = v.get("token");
-            let special = token.and_then(|t| t.get("special")).and_then(Value::as_bool).unwrap_or(false);
-            let text = token.and_then(|t| t.get("text")).and_then(Value::as_str).unwrap_or("");
-            if !special && !text.is_empty() && tx.send(Ok(chunk(json!({"content": text}), None))).await.is_err() {
+            let special = token
+                .and_then(|t| t.get("special"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let text = token
+                .and_then(|t| t.get("text"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if !special
+                && !text.is_empty()
+                && tx
+                    .send(Ok(chunk(json!({"content": text}), None)))
+                    .await
+                    .is_err()
+            {
                 return;
             }
             if let Some(details) = v.get("details").filter(|d| !d.is_null()) {
                 let reason = finish_reason(details.get("finish_reason").and_then(Value::as_str));
                 let _ = tx.send(Ok(chunk(json!({}), Some(reason)))).await;
                 if include_usage {
-                    let completion = details.get("generated_tokens").and_then(Value::as_u64).unwrap_or(0);
-                    let prompt = details.get("input_length").and_then(Value::as_u64).unwrap_or(0);
+                    let completion = details
+                        .get("generated_tokens")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0);
+                    let prompt = details
+                        .get("input_length")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0);
                     let _ = tx
                         .send(Ok(json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
                                         "choices": [], "usage": Usage::new(prompt, completion)})))
@@ -140,6 +214,10 @@ pub async fn chat(client: &reqwest::Client, target: &Arc<TargetRuntime>, req: &C
                 return;
             }
         }
-        let _ = tx.send(Err(ApiError::Upstream(format!("target '{tid}' closed the stream before it finished")))).await;
+        let _ = tx
+            .send(Err(ApiError::Upstream(format!(
+                "target '{tid}' closed the stream before it finished"
+            ))))
+            .await;
     })))
 }

@@ -14,7 +14,7 @@ pub use policies::{Action, Policy, Router};
 pub use reader::ConfigError;
 pub use targets::{Family, Protocol, Target};
 
-use reader::{did_you_mean, Diagnostics, MapReader};
+use reader::{Diagnostics, MapReader, did_you_mean};
 use sha2::{Digest, Sha256};
 use std::fmt;
 use yaml::Value;
@@ -94,7 +94,12 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} error{} in pack", self.0.len(), if self.0.len() == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "{} error{} in pack",
+            self.0.len(),
+            if self.0.len() == 1 { "" } else { "s" }
+        )?;
         for e in &self.0 {
             write!(f, "\n  {e}")?;
         }
@@ -116,16 +121,27 @@ pub fn load(text: &str) -> Result<Loaded, ConfigErrors> {
     })?;
     let mut d = Diagnostics::default();
     if root.value == Value::Null {
-        d.error("", root.mark, "the pack is empty: expected the keys pack, policies and providers");
+        d.error(
+            "",
+            root.mark,
+            "the pack is empty: expected the keys pack, policies and providers",
+        );
         return Err(ConfigErrors(d.errors));
     }
-    let Some(mut r) = MapReader::new(&mut d, &root, "") else { return Err(ConfigErrors(d.errors)) };
+    let Some(mut r) = MapReader::new(&mut d, &root, "") else {
+        return Err(ConfigErrors(d.errors));
+    };
 
     // The guide's routing example has no `pack:` section, so it is optional.
-    let (name, version, enabled) = match r.get("pack").and_then(|n| MapReader::new(&mut d, n, "pack")) {
+    let (name, version, enabled) = match r
+        .get("pack")
+        .and_then(|n| MapReader::new(&mut d, n, "pack"))
+    {
         Some(mut p) => {
             let name = p.required_string(&mut d, "name").unwrap_or_default();
-            let version = p.string(&mut d, "version").unwrap_or_else(|| "0".to_string());
+            let version = p
+                .string(&mut d, "version")
+                .unwrap_or_else(|| "0".to_string());
             let enabled = p.bool(&mut d, "enabled", true);
             p.string(&mut d, "description");
             p.finish(&mut d);
@@ -133,7 +149,11 @@ pub fn load(text: &str) -> Result<Loaded, ConfigErrors> {
         }
         None => {
             if r.get("pack").is_none() {
-                d.warn("pack", root.mark, "no pack: section; the pack is named 'unnamed', version '0'");
+                d.warn(
+                    "pack",
+                    root.mark,
+                    "no pack: section; the pack is named 'unnamed', version '0'",
+                );
             }
             ("unnamed".to_string(), "0".to_string(), true)
         }
@@ -142,7 +162,9 @@ pub fn load(text: &str) -> Result<Loaded, ConfigErrors> {
     let targets = match r.required(&mut d, "providers") {
         Some(n) => match MapReader::new(&mut d, n, "providers") {
             Some(mut p) => {
-                let t = p.required(&mut d, "targets").map(|t| targets::validate_targets(&mut d, t, "providers.targets"));
+                let t = p
+                    .required(&mut d, "targets")
+                    .map(|t| targets::validate_targets(&mut d, t, "providers.targets"));
                 p.finish(&mut d);
                 t.unwrap_or_default()
             }
@@ -155,17 +177,29 @@ pub fn load(text: &str) -> Result<Loaded, ConfigErrors> {
         Some(n) => policies::validate_policies(&mut d, n, "policies", &ids),
         None => Vec::new(),
     };
-    let clients = r.get("clients").map(|n| validate_clients(&mut d, n)).unwrap_or_else(|| Clients {
-        role_header: DEFAULT_ROLE_HEADER.to_string(),
-        ..Clients::default()
-    });
-    let gateway = match r.get("gateway").and_then(|n| MapReader::new(&mut d, n, "gateway")) {
+    let clients = r
+        .get("clients")
+        .map(|n| validate_clients(&mut d, n))
+        .unwrap_or_else(|| Clients {
+            role_header: DEFAULT_ROLE_HEADER.to_string(),
+            ..Clients::default()
+        });
+    let gateway = match r
+        .get("gateway")
+        .and_then(|n| MapReader::new(&mut d, n, "gateway"))
+    {
         Some(mut g) => {
-            let max = g.integer(&mut d, "max_request_bytes", 1024, 1 << 30).map(|v| v as usize);
+            let max = g
+                .integer(&mut d, "max_request_bytes", 1024, 1 << 30)
+                .map(|v| v as usize);
             g.finish(&mut d);
-            GatewaySettings { max_request_bytes: max.unwrap_or(DEFAULT_MAX_REQUEST_BYTES) }
+            GatewaySettings {
+                max_request_bytes: max.unwrap_or(DEFAULT_MAX_REQUEST_BYTES),
+            }
         }
-        None => GatewaySettings { max_request_bytes: DEFAULT_MAX_REQUEST_BYTES },
+        None => GatewaySettings {
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+        },
     };
     r.finish(&mut d);
 
@@ -175,14 +209,28 @@ pub fn load(text: &str) -> Result<Loaded, ConfigErrors> {
     }
     let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
     Ok(Loaded {
-        pack: Pack { name, version, enabled, chain, targets, clients, gateway, sha256 },
+        pack: Pack {
+            name,
+            version,
+            enabled,
+            chain,
+            targets,
+            clients,
+            gateway,
+            sha256,
+        },
         warnings: d.warnings,
     })
 }
 
 fn validate_clients(d: &mut Diagnostics, node: &yaml::Node) -> Clients {
-    let mut clients = Clients { role_header: DEFAULT_ROLE_HEADER.to_string(), ..Clients::default() };
-    let Some(mut r) = MapReader::new(d, node, "clients") else { return clients };
+    let mut clients = Clients {
+        role_header: DEFAULT_ROLE_HEADER.to_string(),
+        ..Clients::default()
+    };
+    let Some(mut r) = MapReader::new(d, node, "clients") else {
+        return clients;
+    };
     clients.trust_role_header = r.bool(d, "trust_role_header", false);
     if let Some(h) = r.string(d, "role_header") {
         clients.role_header = h.to_ascii_lowercase();
@@ -194,13 +242,21 @@ fn validate_clients(d: &mut Diagnostics, node: &yaml::Node) -> Clients {
                     let path = format!("clients.keys[{i}]");
                     if let Some(k) = validate_client_key(d, item, &path) {
                         if clients.keys.iter().any(|o| o.id == k.id) {
-                            d.error(&format!("{path}.id"), item.mark, format!("duplicate client key id '{}'", k.id));
+                            d.error(
+                                &format!("{path}.id"),
+                                item.mark,
+                                format!("duplicate client key id '{}'", k.id),
+                            );
                         }
                         clients.keys.push(k);
                     }
                 }
             }
-            _ => d.error("clients.keys", keys.mark, format!("expected a list of keys, found {}", keys.kind_name())),
+            _ => d.error(
+                "clients.keys",
+                keys.mark,
+                format!("expected a list of keys, found {}", keys.kind_name()),
+            ),
         }
     }
     r.finish(d);
@@ -234,7 +290,11 @@ fn validate_client_key(d: &mut Diagnostics, node: &yaml::Node, path: &str) -> Op
             return None;
         }
     };
-    Some(ClientKey { id: id?, role: role?, secret })
+    Some(ClientKey {
+        id: id?,
+        role: role?,
+        secret,
+    })
 }
 
 /// Suggestion helper re-exported for callers that validate related input

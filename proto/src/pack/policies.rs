@@ -1,17 +1,32 @@
 //! `policies`: the ordered chain and each policy's settings.
-//!
-//! Every policy of the reference guide is parsed and validated here, so a
-//! pack is checked in full even where the gateway does not enforce a policy
-//! yet (see `Policy::enforced_by_gateway`).
 
-use super::reader::{did_you_mean, join, Diagnostics, MapReader};
+use super::reader::{Diagnostics, MapReader, did_you_mean, join};
 use super::yaml::{Mark, Node, Value};
 
-pub const POLICY_NAMES: [&str; 6] =
-    ["prompt-injection", "pii-detector", "safety-filter", "content-filter", "audit-logger", "router"];
-pub const PII_ENTITIES: [&str; 7] =
-    ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN", "US_SSN", "IP_ADDRESS"];
-pub const CONTENT_CATEGORIES: [&str; 5] = ["hate_speech", "harassment", "self_harm", "sexual", "violence"];
+pub const POLICY_NAMES: [&str; 6] = [
+    "prompt-injection",
+    "pii-detector",
+    "safety-filter",
+    "content-filter",
+    "audit-logger",
+    "router",
+];
+pub const PII_ENTITIES: [&str; 7] = [
+    "PERSON",
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "IBAN",
+    "US_SSN",
+    "IP_ADDRESS",
+];
+pub const CONTENT_CATEGORIES: [&str; 5] = [
+    "hate_speech",
+    "harassment",
+    "self_harm",
+    "sexual",
+    "violence",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -21,7 +36,12 @@ pub enum Action {
     Monitor,
 }
 
-fn action(d: &mut Diagnostics, r: &mut MapReader<'_>, allowed: &[&'static str], default: Action) -> Action {
+fn action(
+    d: &mut Diagnostics,
+    r: &mut MapReader<'_>,
+    allowed: &[&'static str],
+    default: Action,
+) -> Action {
     match r.choice(d, "action", allowed) {
         Some("block") => Action::Block,
         Some("redact") => Action::Redact,
@@ -33,7 +53,8 @@ fn action(d: &mut Diagnostics, r: &mut MapReader<'_>, allowed: &[&'static str], 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PromptInjection {
     pub action: Action,
-    pub threshold: f64,
+    /// `None`: the detector's tuned default.
+    pub threshold: Option<f64>,
     pub score_system_messages: bool,
 }
 
@@ -48,14 +69,16 @@ pub struct PiiDetector {
 pub struct SafetyFilter {
     pub check_toxicity: bool,
     pub action: Action,
-    pub threshold: f64,
+    /// `None`: the classifier's tuned default.
+    pub threshold: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContentFilter {
     pub categories: Vec<String>,
     pub action: Action,
-    pub threshold: f64,
+    /// `None`: the classifier's tuned default.
+    pub threshold: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +105,8 @@ pub struct AuditLogger {
     pub include_response: bool,
     pub include_policy_decisions: bool,
     pub on_failure: OnFailure,
+    /// Records waiting for the writer before `on_failure` applies.
+    pub queue_capacity: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,8 +125,14 @@ pub struct Router {
 impl Router {
     /// The target for a caller's role: the first matching rule, else the default.
     pub fn route(&self, role: Option<&str>) -> Option<&str> {
-        let by_role = role.and_then(|role| self.rules.iter().find(|r| r.when_role.as_deref() == Some(role)));
-        by_role.or_else(|| self.rules.iter().find(|r| r.when_role.is_none())).map(|r| r.target.as_str())
+        let by_role = role.and_then(|role| {
+            self.rules
+                .iter()
+                .find(|r| r.when_role.as_deref() == Some(role))
+        });
+        by_role
+            .or_else(|| self.rules.iter().find(|r| r.when_role.is_none()))
+            .map(|r| r.target.as_str())
     }
 }
 
@@ -126,18 +157,18 @@ impl Policy {
             Policy::Router(_) => "router",
         }
     }
-
-    /// Whether this build of the gateway enforces the policy. The others are
-    /// validated, and the gateway says loudly at every load that they are not
-    /// enforced, rather than pretending.
-    pub fn enforced_by_gateway(&self) -> bool {
-        matches!(self, Policy::Router(_))
-    }
 }
 
 /// Validates `policies:`; returns the chain in declared order.
-pub fn validate_policies(d: &mut Diagnostics, node: &Node, path: &str, target_ids: &[&str]) -> Vec<Policy> {
-    let Some(mut r) = MapReader::new(d, node, path) else { return Vec::new() };
+pub fn validate_policies(
+    d: &mut Diagnostics,
+    node: &Node,
+    path: &str,
+    target_ids: &[&str],
+) -> Vec<Policy> {
+    let Some(mut r) = MapReader::new(d, node, path) else {
+        return Vec::new();
+    };
     let chain = r.string_list(d, "chain").unwrap_or_default();
     let configs = r.get("policy");
     let configs_path = r.key_path("policy");
@@ -147,16 +178,36 @@ pub fn validate_policies(d: &mut Diagnostics, node: &Node, path: &str, target_id
         Some(Value::Map(entries)) => entries,
         Some(_) => {
             let n = configs.unwrap();
-            d.error(&configs_path, n.mark, format!("expected a mapping of policy name to settings, found {}", n.kind_name()));
+            d.error(
+                &configs_path,
+                n.mark,
+                format!(
+                    "expected a mapping of policy name to settings, found {}",
+                    n.kind_name()
+                ),
+            );
             &[]
         }
         None => &[],
     };
     for (name, mark, _) in config_entries {
         if !POLICY_NAMES.contains(&name.as_str()) {
-            d.error(&join(&configs_path, name), *mark, format!("unknown policy '{name}'{}", did_you_mean(name, POLICY_NAMES)));
+            d.error(
+                &join(&configs_path, name),
+                *mark,
+                format!(
+                    "unknown policy '{name}'{}",
+                    did_you_mean(name, POLICY_NAMES)
+                ),
+            );
         } else if !chain.iter().any(|(c, _)| c == name) {
-            d.warn(&join(&configs_path, name), *mark, format!("policy '{name}' is configured but not in policies.chain, so it never runs"));
+            d.warn(
+                &join(&configs_path, name),
+                *mark,
+                format!(
+                    "policy '{name}' is configured but not in policies.chain, so it never runs"
+                ),
+            );
         }
     }
 
@@ -164,16 +215,33 @@ pub fn validate_policies(d: &mut Diagnostics, node: &Node, path: &str, target_id
     for (i, (name, mark)) in chain.iter().enumerate() {
         let item_path = format!("{path}.chain[{i}]");
         if !POLICY_NAMES.contains(&name.as_str()) {
-            d.error(&item_path, *mark, format!("unknown policy '{name}'{}", did_you_mean(name, POLICY_NAMES)));
+            d.error(
+                &item_path,
+                *mark,
+                format!(
+                    "unknown policy '{name}'{}",
+                    did_you_mean(name, POLICY_NAMES)
+                ),
+            );
             continue;
         }
         if chain[..i].iter().any(|(c, _)| c == name) {
-            d.error(&item_path, *mark, format!("policy '{name}' appears twice in the chain"));
+            d.error(
+                &item_path,
+                *mark,
+                format!("policy '{name}' appears twice in the chain"),
+            );
             continue;
         }
-        let config = config_entries.iter().find(|(k, _, _)| k == name).map(|(_, _, n)| n);
+        let config = config_entries
+            .iter()
+            .find(|(k, _, _)| k == name)
+            .map(|(_, _, n)| n);
         let cpath = join(&configs_path, name);
-        let empty = Node { value: Value::Map(Vec::new()), mark: *mark };
+        let empty = Node {
+            value: Value::Map(Vec::new()),
+            mark: *mark,
+        };
         let cnode = match config {
             Some(n) if n.value != Value::Null => n,
             _ => &empty,
@@ -185,12 +253,18 @@ pub fn validate_policies(d: &mut Diagnostics, node: &Node, path: &str, target_id
     policies
 }
 
-fn validate_policy(d: &mut Diagnostics, name: &str, node: &Node, path: &str, target_ids: &[&str]) -> Option<Policy> {
+fn validate_policy(
+    d: &mut Diagnostics,
+    name: &str,
+    node: &Node,
+    path: &str,
+    target_ids: &[&str],
+) -> Option<Policy> {
     let mut r = MapReader::new(d, node, path)?;
     let policy = match name {
         "prompt-injection" => Policy::PromptInjection(PromptInjection {
             action: action(d, &mut r, &["block", "monitor"], Action::Block),
-            threshold: r.number(d, "threshold", 0.0, 1.0).unwrap_or(0.5),
+            threshold: r.number(d, "threshold", 0.0, 1.0),
             score_system_messages: r.bool(d, "score_system_messages", false),
         }),
         "pii-detector" => {
@@ -200,29 +274,54 @@ fn validate_policy(d: &mut Diagnostics, name: &str, node: &Node, path: &str, tar
                 Some(list) => {
                     for (i, (e, m)) in list.iter().enumerate() {
                         if !PII_ENTITIES.contains(&e.as_str()) {
-                            d.error(&format!("{path}.entities[{i}]"), *m, format!("unknown entity type '{e}'{}", did_you_mean(e, PII_ENTITIES)));
+                            d.error(
+                                &format!("{path}.entities[{i}]"),
+                                *m,
+                                format!(
+                                    "unknown entity type '{e}'{}",
+                                    did_you_mean(e, PII_ENTITIES)
+                                ),
+                            );
                         }
                     }
                     list.into_iter().map(|(e, _)| e).collect()
                 }
             };
-            Policy::PiiDetector(PiiDetector { action, entities, min_score: r.number(d, "min_score", 0.0, 1.0).unwrap_or(0.5) })
+            Policy::PiiDetector(PiiDetector {
+                action,
+                entities,
+                min_score: r.number(d, "min_score", 0.0, 1.0).unwrap_or(0.5),
+            })
         }
         "safety-filter" => Policy::SafetyFilter(SafetyFilter {
             check_toxicity: r.bool(d, "check_toxicity", true),
             action: action(d, &mut r, &["block", "monitor"], Action::Block),
-            threshold: r.number(d, "threshold", 0.0, 1.0).unwrap_or(0.8),
+            threshold: r.number(d, "threshold", 0.0, 1.0),
         }),
         "content-filter" => {
             let categories = match r.string_list(d, "categories") {
                 None => {
-                    d.error(path, node.mark, format!("content-filter needs 'categories': a list from {}", CONTENT_CATEGORIES.join(", ")));
+                    d.error(
+                        path,
+                        node.mark,
+                        format!(
+                            "content-filter needs 'categories': a list from {}",
+                            CONTENT_CATEGORIES.join(", ")
+                        ),
+                    );
                     Vec::new()
                 }
                 Some(list) => {
                     for (i, (c, m)) in list.iter().enumerate() {
                         if !CONTENT_CATEGORIES.contains(&c.as_str()) {
-                            d.error(&format!("{path}.categories[{i}]"), *m, format!("unknown category '{c}'{}", did_you_mean(c, CONTENT_CATEGORIES)));
+                            d.error(
+                                &format!("{path}.categories[{i}]"),
+                                *m,
+                                format!(
+                                    "unknown category '{c}'{}",
+                                    did_you_mean(c, CONTENT_CATEGORIES)
+                                ),
+                            );
                         }
                     }
                     list.into_iter().map(|(c, _)| c).collect()
@@ -231,7 +330,7 @@ fn validate_policy(d: &mut Diagnostics, name: &str, node: &Node, path: &str, tar
             Policy::ContentFilter(ContentFilter {
                 categories,
                 action: action(d, &mut r, &["block", "monitor"], Action::Block),
-                threshold: r.number(d, "threshold", 0.0, 1.0).unwrap_or(0.8),
+                threshold: r.number(d, "threshold", 0.0, 1.0),
             })
         }
         "audit-logger" => Policy::AuditLogger(AuditLogger {
@@ -239,7 +338,9 @@ fn validate_policy(d: &mut Diagnostics, name: &str, node: &Node, path: &str, tar
                 Some("api") => AuditDestination::Api,
                 _ => AuditDestination::File,
             },
-            path: r.string(d, "path").unwrap_or_else(|| "sluice-audit".to_string()),
+            path: r
+                .string(d, "path")
+                .unwrap_or_else(|| "sluice-audit".to_string()),
             immutable: r.bool(d, "immutable", false),
             retention_days: r.integer(d, "retention_days", 1, 36_500),
             log_all_access: r.bool(d, "log_all_access", true),
@@ -250,6 +351,7 @@ fn validate_policy(d: &mut Diagnostics, name: &str, node: &Node, path: &str, tar
                 Some("fail_open") => OnFailure::FailOpen,
                 _ => OnFailure::FailClosed,
             },
+            queue_capacity: r.integer(d, "queue_capacity", 1, 1_000_000).unwrap_or(4096) as usize,
         }),
         "router" => Policy::Router(validate_router(d, &mut r, target_ids)?),
         _ => unreachable!("chain names are checked against POLICY_NAMES first"),
@@ -258,17 +360,27 @@ fn validate_policy(d: &mut Diagnostics, name: &str, node: &Node, path: &str, tar
     Some(policy)
 }
 
-fn validate_router(d: &mut Diagnostics, r: &mut MapReader<'_>, target_ids: &[&str]) -> Option<Router> {
+fn validate_router(
+    d: &mut Diagnostics,
+    r: &mut MapReader<'_>,
+    target_ids: &[&str],
+) -> Option<Router> {
     let rules_path = r.key_path("rules");
-    let Some(node) = r.required(d, "rules") else { return None };
+    let node = r.required(d, "rules")?;
     let Value::Seq(items) = &node.value else {
-        d.error(&rules_path, node.mark, format!("expected a list of rules, found {}", node.kind_name()));
+        d.error(
+            &rules_path,
+            node.mark,
+            format!("expected a list of rules, found {}", node.kind_name()),
+        );
         return None;
     };
     let mut rules = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let ipath = format!("{rules_path}[{i}]");
-        let Some(mut ir) = MapReader::new(d, item, &ipath) else { continue };
+        let Some(mut ir) = MapReader::new(d, item, &ipath) else {
+            continue;
+        };
         let rule = if let Some(def) = ir.get("default") {
             let dpath = ir.key_path("default");
             let target = MapReader::new(d, def, &dpath).and_then(|mut dr| {
@@ -277,7 +389,11 @@ fn validate_router(d: &mut Diagnostics, r: &mut MapReader<'_>, target_ids: &[&st
                 t
             });
             if ir.get("when_role").is_some() || ir.get("target").is_some() {
-                d.error(&ipath, item.mark, "a rule is either `default: {target: …}` or `when_role` + `target`, not both");
+                d.error(
+                    &ipath,
+                    item.mark,
+                    "a rule is either `default: {target: …}` or `when_role` + `target`, not both",
+                );
             }
             target.map(|t| (None, t, def.mark))
         } else {
@@ -287,16 +403,29 @@ fn validate_router(d: &mut Diagnostics, r: &mut MapReader<'_>, target_ids: &[&st
             role.zip(target).map(|(role, t)| (Some(role), t, mark))
         };
         ir.finish(d);
-        let Some((when_role, target, mark)) = rule else { continue };
+        let Some((when_role, target, mark)) = rule else {
+            continue;
+        };
         if !target_ids.contains(&target.as_str()) {
-            d.error(&format!("{ipath}"), mark, format!("rule names unknown target '{target}'{}", did_you_mean(&target, target_ids.iter().copied())));
+            d.error(
+                &ipath.to_string(),
+                mark,
+                format!(
+                    "rule names unknown target '{target}'{}",
+                    did_you_mean(&target, target_ids.iter().copied())
+                ),
+            );
             continue;
         }
         if when_role.is_none() && rules.iter().any(|r: &RouteRule| r.when_role.is_none()) {
             d.error(&ipath, item.mark, "only one default rule is allowed");
             continue;
         }
-        rules.push(RouteRule { when_role, target, mark });
+        rules.push(RouteRule {
+            when_role,
+            target,
+            mark,
+        });
     }
     Some(Router { rules })
 }

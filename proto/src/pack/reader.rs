@@ -17,8 +17,16 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = if self.path.is_empty() { "(document)" } else { &self.path };
-        write!(f, "{}:{}: {}: {}", self.line, self.column, path, self.message)
+        let path = if self.path.is_empty() {
+            "(document)"
+        } else {
+            &self.path
+        };
+        write!(
+            f,
+            "{}:{}: {}: {}",
+            self.line, self.column, path, self.message
+        )
     }
 }
 
@@ -31,23 +39,42 @@ pub struct Diagnostics {
 
 impl Diagnostics {
     pub fn error(&mut self, path: &str, mark: Mark, message: impl Into<String>) {
-        self.errors.push(ConfigError { path: path.to_string(), line: mark.line, column: mark.col, message: message.into() });
+        self.errors.push(ConfigError {
+            path: path.to_string(),
+            line: mark.line,
+            column: mark.col,
+            message: message.into(),
+        });
     }
 
     pub fn warn(&mut self, path: &str, mark: Mark, message: impl Into<String>) {
-        self.warnings.push(ConfigError { path: path.to_string(), line: mark.line, column: mark.col, message: message.into() });
+        self.warnings.push(ConfigError {
+            path: path.to_string(),
+            line: mark.line,
+            column: mark.col,
+            message: message.into(),
+        });
     }
 }
 
 pub fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 /// Suggests the closest of `known` to `given`, if any is close enough to be a typo.
 pub fn closest<'a>(given: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     known
         .into_iter()
-        .map(|k| (strsim::damerau_levenshtein(&given.to_ascii_lowercase(), k), k))
+        .map(|k| {
+            (
+                strsim::damerau_levenshtein(&given.to_ascii_lowercase(), k),
+                k,
+            )
+        })
         .filter(|(d, k)| *d <= (k.len() / 3).max(2))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
@@ -79,13 +106,26 @@ impl<'a> MapReader<'a> {
             Value::Map(entries) => {
                 for (i, (k, m, _)) in entries.iter().enumerate() {
                     if entries[..i].iter().any(|(k2, _, _)| k2 == k) {
-                        d.error(&join(path, k), *m, format!("duplicate key '{k}'; each key may appear once"));
+                        d.error(
+                            &join(path, k),
+                            *m,
+                            format!("duplicate key '{k}'; each key may appear once"),
+                        );
                     }
                 }
-                Some(MapReader { path: path.to_string(), mark: node.mark, entries, known: Vec::new() })
+                Some(MapReader {
+                    path: path.to_string(),
+                    mark: node.mark,
+                    entries,
+                    known: Vec::new(),
+                })
             }
             _ => {
-                d.error(path, node.mark, format!("expected a mapping, found {}", node.kind_name()));
+                d.error(
+                    path,
+                    node.mark,
+                    format!("expected a mapping, found {}", node.kind_name()),
+                );
                 None
             }
         }
@@ -100,13 +140,21 @@ impl<'a> MapReader<'a> {
         if !self.known.contains(&key) {
             self.known.push(key);
         }
-        self.entries.iter().find(|(k, _, _)| k == key).map(|(_, _, n)| n).filter(|n| n.value != Value::Null)
+        self.entries
+            .iter()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, _, n)| n)
+            .filter(|n| n.value != Value::Null)
     }
 
     pub fn required(&mut self, d: &mut Diagnostics, key: &'static str) -> Option<&'a Node> {
         let node = self.get(key);
         if node.is_none() {
-            d.error(&self.path, self.mark, format!("missing required key '{key}'"));
+            d.error(
+                &self.path,
+                self.mark,
+                format!("missing required key '{key}'"),
+            );
         }
         node
     }
@@ -126,10 +174,20 @@ impl<'a> MapReader<'a> {
         match self.get(key) {
             None => default,
             Some(n) => match &n.value {
-                Value::Scalar { text, quoted: false } if matches!(text.as_str(), "true" | "True" | "TRUE") => true,
-                Value::Scalar { text, quoted: false } if matches!(text.as_str(), "false" | "False" | "FALSE") => false,
+                Value::Scalar {
+                    text,
+                    quoted: false,
+                } if matches!(text.as_str(), "true" | "True" | "TRUE") => true,
+                Value::Scalar {
+                    text,
+                    quoted: false,
+                } if matches!(text.as_str(), "false" | "False" | "FALSE") => false,
                 _ => {
-                    d.error(&path, n.mark, format!("expected true or false, found {}", describe(n)));
+                    d.error(
+                        &path,
+                        n.mark,
+                        format!("expected true or false, found {}", describe(n)),
+                    );
                     default
                 }
             },
@@ -137,57 +195,107 @@ impl<'a> MapReader<'a> {
     }
 
     /// A number within `[min, max]`.
-    pub fn number(&mut self, d: &mut Diagnostics, key: &'static str, min: f64, max: f64) -> Option<f64> {
+    pub fn number(
+        &mut self,
+        d: &mut Diagnostics,
+        key: &'static str,
+        min: f64,
+        max: f64,
+    ) -> Option<f64> {
         let path = self.key_path(key);
         let n = self.get(key)?;
         let parsed = match &n.value {
-            Value::Scalar { text, quoted: false } => text.parse::<f64>().ok().filter(|v| v.is_finite()),
+            Value::Scalar {
+                text,
+                quoted: false,
+            } => text.parse::<f64>().ok().filter(|v| v.is_finite()),
             _ => None,
         };
         match parsed {
             Some(v) if v >= min && v <= max => Some(v),
             Some(v) => {
-                d.error(&path, n.mark, format!("{v} is out of range: expected a number from {min} to {max}"));
+                d.error(
+                    &path,
+                    n.mark,
+                    format!("{v} is out of range: expected a number from {min} to {max}"),
+                );
                 None
             }
             None => {
-                d.error(&path, n.mark, format!("expected a number, found {}", describe(n)));
+                d.error(
+                    &path,
+                    n.mark,
+                    format!("expected a number, found {}", describe(n)),
+                );
                 None
             }
         }
     }
 
-    pub fn integer(&mut self, d: &mut Diagnostics, key: &'static str, min: u64, max: u64) -> Option<u64> {
+    pub fn integer(
+        &mut self,
+        d: &mut Diagnostics,
+        key: &'static str,
+        min: u64,
+        max: u64,
+    ) -> Option<u64> {
         let path = self.key_path(key);
         let n = self.get(key)?;
         match &n.value {
-            Value::Scalar { text, quoted: false } => match text.parse::<u64>() {
+            Value::Scalar {
+                text,
+                quoted: false,
+            } => match text.parse::<u64>() {
                 Ok(v) if v >= min && v <= max => Some(v),
                 Ok(v) => {
-                    d.error(&path, n.mark, format!("{v} is out of range: expected a whole number from {min} to {max}"));
+                    d.error(
+                        &path,
+                        n.mark,
+                        format!("{v} is out of range: expected a whole number from {min} to {max}"),
+                    );
                     None
                 }
                 Err(_) => {
-                    d.error(&path, n.mark, format!("expected a whole number, found {}", describe(n)));
+                    d.error(
+                        &path,
+                        n.mark,
+                        format!("expected a whole number, found {}", describe(n)),
+                    );
                     None
                 }
             },
             _ => {
-                d.error(&path, n.mark, format!("expected a whole number, found {}", describe(n)));
+                d.error(
+                    &path,
+                    n.mark,
+                    format!("expected a whole number, found {}", describe(n)),
+                );
                 None
             }
         }
     }
 
     /// One of a fixed set of words.
-    pub fn choice(&mut self, d: &mut Diagnostics, key: &'static str, allowed: &[&'static str]) -> Option<&'static str> {
+    pub fn choice(
+        &mut self,
+        d: &mut Diagnostics,
+        key: &'static str,
+        allowed: &[&'static str],
+    ) -> Option<&'static str> {
         let path = self.key_path(key);
         let n = self.get(key)?;
         let text = as_string(d, n, &path)?;
         match allowed.iter().find(|a| **a == text) {
             Some(a) => Some(a),
             None => {
-                d.error(&path, n.mark, format!("unknown value '{text}'{}", did_you_mean(&text, allowed.iter().copied())));
+                d.error(
+                    &path,
+                    n.mark,
+                    format!(
+                        "unknown value '{text}'{}",
+                        did_you_mean(&text, allowed.iter().copied())
+                    ),
+                );
                 None
             }
         }
@@ -195,18 +303,28 @@ impl<'a> MapReader<'a> {
 
     /// A list of strings (a single string is not accepted: it hides typos
     /// such as `entities: EMAIL` meant as a list).
-    pub fn string_list(&mut self, d: &mut Diagnostics, key: &'static str) -> Option<Vec<(String, Mark)>> {
+    pub fn string_list(
+        &mut self,
+        d: &mut Diagnostics,
+        key: &'static str,
+    ) -> Option<Vec<(String, Mark)>> {
         let path = self.key_path(key);
         let n = self.get(key)?;
         let Value::Seq(items) = &n.value else {
-            d.error(&path, n.mark, format!("expected a list, found {}", n.kind_name()));
+            d.error(
+                &path,
+                n.mark,
+                format!("expected a list, found {}", n.kind_name()),
+            );
             return None;
         };
         Some(
             items
                 .iter()
                 .enumerate()
-                .filter_map(|(i, item)| as_string(d, item, &format!("{path}[{i}]")).map(|s| (s, item.mark)))
+                .filter_map(|(i, item)| {
+                    as_string(d, item, &format!("{path}[{i}]")).map(|s| (s, item.mark))
+                })
                 .collect(),
         )
     }
@@ -218,7 +336,10 @@ impl<'a> MapReader<'a> {
                 d.error(
                     &join(&self.path, key),
                     *mark,
-                    format!("unknown key '{key}'{}", did_you_mean(key, self.known.iter().copied())),
+                    format!(
+                        "unknown key '{key}'{}",
+                        did_you_mean(key, self.known.iter().copied())
+                    ),
                 );
             }
         }
@@ -231,7 +352,11 @@ pub fn as_string(d: &mut Diagnostics, node: &Node, path: &str) -> Option<String>
     match &node.value {
         Value::Scalar { text, .. } => Some(text.clone()),
         _ => {
-            d.error(path, node.mark, format!("expected a string, found {}", node.kind_name()));
+            d.error(
+                path,
+                node.mark,
+                format!("expected a string, found {}", node.kind_name()),
+            );
             None
         }
     }
@@ -259,7 +384,11 @@ mod tests {
         r.finish(&mut d);
         assert_eq!(d.errors.len(), 1);
         assert_eq!(d.errors[0].path, "pack.nmae");
-        assert!(d.errors[0].message.contains("did you mean 'name'"), "{}", d.errors[0].message);
+        assert!(
+            d.errors[0].message.contains("did you mean 'name'"),
+            "{}",
+            d.errors[0].message
+        );
         assert_eq!((d.errors[0].line, d.errors[0].column), (1, 1));
     }
 

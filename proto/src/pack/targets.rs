@@ -1,6 +1,6 @@
 //! `providers.targets[]`: where requests go, and how to talk to them.
 
-use super::reader::{did_you_mean, Diagnostics, MapReader};
+use super::reader::{Diagnostics, MapReader, did_you_mean};
 use super::yaml::{Mark, Node, Value};
 use std::time::Duration;
 
@@ -74,7 +74,11 @@ const PROVIDER_FORMS: [&str; 4] = ["huggingface", "huggingface:chat:", "openai",
 
 pub fn validate_targets(d: &mut Diagnostics, node: &Node, path: &str) -> Vec<Target> {
     let Value::Seq(items) = &node.value else {
-        d.error(path, node.mark, format!("expected a list of targets, found {}", node.kind_name()));
+        d.error(
+            path,
+            node.mark,
+            format!("expected a list of targets, found {}", node.kind_name()),
+        );
         return Vec::new();
     };
     let mut targets: Vec<Target> = Vec::new();
@@ -82,7 +86,11 @@ pub fn validate_targets(d: &mut Diagnostics, node: &Node, path: &str) -> Vec<Tar
         let item_path = format!("{path}[{i}]");
         if let Some(t) = validate_target(d, item, &item_path) {
             if targets.iter().any(|o| o.id == t.id) {
-                d.error(&format!("{item_path}.id"), t.mark, format!("duplicate target id '{}'; ids must be unique", t.id));
+                d.error(
+                    &format!("{item_path}.id"),
+                    t.mark,
+                    format!("duplicate target id '{}'; ids must be unique", t.id),
+                );
                 continue;
             }
             targets.push(t);
@@ -98,11 +106,18 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
     let errors_before = d.errors.len();
     let mut r = MapReader::new(d, node, path)?;
     let id = r.required_string(d, "id");
-    if let Some(id) = &id {
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
-            d.error(&r.key_path("id"), node.mark, format!("target id '{id}' may use only letters, digits, '.', '_' and '-'"));
+    if let Some(id) = &id
+        && (id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)))
+        {
+            d.error(
+                &r.key_path("id"),
+                node.mark,
+                format!("target id '{id}' may use only letters, digits, '.', '_' and '-'"),
+            );
         }
-    }
     let provider_node = r.required(d, "provider");
     let provider = r.required_string(d, "provider");
     let model_field = r.string(d, "model");
@@ -111,24 +126,33 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
     let base_url_mark = r.get("base_url").map(|n| n.mark).unwrap_or(node.mark);
     let format = r.choice(d, "format", &["huggingface", "openai"]);
     let provider_type = r.choice(d, "provider_type", &["huggingface", "openai"]);
-    let timeout = r.number(d, "timeout_seconds", 0.001, 86_400.0).unwrap_or(DEFAULT_TIMEOUT_SECONDS);
-    let stream_timeout =
-        r.number(d, "stream_timeout_seconds", 0.001, 86_400.0).unwrap_or(DEFAULT_STREAM_TIMEOUT_SECONDS);
+    let timeout = r
+        .number(d, "timeout_seconds", 0.001, 86_400.0)
+        .unwrap_or(DEFAULT_TIMEOUT_SECONDS);
+    let stream_timeout = r
+        .number(d, "stream_timeout_seconds", 0.001, 86_400.0)
+        .unwrap_or(DEFAULT_STREAM_TIMEOUT_SECONDS);
     let chat_template = r.string(d, "chat_template");
-    if let (Some(t), Some(n)) = (&chat_template, r.get("chat_template")) {
-        if let Err(e) = minijinja::Environment::new().template_from_str(t) {
-            d.error(&r.key_path("chat_template"), n.mark, format!("the chat template does not compile: {e}"));
+    if let (Some(t), Some(n)) = (&chat_template, r.get("chat_template"))
+        && let Err(e) = minijinja::Environment::new().template_from_str(t) {
+            d.error(
+                &r.key_path("chat_template"),
+                n.mark,
+                format!("the chat template does not compile: {e}"),
+            );
         }
-    }
     let has_secret_ref = r.get("secret_key_ref").is_some();
     let secret_env = r.get("secret_key_ref").and_then(|n| {
         let mut s = MapReader::new(d, n, &r.key_path("secret_key_ref"))?;
         let env = s.required_string(d, "env");
-        if let Some(env) = &env {
-            if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                d.error(&s.key_path("env"), n.mark, format!("'{env}' is not a valid environment variable name"));
+        if let Some(env) = &env
+            && (env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')) {
+                d.error(
+                    &s.key_path("env"),
+                    n.mark,
+                    format!("'{env}' is not a valid environment variable name"),
+                );
             }
-        }
         s.finish(d);
         env
     });
@@ -157,23 +181,38 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
         d.error(
             &provider_path,
             provider_mark,
-            format!("unknown provider '{provider}'{}", did_you_mean(head, PROVIDER_FORMS.iter().copied())),
+            format!(
+                "unknown provider '{provider}'{}",
+                did_you_mean(head, PROVIDER_FORMS.iter().copied())
+            ),
         );
         return None;
     };
     if provider_model.as_deref() == Some("") {
-        d.error(&provider_path, provider_mark, format!("'{provider}' names no model: write {provider}{{org/model}}"));
+        d.error(
+            &provider_path,
+            provider_mark,
+            format!("'{provider}' names no model: write {provider}{{org/model}}"),
+        );
     }
 
     let model = match (provider_model, model_field) {
         (Some(p), Some(m)) if p != m => {
-            d.error(&format!("{path}.model"), model_mark, format!("model '{m}' contradicts the provider's model '{p}'; drop one of them"));
+            d.error(
+                &format!("{path}.model"),
+                model_mark,
+                format!("model '{m}' contradicts the provider's model '{p}'; drop one of them"),
+            );
             p
         }
         (Some(p), _) => p,
         (None, Some(m)) => m,
         (None, None) => {
-            d.error(path, node.mark, format!("provider '{provider}' needs a 'model' (the full org/model id)"));
+            d.error(
+                path,
+                node.mark,
+                format!("provider '{provider}' needs a 'model' (the full org/model id)"),
+            );
             String::new()
         }
     };
@@ -191,7 +230,11 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
         _ => false,
     };
     if hf_translate && family != Family::HuggingFace {
-        d.error(path, node.mark, "format: huggingface applies to huggingface providers only");
+        d.error(
+            path,
+            node.mark,
+            "format: huggingface applies to huggingface providers only",
+        );
     }
     let protocol = match (family, hf_translate, provider.as_str()) {
         (Family::HuggingFace, true, _) => Protocol::TgiNative,
@@ -199,15 +242,29 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
         _ => Protocol::OpenAiCompatible,
     };
     if chat_template.is_some() && protocol != Protocol::TgiNative {
-        d.warn(&format!("{path}.chat_template"), node.mark, "chat_template is used only with format: huggingface (TGI native); it is ignored here");
+        d.warn(
+            &format!("{path}.chat_template"),
+            node.mark,
+            "chat_template is used only with format: huggingface (TGI native); it is ignored here",
+        );
     }
 
     if let Some(url) = &base_url {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            d.error(&format!("{path}.base_url"), base_url_mark, format!("'{url}' is not an http:// or https:// URL"));
+            d.error(
+                &format!("{path}.base_url"),
+                base_url_mark,
+                format!("'{url}' is not an http:// or https:// URL"),
+            );
         }
     } else if family == Family::OpenAi {
-        d.error(path, node.mark, format!("provider '{provider}' needs a base_url (the OpenAI-compatible server's /v1 URL)"));
+        d.error(
+            path,
+            node.mark,
+            format!(
+                "provider '{provider}' needs a base_url (the OpenAI-compatible server's /v1 URL)"
+            ),
+        );
     }
     if family == Family::HuggingFace && !has_secret_ref {
         d.error(path, node.mark, "huggingface targets need secret_key_ref.env: the environment variable holding the Hugging Face token (e.g. HF_API_TOKEN)");

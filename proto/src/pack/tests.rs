@@ -23,7 +23,10 @@ fn every_example_in_deploy_examples_is_valid() {
         }
         seen += 1;
     }
-    assert!(seen >= 7, "expected the guide's six examples plus policy-config.yaml, found {seen}");
+    assert!(
+        seen >= 7,
+        "expected the guide's six examples plus policy-config.yaml, found {seen}"
+    );
 }
 
 #[test]
@@ -31,17 +34,36 @@ fn guide_governed_example_has_the_declared_chain_and_targets() {
     let text = std::fs::read_to_string(format!("{EXAMPLES}/huggingface-governed.yaml")).unwrap();
     let loaded = load(&text).unwrap();
     let names: Vec<_> = loaded.pack.chain.iter().map(|p| p.name()).collect();
-    assert_eq!(names, ["prompt-injection", "pii-detector", "safety-filter", "content-filter", "audit-logger"]);
+    assert_eq!(
+        names,
+        [
+            "prompt-injection",
+            "pii-detector",
+            "safety-filter",
+            "content-filter",
+            "audit-logger"
+        ]
+    );
     assert_eq!(loaded.pack.targets.len(), 5);
     let dedicated = loaded.pack.target("hf-dedicated-llama-70b").unwrap();
     assert_eq!(dedicated.model, "meta-llama/Meta-Llama-3.1-70B-Instruct");
     assert_eq!(dedicated.protocol, Protocol::OpenAiCompatible);
     assert_eq!(dedicated.base_url_placeholder(), Some("{unique-id}"));
-    assert!(loaded.warnings.iter().any(|w| w.path == "providers.targets[4].base_url"), "{:?}", loaded.warnings);
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.path == "providers.targets[4].base_url"),
+        "{:?}",
+        loaded.warnings
+    );
     match &loaded.pack.chain[1] {
         Policy::PiiDetector(p) => {
             assert_eq!(p.action, Action::Redact);
-            assert_eq!(p.entities, ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD"]);
+            assert_eq!(
+                p.entities,
+                ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD"]
+            );
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -52,7 +74,10 @@ fn routing_example_routes_by_role_with_default() {
     let text = std::fs::read_to_string(format!("{EXAMPLES}/huggingface-routing.yaml")).unwrap();
     let pack = load(&text).unwrap().pack;
     let router = pack.router().unwrap();
-    assert_eq!(router.route(Some("production")), Some("hf-dedicated-llama-70b"));
+    assert_eq!(
+        router.route(Some("production")),
+        Some("hf-dedicated-llama-70b")
+    );
     assert_eq!(router.route(Some("developer")), Some("hf-llama-8b"));
     assert_eq!(router.route(Some("intern")), Some("hf-llama-8b"));
     assert_eq!(router.route(None), Some("hf-llama-8b"));
@@ -74,7 +99,10 @@ const BASE: &str = "pack:\n  name: p\nproviders:\n  targets:\n    - id: a\n     
 fn unknown_keys_are_reported_with_path_position_and_suggestion() {
     let text = BASE.replace("        env: HF_API_TOKEN", "        evn: HF_API_TOKEN");
     let errs = errors(&text);
-    let e = errs.iter().find(|e| e.path == "providers.targets[0].secret_key_ref.evn").expect("unknown key error");
+    let e = errs
+        .iter()
+        .find(|e| e.path == "providers.targets[0].secret_key_ref.evn")
+        .expect("unknown key error");
     assert_eq!((e.line, e.column), (8, 9));
     assert!(e.message.contains("did you mean 'env'"), "{}", e.message);
 }
@@ -86,39 +114,75 @@ fn all_errors_are_reported_at_once() {
     );
     let errs = errors(&text);
     let paths: Vec<_> = errs.iter().map(|e| e.path.as_str()).collect();
-    assert!(paths.contains(&"providers.targets[0].timeout_seconds"), "{paths:?}");
+    assert!(
+        paths.contains(&"providers.targets[0].timeout_seconds"),
+        "{paths:?}"
+    );
     assert!(paths.contains(&"policies.chain[0]"), "{paths:?}");
-    assert!(paths.contains(&"policies.policy.router.rules[0]"), "{paths:?}");
+    assert!(
+        paths.contains(&"policies.policy.router.rules[0]"),
+        "{paths:?}"
+    );
     let chain_err = errs.iter().find(|e| e.path == "policies.chain[0]").unwrap();
-    assert!(chain_err.message.contains("did you mean 'pii-detector'"), "{}", chain_err.message);
+    assert!(
+        chain_err.message.contains("did you mean 'pii-detector'"),
+        "{}",
+        chain_err.message
+    );
 }
 
 #[test]
 fn format_without_provider_type_is_refused_and_vice_versa() {
-    for (line, missing) in [("      format: huggingface\n", "provider_type"), ("      provider_type: huggingface\n", "format")] {
+    for (line, missing) in [
+        ("      format: huggingface\n", "provider_type"),
+        ("      provider_type: huggingface\n", "format"),
+    ] {
         let errs = errors(&format!("{BASE}{line}"));
         assert!(
-            errs.iter().any(|e| e.path == "providers.targets[0]" && e.message.contains(&format!("needs {missing}: huggingface"))),
+            errs.iter().any(|e| e.path == "providers.targets[0]"
+                && e.message.contains(&format!("needs {missing}: huggingface"))),
             "{errs:?}"
         );
     }
-    let ok = load(&format!("{BASE}      format: huggingface\n      provider_type: huggingface\n")).unwrap();
+    let ok = load(&format!(
+        "{BASE}      format: huggingface\n      provider_type: huggingface\n"
+    ))
+    .unwrap();
     assert_eq!(ok.pack.targets[0].protocol, Protocol::TgiNative);
 }
 
 #[test]
 fn openai_targets_need_a_base_url_and_huggingface_targets_a_secret() {
-    let errs = errors("providers:\n  targets:\n    - id: v\n      provider: openai:qwen\n    - id: h\n      provider: huggingface:chat:o/m\n");
-    assert!(errs.iter().any(|e| e.path == "providers.targets[0]" && e.message.contains("needs a base_url")), "{errs:?}");
-    assert!(errs.iter().any(|e| e.path == "providers.targets[1]" && e.message.contains("secret_key_ref.env")), "{errs:?}");
+    let errs = errors(
+        "providers:\n  targets:\n    - id: v\n      provider: openai:qwen\n    - id: h\n      provider: huggingface:chat:o/m\n",
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.path == "providers.targets[0]" && e.message.contains("needs a base_url")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.path == "providers.targets[1]" && e.message.contains("secret_key_ref.env")),
+        "{errs:?}"
+    );
 }
 
 #[test]
 fn duplicate_target_ids_and_bad_entities_are_errors() {
-    let text = format!("{BASE}    - id: a\n      provider: openai:x\n      base_url: http://h/v1\npolicies:\n  chain: [pii-detector]\n  policy:\n    pii-detector:\n      entities: [EMAIL, PERSON]\n");
+    let text = format!(
+        "{BASE}    - id: a\n      provider: openai:x\n      base_url: http://h/v1\npolicies:\n  chain: [pii-detector]\n  policy:\n    pii-detector:\n      entities: [EMAIL, PERSON]\n"
+    );
     let errs = errors(&text);
-    assert!(errs.iter().any(|e| e.message.contains("duplicate target id 'a'")), "{errs:?}");
-    let e = errs.iter().find(|e| e.path == "policies.policy.pii-detector.entities[0]").unwrap();
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("duplicate target id 'a'")),
+        "{errs:?}"
+    );
+    let e = errs
+        .iter()
+        .find(|e| e.path == "policies.policy.pii-detector.entities[0]")
+        .unwrap();
     assert!(e.message.contains("EMAIL_ADDRESS"), "{}", e.message);
 }
 
@@ -126,22 +190,39 @@ fn duplicate_target_ids_and_bad_entities_are_errors() {
 fn syntax_errors_carry_a_position() {
     let errs = errors("pack:\n  name: [unclosed\n");
     assert_eq!(errs.len(), 1);
-    assert!(errs[0].message.starts_with("not valid YAML"), "{}", errs[0].message);
+    assert!(
+        errs[0].message.starts_with("not valid YAML"),
+        "{}",
+        errs[0].message
+    );
     assert!(errs[0].line >= 2);
 }
 
 #[test]
 fn client_keys_never_accept_a_key_in_clear() {
-    let text = format!("{BASE}clients:\n  keys:\n    - id: k\n      role: dev\n      key_sha256: sk-plaintext-key\n");
+    let text = format!(
+        "{BASE}clients:\n  keys:\n    - id: k\n      role: dev\n      key_sha256: sk-plaintext-key\n"
+    );
     let errs = errors(&text);
-    assert!(errs.iter().any(|e| e.path == "clients.keys[0].key_sha256"), "{errs:?}");
-    assert!(errs.iter().all(|e| !e.message.contains("sk-plaintext-key")), "an error echoed the secret: {errs:?}");
+    assert!(
+        errs.iter().any(|e| e.path == "clients.keys[0].key_sha256"),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter().all(|e| !e.message.contains("sk-plaintext-key")),
+        "an error echoed the secret: {errs:?}"
+    );
 }
 
 #[test]
 fn local_targets_are_refused_honestly() {
-    let errs = errors("providers:\n  targets:\n    - id: l\n      provider: local:huggingface:org/m@main\n");
-    assert!(errs[0].message.contains("not available in this build"), "{errs:?}");
+    let errs = errors(
+        "providers:\n  targets:\n    - id: l\n      provider: local:huggingface:org/m@main\n",
+    );
+    assert!(
+        errs[0].message.contains("not available in this build"),
+        "{errs:?}"
+    );
 }
 
 #[test]

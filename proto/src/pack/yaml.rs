@@ -17,7 +17,10 @@ pub struct Mark {
 impl From<Marker> for Mark {
     fn from(m: Marker) -> Self {
         // yaml-rust2 counts columns from 0; editors and compilers count from 1.
-        Mark { line: m.line(), col: m.col() + 1 }
+        Mark {
+            line: m.line(),
+            col: m.col() + 1,
+        }
     }
 }
 
@@ -25,7 +28,10 @@ impl From<Marker> for Mark {
 pub enum Value {
     Null,
     /// A scalar as written; `quoted` scalars are always strings.
-    Scalar { text: String, quoted: bool },
+    Scalar {
+        text: String,
+        quoted: bool,
+    },
     Seq(Vec<Node>),
     /// Keys keep their own mark so "unknown key" errors point at the key.
     Map(Vec<(String, Mark, Node)>),
@@ -67,12 +73,24 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     if let Some(err) = builder.error {
         return Err(err);
     }
-    Ok(builder.root.unwrap_or(Node { value: Value::Null, mark: Mark { line: 1, col: 1 } }))
+    Ok(builder.root.unwrap_or(Node {
+        value: Value::Null,
+        mark: Mark { line: 1, col: 1 },
+    }))
 }
 
 enum Frame {
-    Seq { items: Vec<Node>, mark: Mark, anchor: usize },
-    Map { entries: Vec<(String, Mark, Node)>, pending_key: Option<(String, Mark)>, mark: Mark, anchor: usize },
+    Seq {
+        items: Vec<Node>,
+        mark: Mark,
+        anchor: usize,
+    },
+    Map {
+        entries: Vec<(String, Mark, Node)>,
+        pending_key: Option<(String, Mark)>,
+        mark: Mark,
+        anchor: usize,
+    },
 }
 
 #[derive(Default)]
@@ -91,7 +109,11 @@ impl Builder {
         match self.stack.last_mut() {
             None => self.root = Some(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, pending_key, .. }) => match pending_key.take() {
+            Some(Frame::Map {
+                entries,
+                pending_key,
+                ..
+            }) => match pending_key.take() {
                 Some((key, key_mark)) => entries.push((key, key_mark, node)),
                 None => match node.value {
                     Value::Scalar { text, .. } => *pending_key = Some((text, node.mark)),
@@ -100,7 +122,9 @@ impl Builder {
                         if self.error.is_none() {
                             self.error = Some(SyntaxError {
                                 mark: node.mark,
-                                message: "mapping keys must be plain strings, not lists or mappings".into(),
+                                message:
+                                    "mapping keys must be plain strings, not lists or mappings"
+                                        .into(),
                             });
                         }
                         // Keep the structure consistent: treat it as an empty key.
@@ -118,30 +142,69 @@ impl MarkedEventReceiver for Builder {
         match ev {
             Event::Scalar(text, style, anchor, _tag) => {
                 let quoted = !matches!(style, TScalarStyle::Plain);
-                let value = if !quoted && matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL") {
-                    Value::Null
-                } else {
-                    Value::Scalar { text, quoted }
-                };
+                let value =
+                    if !quoted && matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL") {
+                        Value::Null
+                    } else {
+                        Value::Scalar { text, quoted }
+                    };
                 self.push_node(Node { value, mark }, anchor);
             }
-            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq { items: Vec::new(), mark, anchor }),
-            Event::MappingStart(anchor, _) => {
-                self.stack.push(Frame::Map { entries: Vec::new(), pending_key: None, mark, anchor })
-            }
+            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq {
+                items: Vec::new(),
+                mark,
+                anchor,
+            }),
+            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map {
+                entries: Vec::new(),
+                pending_key: None,
+                mark,
+                anchor,
+            }),
             Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
-                Some(Frame::Seq { items, mark, anchor }) => self.push_node(Node { value: Value::Seq(items), mark }, anchor),
-                Some(Frame::Map { entries, mark, anchor, .. }) => {
-                    self.push_node(Node { value: Value::Map(entries), mark }, anchor)
-                }
+                Some(Frame::Seq {
+                    items,
+                    mark,
+                    anchor,
+                }) => self.push_node(
+                    Node {
+                        value: Value::Seq(items),
+                        mark,
+                    },
+                    anchor,
+                ),
+                Some(Frame::Map {
+                    entries,
+                    mark,
+                    anchor,
+                    ..
+                }) => self.push_node(
+                    Node {
+                        value: Value::Map(entries),
+                        mark,
+                    },
+                    anchor,
+                ),
                 None => {}
             },
             Event::Alias(id) => {
-                let node = self.anchors.iter().rev().find(|(a, _)| *a == id).map(|(_, n)| n.clone());
-                let node = node.unwrap_or(Node { value: Value::Null, mark });
+                let node = self
+                    .anchors
+                    .iter()
+                    .rev()
+                    .find(|(a, _)| *a == id)
+                    .map(|(_, n)| n.clone());
+                let node = node.unwrap_or(Node {
+                    value: Value::Null,
+                    mark,
+                });
                 self.push_node(node, 0);
             }
-            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart | Event::DocumentEnd => {}
+            Event::Nothing
+            | Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart
+            | Event::DocumentEnd => {}
         }
     }
 }
@@ -153,23 +216,43 @@ mod tests {
     #[test]
     fn marks_point_at_keys_and_values() {
         let node = parse("a:\n  b: 1\n  c: [x, 'y']\n").unwrap();
-        let Value::Map(top) = &node.value else { panic!("not a map") };
+        let Value::Map(top) = &node.value else {
+            panic!("not a map")
+        };
         assert_eq!(top[0].0, "a");
         assert_eq!(top[0].1, Mark { line: 1, col: 1 });
-        let Value::Map(inner) = &top[0].2.value else { panic!("not a map") };
+        let Value::Map(inner) = &top[0].2.value else {
+            panic!("not a map")
+        };
         assert_eq!(inner[1].0, "c");
         assert_eq!(inner[1].1, Mark { line: 3, col: 3 });
-        let Value::Seq(items) = &inner[1].2.value else { panic!("not a seq") };
-        assert_eq!(items[1].value, Value::Scalar { text: "y".into(), quoted: true });
+        let Value::Seq(items) = &inner[1].2.value else {
+            panic!("not a seq")
+        };
+        assert_eq!(
+            items[1].value,
+            Value::Scalar {
+                text: "y".into(),
+                quoted: true
+            }
+        );
         assert_eq!(items[1].mark.line, 3);
     }
 
     #[test]
     fn json_is_accepted_and_null_recognised() {
         let node = parse(r#"{"a": null, "b": "1"}"#).unwrap();
-        let Value::Map(top) = &node.value else { panic!("not a map") };
+        let Value::Map(top) = &node.value else {
+            panic!("not a map")
+        };
         assert_eq!(top[0].2.value, Value::Null);
-        assert_eq!(top[1].2.value, Value::Scalar { text: "1".into(), quoted: true });
+        assert_eq!(
+            top[1].2.value,
+            Value::Scalar {
+                text: "1".into(),
+                quoted: true
+            }
+        );
     }
 
     #[test]
@@ -182,7 +265,9 @@ mod tests {
     #[test]
     fn aliases_resolve_to_the_anchored_node() {
         let node = parse("base: &b {x: 1}\ncopy: *b\n").unwrap();
-        let Value::Map(top) = &node.value else { panic!("not a map") };
+        let Value::Map(top) = &node.value else {
+            panic!("not a map")
+        };
         assert_eq!(top[0].2.value, top[1].2.value);
     }
 }

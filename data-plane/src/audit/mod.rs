@@ -1,0 +1,151 @@
+//! `audit-logger`: one record per request, written by a background task
+//! behind a bounded queue. A request reserves its queue slot before any
+//! work is done, so when the sink cannot keep up the operator's
+//! `on_failure` decides up front: `fail_closed` answers 503, `fail_open`
+//! serves the request and counts the record it could not keep. Nothing is
+//! dropped silently.
+//!
+//! With `immutable: true` records form a hash chain ([`chain`]); `sluice-gateway
+//! audit verify` walks it ([`verify`]).
+
+pub mod chain;
+mod sink;
+pub mod verify;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use serde_json::Value;
+use sluice_proto::pack::policies::{AuditDestination, AuditLogger as Config, OnFailure};
+use tokio::sync::mpsc;
+
+use crate::error::ApiError;
+use crate::openai::Usage;
+use crate::policies::{Decision, Outcome};
+
+pub use sink::Sink;
+
+/// What the audit record says about one request.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Record {
+    pub request_id: String,
+    pub time: String,
+    pub endpoint: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    pub model: String,
+    pub status: u16,
+    pub stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    pub latency_ms: f64,
+    pub overhead_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decisions: Option<Vec<Decision>>,
+    /// The request as it left Sluice (after redaction).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<Value>,
+    /// The response as the client received it (after redaction).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<Value>,
+}
+
+/// The audit logger of one config version. Sinks outlive versions: two
+/// versions writing to the same directory share one sink (and one chain).
+pub struct Auditor {
+    cfg: Config,
+    tx: mpsc::Sender<Value>,
+    sink: Arc<Sink>,
+}
+
+/// A reserved place in the queue; dropping it unused frees it.
+pub struct Slot(Option<mpsc::OwnedPermit<Value>>);
+
+impl Slot {
+    /// No place was free and fail_open let the request through without one.
+    pub fn is_dropped(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+impl Auditor {
+    pub fn new(cfg: &Config) -> std::io::Result<Auditor> {
+        if cfg.destination == AuditDestination::Api {
+            tracing::warn!(path = %cfg.path, "audit-logger destination 'api': no control plane is connected in standalone mode; records are kept in the on-disk spool at this path until one is");
+        }
+        let sink = Sink::open(cfg)?;
+        Ok(Auditor {
+            cfg: cfg.clone(),
+            tx: sink.sender(),
+            sink,
+        })
+    }
+
+    /// Reserves a queue slot for this request's record.
+    pub fn admit(&self) -> Result<Slot, ApiError> {
+        match self.tx.clone().try_reserve_owned() {
+            Ok(permit) => Ok(Slot(Some(permit))),
+            Err(_) => match self.cfg.on_failure {
+                OnFailure::FailClosed => Err(ApiError::Unavailable(
+                    "the audit log cannot keep up or is unavailable, and audit-logger.on_failure is fail_closed; retry later".into(),
+                )),
+                OnFailure::FailOpen => {
+                    let n = self.sink.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                    tracing::error!(dropped_total = n, "audit queue full: serving without an audit record (on_failure: fail_open)");
+                    Ok(Slot(None))
+                }
+            },
+        }
+    }
+
+    /// Writes the record (shaped by the include_* settings) into its slot.
+    pub fn record(&self, slot: Slot, mut record: Record, decisions: &[Decision]) {
+        let Some(permit) = slot.0 else { return };
+        let notable = decisions.iter().any(|d| d.outcome != Outcome::Pass) || record.status >= 400;
+        if !self.cfg.log_all_access && !notable {
+            return; // permit dropped: the slot is freed
+        }
+        if self.cfg.include_policy_decisions {
+            record.decisions = Some(decisions.to_vec());
+        }
+        if !self.cfg.include_request {
+            record.request = None;
+        }
+        if !self.cfg.include_response {
+            record.response = None;
+        }
+        match serde_json::to_value(&record) {
+            Ok(v) => {
+                permit.send(v);
+            }
+            Err(e) => tracing::error!(error = %e, "audit record could not be encoded"),
+        }
+    }
+
+    pub fn wants_request(&self) -> bool {
+        self.cfg.include_request
+    }
+
+    pub fn wants_response(&self) -> bool {
+        self.cfg.include_response
+    }
+
+    /// Records that fail_open could not keep, since this sink started.
+    pub fn dropped(&self) -> u64 {
+        self.sink.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Shared counter type for sinks.
+pub(crate) type Counter = AtomicU64;
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -1,0 +1,332 @@
+//! The audit writer: daily JSONL files `audit-YYYY-MM-DD.jsonl` in the
+//! configured directory, written by one thread per directory in batches.
+//! It recovers the chain's head at start, cuts a torn last line left by a
+//! crash, and enforces `retention_days`, keeping the head of what it
+//! removes in `chain-anchor.json` so verification still holds.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sluice_proto::pack::policies::AuditLogger as Config;
+use tokio::sync::mpsc;
+
+use super::Counter;
+use super::chain::{self, GENESIS};
+
+const BATCH: usize = 256;
+pub const ANCHOR: &str = "chain-anchor.json";
+
+#[derive(Clone)]
+struct Settings {
+    immutable: bool,
+    retention_days: Option<u64>,
+}
+
+pub struct Sink {
+    tx: mpsc::Sender<Value>,
+    settings: Arc<Mutex<Settings>>,
+    pub(super) dropped: Counter,
+}
+
+fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<Sink>>> {
+    static SINKS: OnceLock<Mutex<HashMap<PathBuf, Weak<Sink>>>> = OnceLock::new();
+    SINKS.get_or_init(Default::default)
+}
+
+impl Sink {
+    /// The sink for `cfg.path`, shared with earlier config versions that
+    /// still use it (so one directory always has one writer and one chain).
+    pub fn open(cfg: &Config) -> std::io::Result<Arc<Sink>> {
+        fs::create_dir_all(&cfg.path)?;
+        let dir = fs::canonicalize(&cfg.path)?;
+        let settings = Settings {
+            immutable: cfg.immutable,
+            retention_days: cfg.retention_days,
+        };
+        let mut reg = registry().lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(sink) = reg.get(&dir).and_then(Weak::upgrade) {
+            *sink.settings.lock().unwrap_or_else(|e| e.into_inner()) = settings;
+            return Ok(sink);
+        }
+        let head = recover(&dir)?;
+        let (tx, rx) = mpsc::channel(cfg.queue_capacity);
+        let shared = Arc::new(Mutex::new(settings));
+        let writer = Writer {
+            dir: dir.clone(),
+            settings: shared.clone(),
+            head,
+            day: String::new(),
+            file: None,
+        };
+        std::thread::Builder::new()
+            .name("sluice-audit".into())
+            .spawn(move || writer.run(rx))?;
+        let sink = Arc::new(Sink {
+            tx,
+            settings: shared,
+            dropped: Counter::new(0),
+        });
+        reg.insert(dir, Arc::downgrade(&sink));
+        Ok(sink)
+    }
+
+    pub fn sender(&self) -> mpsc::Sender<Value> {
+        self.tx.clone()
+    }
+}
+
+/// The last link written: `(seq, hash)`.
+type Head = (u64, String);
+
+struct Writer {
+    dir: PathBuf,
+    settings: Arc<Mutex<Settings>>,
+    head: Head,
+    day: String,
+    file: Option<File>,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Value>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut batch = vec![first];
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(v) => batch.push(v),
+                    Err(_) => break,
+                }
+            }
+            // A failed write is retried until it succeeds: meanwhile the
+            // queue fills and on_failure takes over at admission.
+            let mut delay = Duration::from_millis(100);
+            loop {
+                match self.write(&batch) {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::error!(dir = %self.dir.display(), error = %e, "audit write failed; retrying");
+                        std::thread::sleep(delay);
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, batch: &[Value]) -> std::io::Result<()> {
+        let settings = self
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let day = today();
+        if day != self.day || self.file.is_none() {
+            if let Some(days) = settings.retention_days {
+                enforce_retention(&self.dir, &day, days)?;
+            }
+            self.file = Some(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.join(format!("audit-{day}.jsonl")))?,
+            );
+            self.day = day;
+        }
+        let mut out = Vec::with_capacity(batch.len() * 512);
+        let mut head = self.head.clone();
+        for v in batch {
+            let mut record = v.as_object().cloned().unwrap_or_default();
+            if settings.immutable {
+                let seq = head.0 + 1;
+                head = (seq, chain::seal(&mut record, seq, &head.1));
+            }
+            chain::canonical(&Value::Object(record), &mut out);
+            out.push(b'\n');
+        }
+        let file = self.file.as_mut().expect("opened above");
+        file.write_all(&out)?;
+        file.flush()?;
+        self.head = head;
+        Ok(())
+    }
+}
+
+fn today() -> String {
+    let d = time::OffsetDateTime::now_utc().date();
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+/// Audit files in `dir`, oldest first (regular files only: never read a
+/// device or a pipe someone put there).
+pub fn files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out: Vec<PathBuf> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("audit-") && n.ends_with(".jsonl"))
+        })
+        .filter(|p| fs::metadata(p).is_ok_and(|m| m.is_file()))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+fn last_line(path: &Path) -> std::io::Result<Option<String>> {
+    let mut last = None;
+    for line in BufReader::new(File::open(path)?).lines() {
+        let line = line?;
+        if !line.trim().is_empty() {
+            last = Some(line);
+        }
+    }
+    Ok(last)
+}
+
+/// Where the chain stands: the last sealed record, else the anchor, else genesis.
+fn recover(dir: &Path) -> std::io::Result<Head> {
+    let files = files(dir)?;
+    if let Some(newest) = files.last() {
+        cut_torn_line(newest)?;
+    }
+    for f in files.iter().rev() {
+        if let Some(line) = last_line(f)? {
+            if let Ok(link) = chain::check(&line) {
+                return Ok((link.seq, link.hash));
+            }
+            // Unsealed records (immutable was off): the chain starts over.
+            return Ok((0, GENESIS.to_string()));
+        }
+    }
+    Ok(read_anchor(dir).unwrap_or((0, GENESIS.to_string())))
+}
+
+/// A crash mid-write leaves a last line without its newline: cut it off,
+/// so the chain continues from the last whole record.
+fn cut_torn_line(path: &Path) -> std::io::Result<()> {
+    let mut f = OpenOptions::new().read(true).write(true).open(path)?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)?;
+    if buf.is_empty() || buf.ends_with(b"\n") {
+        return Ok(());
+    }
+    let keep = buf
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    tracing::warn!(file = %path.display(), bytes = buf.len() - keep, "cutting a torn last audit line left by a crash");
+    f.set_len(keep as u64)?;
+    f.seek(SeekFrom::End(0))?;
+    Ok(())
+}
+
+pub fn read_anchor(dir: &Path) -> Option<Head> {
+    let v: Value = serde_json::from_str(&fs::read_to_string(dir.join(ANCHOR)).ok()?).ok()?;
+    Some((
+        v.get("last_seq")?.as_u64()?,
+        v.get("last_hash")?.as_str()?.to_string(),
+    ))
+}
+
+/// Removes files older than `days` (by the date in their name), first
+/// recording the newest removed link in the anchor file.
+fn enforce_retention(dir: &Path, today: &str, days: u64) -> std::io::Result<()> {
+    let Ok(today) = time::Date::parse(
+        today,
+        &time::macros::format_description!("[year]-[month]-[day]"),
+    ) else {
+        return Ok(());
+    };
+    let cutoff = today - time::Duration::days(days as i64);
+    let old: Vec<PathBuf> = files(dir)?
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let date = name.trim_start_matches("audit-").trim_end_matches(".jsonl");
+            time::Date::parse(
+                date,
+                &time::macros::format_description!("[year]-[month]-[day]"),
+            )
+            .is_ok_and(|d| d < cutoff)
+        })
+        .collect();
+    let Some(newest_old) = old.last() else {
+        return Ok(());
+    };
+    if let Some(link) = last_line(newest_old)?.and_then(|l| chain::check(&l).ok()) {
+        let anchor = json!({"last_seq": link.seq, "last_hash": link.hash, "removed_through": newest_old.file_name().and_then(|n| n.to_str())});
+        let tmp = dir.join(format!("{ANCHOR}.tmp"));
+        fs::write(&tmp, anchor.to_string())?;
+        fs::rename(&tmp, dir.join(ANCHOR))?;
+    }
+    for f in &old {
+        fs::remove_file(f)?;
+        tracing::info!(file = %f.display(), "audit retention: removed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    pub fn write_records(dir: &Path, day: &str, start_seq: u64, prev: &str, n: usize) -> String {
+        let mut prev = prev.to_string();
+        let mut text = String::new();
+        for i in 0..n {
+            let mut r = json!({"request_id": format!("r{i}")})
+                .as_object()
+                .unwrap()
+                .clone();
+            prev = chain::seal(&mut r, start_seq + i as u64, &prev);
+            text += &serde_json::to_string(&r).unwrap();
+            text.push('\n');
+        }
+        fs::write(dir.join(format!("audit-{day}.jsonl")), text).unwrap();
+        prev
+    }
+
+    #[test]
+    fn retention_removes_old_days_and_anchors_the_chain() {
+        let dir = std::env::temp_dir().join(format!("sluice-audit-ret-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let h1 = write_records(&dir, "2020-01-01", 1, GENESIS, 2);
+        let h2 = write_records(&dir, "2020-01-02", 3, &h1, 2);
+        write_records(&dir, "2020-01-09", 5, &h2, 1);
+        enforce_retention(&dir, "2020-01-10", 7).unwrap();
+        let names: Vec<_> = files(&dir)
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(names, ["audit-2020-01-09.jsonl"]);
+        assert_eq!(read_anchor(&dir), Some((4, h2)));
+        assert!(
+            super::super::verify::verify(&dir)
+                .unwrap()
+                .first_break
+                .is_none()
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn recovery_cuts_a_torn_line_and_continues_the_chain() {
+        let dir = std::env::temp_dir().join(format!("sluice-audit-rec-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let h = write_records(&dir, "2020-01-01", 1, GENESIS, 3);
+        let path = dir.join("audit-2020-01-01.jsonl");
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"request_id\":\"torn").unwrap();
+        assert_eq!(recover(&dir).unwrap(), (3, h));
+        assert!(fs::read_to_string(&path).unwrap().ends_with("}\n"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

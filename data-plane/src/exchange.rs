@@ -1,0 +1,226 @@
+//! One request's bookkeeping along the request path: policy decisions,
+//! time spent upstream vs. in Sluice, and the audit record written when the
+//! response (or stream) ends.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use crate::audit::{self, Record, Slot};
+use crate::error::ApiError;
+use crate::metrics::{self, OutcomeLabels, PolicyLabels, TargetLabels};
+use crate::openai::Usage;
+use crate::policies::{self, Decision, Outcome, Stage};
+use crate::runtime::{Caller, Runtime};
+
+pub struct Exchange {
+    pub rt: Arc<Runtime>,
+    started: Instant,
+    upstream: Duration,
+    pub decisions: Vec<Decision>,
+    pub record: Record,
+    slot: Option<Slot>,
+    /// The routed target's model id: the only model label metrics use.
+    model_label: Option<String>,
+    first_token: Option<Duration>,
+}
+
+impl Exchange {
+    pub fn new(rt: Arc<Runtime>, request_id: String, endpoint: &'static str) -> Self {
+        let record = Record {
+            request_id,
+            endpoint,
+            ..Record::default()
+        };
+        Exchange {
+            rt,
+            started: Instant::now(),
+            upstream: Duration::ZERO,
+            decisions: Vec::new(),
+            record,
+            slot: None,
+            model_label: None,
+            first_token: None,
+        }
+    }
+
+    /// Reserves the audit record's place before any work is done, so a full
+    /// audit queue is answered by `on_failure` up front.
+    pub fn admit(&mut self) -> Result<(), ApiError> {
+        if let Some(a) = &self.rt.auditor {
+            let slot = a.admit()?;
+            if slot.is_dropped() {
+                metrics::get().audit_dropped.inc();
+            }
+            self.slot = Some(slot);
+        }
+        Ok(())
+    }
+
+    pub fn routed(&mut self, target: &crate::runtime::TargetRuntime) {
+        self.record.target = Some(target.spec.id.clone());
+        self.model_label = Some(target.spec.model.clone());
+    }
+
+    /// Marks the first streamed token (once).
+    pub fn first_token(&mut self) {
+        if self.first_token.is_none() {
+            self.first_token = Some(self.started.elapsed());
+        }
+    }
+
+    pub fn caller(&mut self, caller: &Caller) {
+        self.record.key_id = caller.key_id.clone();
+        self.record.role = caller.role.clone();
+    }
+
+    pub fn audits_request(&self) -> bool {
+        self.rt.auditor.as_ref().is_some_and(|a| a.wants_request())
+    }
+
+    pub fn audits_response(&self) -> bool {
+        self.rt.auditor.as_ref().is_some_and(|a| a.wants_response())
+    }
+
+    /// Runs `call` and counts its time as upstream time.
+    pub async fn upstream<T>(&mut self, call: impl std::future::Future<Output = T>) -> T {
+        let t = Instant::now();
+        let out = call.await;
+        self.upstream += t.elapsed();
+        out
+    }
+
+    pub fn add_upstream(&mut self, d: Duration) {
+        self.upstream += d;
+    }
+
+    pub fn overhead(&self) -> Duration {
+        self.started.elapsed().saturating_sub(self.upstream)
+    }
+
+    /// Adds `x-sluice-policy-decisions` and `x-sluice-overhead-ms`.
+    pub fn decorate(&self, resp: &mut Response) {
+        let h = resp.headers_mut();
+        if !self.decisions.is_empty()
+            && let Ok(v) = HeaderValue::from_str(&policies::header_value(&self.decisions)) {
+                h.insert("x-sluice-policy-decisions", v);
+            }
+        if let Ok(v) =
+            HeaderValue::from_str(&format!("{:.3}", self.overhead().as_secs_f64() * 1000.0))
+        {
+            h.insert("x-sluice-overhead-ms", v);
+        }
+    }
+
+    pub fn fail(mut self, err: ApiError) -> Response {
+        let status = err.status().as_u16();
+        let mut resp = err.into_response();
+        self.decorate(&mut resp);
+        self.record.status = status;
+        self.finish(None, None);
+        resp
+    }
+
+    /// Counts the request in the metrics and writes its audit record.
+    pub fn finish(mut self, usage: Option<Usage>, response: Option<Value>) {
+        self.observe(usage.as_ref());
+        let Some(auditor) = self.rt.auditor.clone() else {
+            return;
+        };
+        let Some(slot) = self.slot.take() else { return };
+        self.record.time = audit::now_rfc3339();
+        self.record.usage = usage;
+        self.record.latency_ms = round3(self.started.elapsed());
+        self.record.overhead_ms = round3(self.overhead());
+        if self.record.response.is_none() {
+            self.record.response = response;
+        }
+        auditor.record(slot, std::mem::take(&mut self.record), &self.decisions);
+    }
+}
+
+impl Exchange {
+    fn observe(&self, usage: Option<&Usage>) {
+        let m = metrics::get();
+        let target = self
+            .record
+            .target
+            .clone()
+            .unwrap_or_else(|| "none".to_string());
+        let model = self
+            .model_label
+            .clone()
+            .unwrap_or_else(|| "unknown".to_string());
+        let labels = TargetLabels {
+            target: target.clone(),
+            model: model.clone(),
+        };
+        let blocked = self.decisions.iter().any(|d| d.outcome == Outcome::Block);
+        let status = self.record.status;
+        let outcome = match status {
+            _ if blocked => "blocked",
+            0..=399 => "success",
+            429 => "rate_limited",
+            400..=499 => "rejected",
+            502 => "upstream_error",
+            503 => "unavailable",
+            504 => "timeout",
+            _ => "error",
+        };
+        m.requests
+            .get_or_create(&OutcomeLabels {
+                target: target.clone(),
+                model: model.clone(),
+                outcome,
+            })
+            .inc();
+        if outcome != "success" {
+            m.failures
+                .get_or_create(&OutcomeLabels {
+                    target,
+                    model,
+                    outcome,
+                })
+                .inc();
+        }
+        m.duration_ms
+            .get_or_create(&labels)
+            .observe(metrics::ms(self.started.elapsed()));
+        m.overhead_ms.observe(metrics::ms(self.overhead()));
+        if let Some(t) = self.first_token {
+            m.ttft_ms.get_or_create(&labels).observe(metrics::ms(t));
+        }
+        if let Some(u) = usage {
+            m.prompt_tokens
+                .get_or_create(&labels)
+                .inc_by(u.prompt_tokens);
+            m.completion_tokens
+                .get_or_create(&labels)
+                .inc_by(u.completion_tokens);
+        }
+        for d in &self.decisions {
+            let stage = match d.stage {
+                Stage::Request => "request",
+                Stage::Response => "response",
+            };
+            m.decisions
+                .get_or_create(&PolicyLabels {
+                    policy: d.policy,
+                    stage,
+                    outcome: d.outcome.as_str(),
+                })
+                .inc();
+        }
+    }
+}
+
+fn round3(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+pub fn usage_of(v: &Value) -> Option<Usage> {
+    serde_json::from_value(v.get("usage")?.clone()).ok()
+}

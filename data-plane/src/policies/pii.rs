@@ -1,0 +1,279 @@
+//! `pii-detector`: finds PII with `sluice_guardrails::pii` and, by `action`,
+//! redacts it to typed placeholders (`<EMAIL_ADDRESS>`), blocks, or only
+//! records it — on requests (what the upstream receives) and on responses
+//! (what the client receives), streamed ones included.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sluice_guardrails::pii::{self, Detector, Entity, Finding};
+use sluice_proto::pack::policies::{Action, PiiDetector as Config};
+
+use super::stream::StreamGuard;
+use super::{Decision, Policy, Stage, Text};
+
+const NAME: &str = "pii-detector";
+
+/// At most this many characters of a streamed response are held back at
+/// any time; it must cover the longest entity so none can slip through
+/// split across chunks.
+pub const WINDOW_CHARS: usize = 64;
+
+pub struct PiiPolicy {
+    action: Action,
+    detector: Arc<Detector>,
+}
+
+impl PiiPolicy {
+    pub fn new(cfg: &Config) -> Self {
+        let entities: Vec<Entity> = cfg
+            .entities
+            .iter()
+            .filter_map(|e| Entity::from_name(e))
+            .collect();
+        PiiPolicy {
+            action: cfg.action,
+            detector: Arc::new(Detector::new(&entities, cfg.min_score as f32)),
+        }
+    }
+
+    /// Checks one text, redacting it in place when the action says so.
+    fn apply(&self, text: &mut String, stage: Stage, out: &mut Decision) {
+        let findings = self.detector.find(text);
+        if findings.is_empty() {
+            return;
+        }
+        out.merge(&decision(self.action, stage, &findings));
+        if self.action == Action::Redact {
+            *text = pii::redact(text, &findings);
+        }
+    }
+}
+
+fn decision(action: Action, stage: Stage, findings: &[Finding]) -> Decision {
+    let mut entities: BTreeMap<&'static str, u32> = BTreeMap::new();
+    for f in findings {
+        *entities.entry(f.entity.name()).or_insert(0) += 1;
+    }
+    let mut d = Decision::found(NAME, stage, action, "entities_found")
+        .with_category(findings[0].entity.name());
+    d.entities = entities;
+    d
+}
+
+impl Policy for PiiPolicy {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn check_request(&self, texts: &mut [Text<'_>]) -> Decision {
+        let mut out = Decision::pass(NAME, Stage::Request);
+        for t in texts.iter_mut() {
+            self.apply(t.text, Stage::Request, &mut out);
+        }
+        out
+    }
+
+    fn check_response(&self, text: &mut String) -> Option<Decision> {
+        let mut out = Decision::pass(NAME, Stage::Response);
+        self.apply(text, Stage::Response, &mut out);
+        Some(out)
+    }
+
+    fn stream_guard(&self) -> Option<Box<dyn StreamGuard>> {
+        Some(Box::new(WindowRedactor {
+            action: self.action,
+            detector: self.detector.clone(),
+            context: String::new(),
+            pending: String::new(),
+            decision: Decision::pass(NAME, Stage::Response),
+        }))
+    }
+}
+
+/// Exact redaction across chunk boundaries with a bounded hold-back: the
+/// last [`WINDOW_CHARS`] characters stay pending, since an entity still
+/// being written can only be that long. Detection also sees a little of
+/// the text already sent (`context`), so context words ("call me at")
+/// count as they would in a whole response.
+struct WindowRedactor {
+    action: Action,
+    detector: Arc<Detector>,
+    context: String,
+    pending: String,
+    decision: Decision,
+}
+
+impl WindowRedactor {
+    fn release(&mut self, all: bool) -> Result<String, Decision> {
+        let scan = format!("{}{}", self.context, self.pending);
+        let offset = self.context.len();
+        // Findings in the pending text (those wholly in the context were
+        // handled when that text was released).
+        let findings: Vec<Finding> = self
+            .detector
+            .find(&scan)
+            .into_iter()
+            .filter(|f| f.end > offset)
+            .map(|f| Finding {
+                start: f.start.saturating_sub(offset),
+                end: f.end - offset,
+                ..f
+            })
+            .collect();
+        let mut cut = if all {
+            self.pending.len()
+        } else {
+            boundary_keeping(&self.pending, WINDOW_CHARS)
+        };
+        for f in &findings {
+            if f.start < cut && f.end > cut {
+                // Straddles the cut: it is complete (it ends inside the
+                // window), so release it whole rather than split it.
+                cut = f.end;
+            }
+        }
+        let released: Vec<Finding> = findings.into_iter().filter(|f| f.end <= cut).collect();
+        if !released.is_empty() {
+            let d = decision(self.action, Stage::Response, &released);
+            self.decision.merge(&d);
+            if self.action == Action::Block {
+                return Err(d);
+            }
+        }
+        let head: String = self.pending[..cut].to_string();
+        let out = if self.action == Action::Redact {
+            pii::redact(&head, &released)
+        } else {
+            head.clone()
+        };
+        self.context.push_str(&head);
+        let keep = boundary_keeping(&self.context, WINDOW_CHARS);
+        self.context.drain(..keep);
+        self.pending.drain(..cut);
+        Ok(out)
+    }
+}
+
+/// The byte index from which `s` has at most `n` characters left.
+fn boundary_keeping(s: &str, n: usize) -> usize {
+    s.char_indices()
+        .rev()
+        .nth(n.saturating_sub(1))
+        .map(|(i, _)| i)
+        .unwrap_or(0)
+}
+
+impl StreamGuard for WindowRedactor {
+    fn push(&mut self, text: &str) -> Result<String, Decision> {
+        self.pending.push_str(text);
+        if self.pending.chars().count() <= WINDOW_CHARS {
+            return Ok(String::new());
+        }
+        self.release(false)
+    }
+
+    fn finish(&mut self) -> Result<String, Decision> {
+        self.release(true)
+    }
+
+    fn decision(&self) -> Decision {
+        self.decision.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policies::Outcome;
+
+    fn policy(action: Action) -> PiiPolicy {
+        PiiPolicy::new(&Config {
+            action,
+            entities: vec![
+                "EMAIL_ADDRESS".into(),
+                "PHONE_NUMBER".into(),
+                "CREDIT_CARD".into(),
+            ],
+            min_score: 0.5,
+        })
+    }
+
+    /// Streams `text` in pieces of `size` chars; returns what the client gets.
+    fn stream(p: &PiiPolicy, text: &str, size: usize) -> (String, usize, Decision) {
+        let mut g = p.stream_guard().unwrap();
+        let chars: Vec<char> = text.chars().collect();
+        let mut out = String::new();
+        let mut max_held = 0;
+        let mut fed = 0;
+        for piece in chars.chunks(size) {
+            let piece: String = piece.iter().collect();
+            fed += piece.chars().count();
+            out.push_str(&g.push(&piece).unwrap());
+            max_held = max_held.max(fed - out.chars().count().min(fed));
+        }
+        out.push_str(&g.finish().unwrap());
+        (out, max_held, g.decision())
+    }
+
+    #[test]
+    fn streamed_redaction_matches_whole_text_redaction_for_any_chunking() {
+        let p = policy(Action::Redact);
+        let text = "Thanks! Write to jane.doe@example.com or call +44 20 7946 0958 today. Card 4111 1111 1111 1111 expires soon, and that is all the news there is for now.";
+        let mut whole = text.to_string();
+        let d = p.check_response(&mut whole).unwrap();
+        assert_eq!(d.outcome, Outcome::Redact);
+        assert!(
+            whole.contains("<EMAIL_ADDRESS>") && whole.contains("<CREDIT_CARD>"),
+            "{whole}"
+        );
+        let monitor = policy(Action::Monitor);
+        for size in [1, 2, 3, 5, 7, 16, 64, 500] {
+            let (out, _, dec) = stream(&p, text, size);
+            assert_eq!(out, whole, "chunk size {size}");
+            assert_eq!(dec.entities, d.entities, "chunk size {size}");
+            // Monitor passes text unchanged, so what is held is measurable.
+            let (out, held, _) = stream(&monitor, text, size);
+            assert_eq!(out, text);
+            assert!(
+                held <= WINDOW_CHARS + size,
+                "held {held} chars at chunk size {size}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_window_bounds_what_is_held() {
+        let p = policy(Action::Redact);
+        let mut g = p.stream_guard().unwrap();
+        let (mut released, mut fed) = (0, 0);
+        for i in 0..200 {
+            let piece = if i % 2 == 0 { "word " } else { "x" };
+            fed += piece.len();
+            released += g.push(piece).unwrap().chars().count();
+            assert!(
+                fed - released <= WINDOW_CHARS + 5,
+                "held {} chars",
+                fed - released
+            );
+        }
+    }
+
+    #[test]
+    fn block_ends_the_stream_and_monitor_passes_text_unchanged() {
+        let text = "reach me at jane.doe@example.com please, any time this week would work for me";
+        let mut g = policy(Action::Block).stream_guard().unwrap();
+        let mut blocked = false;
+        for c in text.split_inclusive(' ') {
+            if g.push(c).is_err() {
+                blocked = true;
+                break;
+            }
+        }
+        assert!(blocked || g.finish().is_err());
+        let (out, _, d) = stream(&policy(Action::Monitor), text, 4);
+        assert_eq!(out, text);
+        assert_eq!(d.outcome, Outcome::Monitor);
+        assert_eq!(d.entities["EMAIL_ADDRESS"], 1);
+    }
+}

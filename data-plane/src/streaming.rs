@@ -1,0 +1,175 @@
+//! A streamed chat completion on its way to the client: every chunk's
+//! delta passes the response policies (which may hold text back, rewrite it
+//! or block), then goes out as a server-sent event. `[DONE]` follows only a
+//! clean end; a block or an upstream failure ends the stream with one
+//! `{"error": …}` event. The audit record is written when the stream ends.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::exchange::{Exchange, usage_of};
+use crate::openai::Usage;
+use crate::policies::stream::Pipeline;
+use crate::providers::ChunkStream;
+
+struct State {
+    upstream: ChunkStream,
+    pipeline: Pipeline,
+    ex: Option<Exchange>,
+    /// What the client received, for the audit record (when it wants it).
+    text: Option<String>,
+    usage: Option<Usage>,
+    /// The last chunk seen, as the shape for chunks the gateway adds.
+    template: Option<Value>,
+    flushed: bool,
+    out: VecDeque<Event>,
+}
+
+pub fn respond(ex: Exchange, upstream: ChunkStream) -> Response {
+    let pipeline = ex.rt.chain.stream_guards();
+    let text = ex.audits_response().then(String::new);
+    // Headers go out before the response policies see any text: they carry
+    // the request-side decisions; the audit record has all of them.
+    let mut head = Sse::new(futures::stream::empty::<Result<Event, Infallible>>()).into_response();
+    ex.decorate(&mut head);
+    let state = State {
+        upstream,
+        pipeline,
+        ex: Some(ex),
+        text,
+        usage: None,
+        template: None,
+        flushed: false,
+        out: VecDeque::new(),
+    };
+    let mut resp =
+        Sse::new(futures::stream::unfold(state, next).map(Ok::<_, Infallible>)).into_response();
+    for (k, v) in head.headers() {
+        if k.as_str().starts_with("x-sluice-") {
+            resp.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    resp.headers_mut().insert(
+        "cache-control",
+        axum::http::HeaderValue::from_static("no-cache"),
+    );
+    resp
+}
+
+async fn next(mut st: State) -> Option<(Event, State)> {
+    loop {
+        if let Some(ev) = st.out.pop_front() {
+            return Some((ev, st));
+        }
+        st.ex.as_ref()?; // finished: the stream is over
+        match st.upstream.next().await {
+            Some(Ok(chunk)) => st.chunk(chunk),
+            Some(Err(e)) => st.fail(e),
+            None => {
+                if let Err(e) = st.flush() {
+                    st.fail(e);
+                    continue;
+                }
+                st.out.push_back(Event::default().data("[DONE]"));
+                st.end(200);
+            }
+        }
+    }
+}
+
+impl State {
+    fn chunk(&mut self, mut chunk: Value) {
+        if let Some(u) = usage_of(&chunk) {
+            self.usage = Some(u);
+        }
+        let finishing = chunk
+            .pointer("/choices/0/finish_reason")
+            .is_some_and(|f| !f.is_null());
+        if let Some(Value::String(content)) = chunk.pointer_mut("/choices/0/delta/content") {
+            if !content.is_empty()
+                && let Some(ex) = &mut self.ex {
+                    ex.first_token();
+                }
+            if !self.pipeline.is_empty() {
+                match self.pipeline.push(content) {
+                    Ok(out) => *content = out,
+                    Err(d) => return self.fail(d.violation()),
+                }
+            }
+            if let Some(t) = &mut self.text {
+                t.push_str(content);
+            }
+        }
+        if finishing
+            && let Err(e) = self.flush() {
+                return self.fail(e);
+            }
+        self.template = Some(chunk.clone());
+        if !is_empty_delta(&chunk) {
+            self.out.push_back(Event::default().data(chunk.to_string()));
+        }
+    }
+
+    /// Releases what the policies held back, as one content chunk.
+    fn flush(&mut self) -> Result<(), ApiError> {
+        if self.flushed || self.pipeline.is_empty() {
+            return Ok(());
+        }
+        self.flushed = true;
+        let rest = self.pipeline.finish().map_err(|d| d.violation())?;
+        if rest.is_empty() {
+            return Ok(());
+        }
+        if let Some(t) = &mut self.text {
+            t.push_str(&rest);
+        }
+        let mut chunk = self.template.clone().unwrap_or_else(
+            || json!({"object": "chat.completion.chunk", "choices": [{"index": 0}]}),
+        );
+        chunk["choices"] = json!([{"index": 0, "delta": {"content": rest}, "finish_reason": null}]);
+        chunk.as_object_mut().map(|o| o.remove("usage"));
+        self.out.push_back(Event::default().data(chunk.to_string()));
+        Ok(())
+    }
+
+    fn fail(&mut self, err: ApiError) {
+        tracing::warn!(error = %err, "stream ended with an error");
+        self.out
+            .push_back(Event::default().data(err.body().to_string()));
+        let status = err.status().as_u16();
+        self.end(status);
+    }
+
+    fn end(&mut self, status: u16) {
+        if let Some(mut ex) = self.ex.take() {
+            ex.decisions.extend(self.pipeline.decisions());
+            ex.record.status = status;
+            ex.record.stream = true;
+            let response = self.text.take().map(Value::String);
+            ex.finish(self.usage.take(), response);
+        }
+    }
+}
+
+/// A chunk whose delta became empty (its text is held back) and that
+/// carries nothing else is not worth an event.
+fn is_empty_delta(chunk: &Value) -> bool {
+    let Some(choice) = chunk.pointer("/choices/0") else {
+        return false;
+    };
+    let delta_empty = match choice.get("delta") {
+        Some(Value::Object(d)) => d
+            .iter()
+            .all(|(k, v)| k == "content" && v.as_str() == Some("")),
+        _ => false,
+    };
+    delta_empty
+        && choice.get("finish_reason").is_none_or(Value::is_null)
+        && chunk.get("usage").is_none_or(Value::is_null)
+}

@@ -1,0 +1,94 @@
+//! The systems under test, as child processes killed on drop.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Child(std::process::Child, #[allow(dead_code)] Option<PathBuf>);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        if let Some(dir) = &self.1 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("address").port()
+}
+
+/// `sluice-gateway`, beside this binary; built first if it is missing.
+fn gateway_binary() -> PathBuf {
+    let dir = std::env::current_exe().expect("current_exe").parent().expect("exe dir").to_path_buf();
+    let path = dir.join("sluice-gateway");
+    if !path.exists() {
+        eprintln!("building sluice-gateway (release)…");
+        let ok = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--release", "-p", "sluice-data-plane", "--bin", "sluice-gateway"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok && path.exists(), "could not build sluice-gateway; run `cargo build --release -p sluice-data-plane` first");
+    }
+    path
+}
+
+async fn wait_ready(url: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if reqwest::get(url).await.is_ok_and(|r| r.status().is_success()) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+const CHAIN: &str = "policies:\n  chain: [prompt-injection, pii-detector, safety-filter, content-filter]\n  policy:\n    prompt-injection:\n      action: monitor\n    pii-detector:\n      action: redact\n    content-filter:\n      categories: [hate_speech, harassment, self_harm, sexual, violence]\n";
+
+pub async fn gateway(stub_port: u16, chain: bool) -> (Child, String) {
+    let dir = std::env::temp_dir().join(format!("sluice-bench-{}-{}", std::process::id(), chain));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let pack = format!(
+        "pack:\n  name: bench\nproviders:\n  targets:\n    - id: stub\n      provider: openai:bench-model\n      base_url: http://127.0.0.1:{stub_port}/v1\n{}",
+        if chain { CHAIN } else { "" }
+    );
+    let config = dir.join("pack.yaml");
+    std::fs::write(&config, pack).expect("write pack");
+    let port = free_port();
+    let child = Command::new(gateway_binary())
+        .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--policy-config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start sluice-gateway");
+    let child = Child(child, Some(dir));
+    assert!(wait_ready(&format!("http://127.0.0.1:{port}/readyz")).await, "sluice-gateway did not become ready");
+    (child, format!("http://127.0.0.1:{port}/v1/chat/completions"))
+}
+
+pub async fn litellm(bin: &str, stub_port: u16) -> Option<(Child, String)> {
+    let dir = std::env::temp_dir().join(format!("sluice-bench-litellm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let config = dir.join("litellm.yaml");
+    std::fs::write(
+        &config,
+        format!("model_list:\n  - model_name: bench-model\n    litellm_params:\n      model: openai/bench-model\n      api_base: http://127.0.0.1:{stub_port}/v1\n      api_key: unused\n"),
+    )
+    .ok()?;
+    let port = free_port();
+    let child = Command::new(bin)
+        .arg("--config")
+        .arg(&config)
+        .args(["--port", &port.to_string(), "--num_workers", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let child = Child(child, Some(dir));
+    wait_ready(&format!("http://127.0.0.1:{port}/health/liveliness")).await.then(|| (child, format!("http://127.0.0.1:{port}/v1/chat/completions")))
+}

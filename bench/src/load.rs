@@ -1,8 +1,8 @@
 //! The load generator: keep-alive HTTP/1.1 connections, every answer
 //! checked for status 200.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// A 1 KB user prompt of ordinary text with one email address in it, so the
@@ -16,11 +16,16 @@ Could you check the usage report for the second half of the month? Reply to acco
         p.push_str(base);
     }
     p.truncate(1024);
-    serde_json::json!({"model": "bench-model", "messages": [{"role": "user", "content": p}]}).to_string()
+    serde_json::json!({"model": "bench-model", "messages": [{"role": "user", "content": p}]})
+        .to_string()
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(1024).build().expect("client")
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(1024)
+        .build()
+        .expect("client")
 }
 
 /// `n` requests one after another; their latencies and the failure count.
@@ -43,7 +48,13 @@ pub async fn sequential(url: &str, n: usize) -> (Vec<Duration>, u64) {
 }
 
 async fn send(c: &reqwest::Client, url: &str, body: &str) -> bool {
-    match c.post(url).header("content-type", "application/json").body(body.to_string()).send().await {
+    match c
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+    {
         Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
         _ => false,
     }
@@ -59,7 +70,13 @@ pub async fn throughput(url: &str, concurrency: usize, duration: Duration) -> (f
     let end = start + duration;
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (c, url, body, done, errors) = (c.clone(), url.to_string(), body.clone(), done.clone(), errors.clone());
+            let (c, url, body, done, errors) = (
+                c.clone(),
+                url.to_string(),
+                body.clone(),
+                done.clone(),
+                errors.clone(),
+            );
             tokio::spawn(async move {
                 while Instant::now() < end {
                     if send(&c, &url, &body).await {
@@ -74,7 +91,10 @@ pub async fn throughput(url: &str, concurrency: usize, duration: Duration) -> (f
     for w in workers {
         let _ = w.await;
     }
-    (done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64(), errors.load(Ordering::Relaxed))
+    (
+        done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64(),
+        errors.load(Ordering::Relaxed),
+    )
 }
 
 pub fn percentile(v: &mut [Duration], q: f64) -> Duration {

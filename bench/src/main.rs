@@ -41,18 +41,28 @@ async fn main() {
     let stub_port = stub::start().await;
     let stub_url = format!("http://127.0.0.1:{stub_port}/v1/chat/completions");
     let mut systems: Vec<(String, procs::Child, String)> = Vec::new();
-    for (name, chain) in [("sluice (no policies)", false), ("sluice (full chain)", true)] {
+    for (name, chain) in [
+        ("sluice (no policies)", false),
+        ("sluice (full chain)", true),
+    ] {
         let (child, url) = procs::gateway(stub_port, chain).await;
         systems.push((name.to_string(), child, url));
     }
     if args.litellm {
         match procs::litellm(&args.litellm_bin, stub_port).await {
             Some((child, url)) => systems.push(("litellm proxy".into(), child, url)),
-            None => println!("litellm: not found or did not start; install it with `pip install 'litellm[proxy]'`"),
+            None => println!(
+                "litellm: not found or did not start; install it with `pip install 'litellm[proxy]'`"
+            ),
         }
     }
 
-    println!("machine: {} cores shared by the stub, the systems under test and the load generator", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!(
+        "machine: {} cores shared by the stub, the systems under test and the load generator",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
     println!("payload: 1 KB user prompt, non-streamed chat completion\n");
 
     let mut failed = false;
@@ -71,11 +81,25 @@ async fn main() {
             }
         }
     }
-    let (d50, d99) = (load::percentile(&mut direct_lat, 0.50), load::percentile(&mut direct_lat, 0.99));
-    println!("latency at concurrency 1 ({} requests each):", args.requests * args.rounds);
-    println!("  {:<22} p50 {:>8.3} ms   p99 {:>8.3} ms", "direct to stub", ms(d50), ms(d99));
+    let (d50, d99) = (
+        load::percentile(&mut direct_lat, 0.50),
+        load::percentile(&mut direct_lat, 0.99),
+    );
+    println!(
+        "latency at concurrency 1 ({} requests each):",
+        args.requests * args.rounds
+    );
+    println!(
+        "  {:<22} p50 {:>8.3} ms   p99 {:>8.3} ms",
+        "direct to stub",
+        ms(d50),
+        ms(d99)
+    );
     for (i, (name, _, _)) in systems.iter().enumerate() {
-        let (p50, p99) = (load::percentile(&mut lats[i], 0.50), load::percentile(&mut lats[i], 0.99));
+        let (p50, p99) = (
+            load::percentile(&mut lats[i], 0.50),
+            load::percentile(&mut lats[i], 0.99),
+        );
         println!(
             "  {name:<22} p50 {:>8.3} ms   p99 {:>8.3} ms   added: p50 {:.3} ms, p99 {:.3} ms",
             ms(p50),
@@ -86,7 +110,10 @@ async fn main() {
     }
 
     let secs = Duration::from_secs(args.duration_secs);
-    println!("\nthroughput at concurrency {} ({} s each):", args.concurrency, args.duration_secs);
+    println!(
+        "\nthroughput at concurrency {} ({} s each):",
+        args.concurrency, args.duration_secs
+    );
     let (direct_rps, e) = load::throughput(&stub_url, args.concurrency, secs).await;
     failed |= e > 0;
     println!("  {:<22} {:>9.0} req/s", "direct to stub", direct_rps);
@@ -96,7 +123,10 @@ async fn main() {
             println!("ERRORS: {e} failed requests against {name}");
             failed = true;
         }
-        println!("  {name:<22} {rps:>9.0} req/s   ({:.2}x direct)", rps / direct_rps);
+        println!(
+            "  {name:<22} {rps:>9.0} req/s   ({:.2}x direct)",
+            rps / direct_rps
+        );
     }
     drop(systems);
     if failed {

@@ -17,20 +17,38 @@ impl Drop for Child {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("address").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("address")
+        .port()
 }
 
 /// `sluice-gateway`, beside this binary; built first if it is missing.
 fn gateway_binary() -> PathBuf {
-    let dir = std::env::current_exe().expect("current_exe").parent().expect("exe dir").to_path_buf();
+    let dir = std::env::current_exe()
+        .expect("current_exe")
+        .parent()
+        .expect("exe dir")
+        .to_path_buf();
     let path = dir.join("sluice-gateway");
     if !path.exists() {
         eprintln!("building sluice-gateway (release)…");
         let ok = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--release", "-p", "sluice-data-plane", "--bin", "sluice-gateway"])
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "sluice-data-plane",
+                "--bin",
+                "sluice-gateway",
+            ])
             .status()
             .is_ok_and(|s| s.success());
-        assert!(ok && path.exists(), "could not build sluice-gateway; run `cargo build --release -p sluice-data-plane` first");
+        assert!(
+            ok && path.exists(),
+            "could not build sluice-gateway; run `cargo build --release -p sluice-data-plane` first"
+        );
     }
     path
 }
@@ -38,7 +56,10 @@ fn gateway_binary() -> PathBuf {
 async fn wait_ready(url: &str) -> bool {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        if reqwest::get(url).await.is_ok_and(|r| r.status().is_success()) {
+        if reqwest::get(url)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -59,7 +80,12 @@ pub async fn gateway(stub_port: u16, chain: bool) -> (Child, String) {
     std::fs::write(&config, pack).expect("write pack");
     let port = free_port();
     let child = Command::new(gateway_binary())
-        .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--policy-config"])
+        .args([
+            "run",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--policy-config",
+        ])
         .arg(&config)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -67,8 +93,14 @@ pub async fn gateway(stub_port: u16, chain: bool) -> (Child, String) {
         .spawn()
         .expect("start sluice-gateway");
     let child = Child(child, Some(dir));
-    assert!(wait_ready(&format!("http://127.0.0.1:{port}/readyz")).await, "sluice-gateway did not become ready");
-    (child, format!("http://127.0.0.1:{port}/v1/chat/completions"))
+    assert!(
+        wait_ready(&format!("http://127.0.0.1:{port}/readyz")).await,
+        "sluice-gateway did not become ready"
+    );
+    (
+        child,
+        format!("http://127.0.0.1:{port}/v1/chat/completions"),
+    )
 }
 
 pub async fn litellm(bin: &str, stub_port: u16) -> Option<(Child, String)> {
@@ -90,5 +122,12 @@ pub async fn litellm(bin: &str, stub_port: u16) -> Option<(Child, String)> {
         .spawn()
         .ok()?;
     let child = Child(child, Some(dir));
-    wait_ready(&format!("http://127.0.0.1:{port}/health/liveliness")).await.then(|| (child, format!("http://127.0.0.1:{port}/v1/chat/completions")))
+    wait_ready(&format!("http://127.0.0.1:{port}/health/liveliness"))
+        .await
+        .then(|| {
+            (
+                child,
+                format!("http://127.0.0.1:{port}/v1/chat/completions"),
+            )
+        })
 }

@@ -5,7 +5,9 @@ use axum::routing::post;
 const ANSWER: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1,"model":"bench-model","choices":[{"index":0,"message":{"role":"assistant","content":"Thanks, the invoice has been checked and the duplicate line removed."},"finish_reason":"stop"}],"usage":{"prompt_tokens":250,"completion_tokens":14,"total_tokens":264}}"#;
 
 pub async fn start() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind stub");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind stub");
     let port = listener.local_addr().expect("stub address").port();
     let app = axum::Router::new().route(
         "/v1/chat/completions",

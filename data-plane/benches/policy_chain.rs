@@ -58,9 +58,22 @@ fn main() {
     let baseline = measure(rounds, iters, || {
         black_box(serde_json::from_str::<ChatRequest>(black_box(&body)).unwrap());
     });
-    let req: ChatRequest = serde_json::from_str(&body).unwrap();
+    // Distinct prompts, cycled, so no per-thread memo can answer from the
+    // previous iteration: each call pays for its text.
+    let reqs: Vec<ChatRequest> = (0..64)
+        .map(|i| {
+            let mut p = prompt();
+            p.truncate(1000);
+            p.push_str(&format!(" ref {i:04}"));
+            serde_json::from_str(&request_json(&p)).unwrap()
+        })
+        .collect();
+    let req = &reqs[0];
+    let next = std::cell::Cell::new(0usize);
     let run = |chain: &Chain| {
-        let mut r = req.clone();
+        let i = next.get();
+        next.set((i + 1) % reqs.len());
+        let mut r = reqs[i].clone();
         let mut decisions = Vec::new();
         let _ = black_box(chain.check_request(&mut chat_texts(&mut r), &mut decisions));
     };

@@ -105,9 +105,10 @@ impl Exchange {
     pub fn decorate(&self, resp: &mut Response) {
         let h = resp.headers_mut();
         if !self.decisions.is_empty()
-            && let Ok(v) = HeaderValue::from_str(&policies::header_value(&self.decisions)) {
-                h.insert("x-sluice-policy-decisions", v);
-            }
+            && let Ok(v) = HeaderValue::from_str(&policies::header_value(&self.decisions))
+        {
+            h.insert("x-sluice-policy-decisions", v);
+        }
         if let Ok(v) =
             HeaderValue::from_str(&format!("{:.3}", self.overhead().as_secs_f64() * 1000.0))
         {

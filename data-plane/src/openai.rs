@@ -110,14 +110,13 @@ impl ChatRequest {
             }
         }
         if let Some(n) = self.n
-            && n != 1 {
-                return Err(ApiError::InvalidParam {
-                    message: format!(
-                        "n={n} is not supported: the gateway returns one choice (n=1)"
-                    ),
-                    param: "n",
-                });
-            }
+            && n != 1
+        {
+            return Err(ApiError::InvalidParam {
+                message: format!("n={n} is not supported: the gateway returns one choice (n=1)"),
+                param: "n",
+            });
+        }
         Ok(())
     }
 

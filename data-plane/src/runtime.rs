@@ -204,9 +204,9 @@ impl Runtime {
             && let Some(role) = headers
                 .get(clients.role_header.as_str())
                 .and_then(|v| v.to_str().ok())
-            {
-                caller.role = Some(role.to_string());
-            }
+        {
+            caller.role = Some(role.to_string());
+        }
         Ok(caller)
     }
 
@@ -249,13 +249,13 @@ impl Runtime {
             .ok_or_else(|| self.not_found(model, "chat completions"))?;
         if let Some(router) = self.pack.router()
             && let Some(id) = router.route(caller.role.as_deref())
-                && let Some(t) = self
-                    .targets
-                    .iter()
-                    .find(|t| t.spec.id == id && t.spec.serves_chat())
-                {
-                    return Ok(t.clone());
-                }
+            && let Some(t) = self
+                .targets
+                .iter()
+                .find(|t| t.spec.id == id && t.spec.serves_chat())
+        {
+            return Ok(t.clone());
+        }
         Ok(named.clone())
     }
 

@@ -93,9 +93,10 @@ impl State {
             .is_some_and(|f| !f.is_null());
         if let Some(Value::String(content)) = chunk.pointer_mut("/choices/0/delta/content") {
             if !content.is_empty()
-                && let Some(ex) = &mut self.ex {
-                    ex.first_token();
-                }
+                && let Some(ex) = &mut self.ex
+            {
+                ex.first_token();
+            }
             if !self.pipeline.is_empty() {
                 match self.pipeline.push(content) {
                     Ok(out) => *content = out,
@@ -106,10 +107,9 @@ impl State {
                 t.push_str(content);
             }
         }
-        if finishing
-            && let Err(e) = self.flush() {
-                return self.fail(e);
-            }
+        if finishing && let Err(e) = self.flush() {
+            return self.fail(e);
+        }
         self.template = Some(chunk.clone());
         if !is_empty_delta(&chunk) {
             self.out.push_back(Event::default().data(chunk.to_string()));

@@ -64,7 +64,10 @@ pub struct Classifier {
     /// token → (idf, one weight per ensemble member)
     vocab: HashMap<String, (f32, [f32; 5])>,
     members: Vec<Member>,
-    patterns: [RegexSet; 5],
+    /// Every category's patterns in one set (one scan); `pattern_category[i]`
+    /// is the category index of pattern `i`.
+    patterns: RegexSet,
+    pattern_category: Vec<usize>,
 }
 
 const GROUPS: &str = r"(jews?|muslims?|christians?|blacks?|whites?|asians?|arabs?|mexicans?|immigrants?|refugees?|gays?|lesbians?|trans(gender)?\s*(people|women|men)?|women|niggers?|fags?|faggots?|hindus?|africans?|latinos?|gypsies|roma)";
@@ -176,13 +179,22 @@ impl Classifier {
         }
         // ASCII word boundaries keep the scan on the fast DFA path; the
         // patterns are all-ASCII anyway.
-        let patterns = category_patterns().map(|p| {
-            RegexSet::new(p.iter().map(|r| format!("(?-u){r}"))).expect("category patterns compile")
-        });
+        let mut sources = Vec::new();
+        let mut pattern_category = Vec::new();
+        for (i, list) in category_patterns().into_iter().enumerate() {
+            for p in list {
+                // ASCII classes keep the scan on the fast DFA path; the
+                // patterns are all-ASCII and run on lowercased text.
+                sources.push(format!("(?-u){p}"));
+                pattern_category.push(i);
+            }
+        }
+        let patterns = RegexSet::new(sources).expect("category patterns compile");
         Classifier {
             vocab,
             members,
             patterns,
+            pattern_category,
         }
     }
 
@@ -203,6 +215,22 @@ impl Classifier {
     }
 
     fn toxicity_of_lowercase(&self, lower: &str) -> f32 {
+        // The safety and content filters often score the same text one
+        // after the other: remember the last answer per thread.
+        let key = (lower.len(), fnv64(lower.as_bytes()));
+        if let Some(v) = LAST
+            .with(|l| l.get())
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+        {
+            return v;
+        }
+        let v = self.compute_toxicity(lower);
+        LAST.with(|l| l.set(Some((key, v))));
+        v
+    }
+
+    fn compute_toxicity(&self, lower: &str) -> f32 {
         // TF-IDF over the vocabulary, L2-normalised, then each member's
         // calibrated probability, averaged (sklearn's CalibratedClassifierCV).
         // Tokens are runs of two or more word characters, as sklearn's
@@ -244,28 +272,52 @@ impl Classifier {
     pub fn score(&self, text: &str) -> Scores {
         let lower = text.to_lowercase();
         let toxicity = self.toxicity_of_lowercase(&lower);
-        let mut categories = [0f32; 5];
-        for (i, set) in self.patterns.iter().enumerate() {
-            let hits = set.matches(&lower).iter().count() as f32;
-            categories[i] = if hits > 0.0 {
-                (0.85 + 0.05 * hits).min(1.0)
+        let categories = self.categories_of_lowercase(&lower, || toxicity);
+        Scores {
+            toxicity,
+            categories,
+        }
+    }
+
+    /// The five category scores, indexed like [`Category::ALL`]; toxicity
+    /// is computed only if the text addresses the reader.
+    pub fn categories(&self, text: &str) -> [f32; 5] {
+        let lower = text.to_lowercase();
+        self.categories_of_lowercase(&lower, || self.toxicity_of_lowercase(&lower))
+    }
+
+    fn categories_of_lowercase(&self, lower: &str, toxicity: impl FnOnce() -> f32) -> [f32; 5] {
+        let mut hits = [0u32; 5];
+        for i in self.patterns.matches(lower).iter() {
+            hits[self.pattern_category[i]] += 1;
+        }
+        let mut categories = hits.map(|h| {
+            if h > 0 {
+                (0.85 + 0.05 * h as f32).min(1.0)
             } else {
                 0.0
-            };
-        }
+            }
+        });
         // Abuse aimed at the reader that no pattern names: strongly toxic
         // text addressed to "you" counts as harassment.
         let second_person = lower
             .split(|c: char| !c.is_alphanumeric() && c != '\'')
             .any(|w| matches!(w, "you" | "you're" | "your" | "ur" | "u"));
         if second_person {
-            categories[1] = categories[1].max(toxicity * 0.9);
+            categories[1] = categories[1].max(toxicity() * 0.9);
         }
-        Scores {
-            toxicity,
-            categories,
-        }
+        categories
     }
+}
+
+thread_local! {
+    static LAST: std::cell::Cell<Option<((usize, u64), f32)>> = const { std::cell::Cell::new(None) };
+}
+
+fn fnv64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]

@@ -479,10 +479,10 @@ impl Detector {
                     m.as_str(),
                     has(start, PHONE_CUES),
                     has(start, NOT_PHONE_CUES) || before(start, 2).contains('#'),
-                )
-                    && !glued(text, start, end) {
-                        push(Entity::PhoneNumber, start, end, score);
-                    }
+                ) && !glued(text, start, end)
+                {
+                    push(Entity::PhoneNumber, start, end, score);
+                }
             }
         }
         if self.wants(Entity::Person) {
@@ -525,8 +525,12 @@ impl Detector {
             }
             let last_word = &lower[words[j].start()..words[j].end()];
             let last_known = j > i
-                && p.last
-                    .contains(last_word.split(['-', '\'']).next_back().unwrap_or(last_word));
+                && p.last.contains(
+                    last_word
+                        .split(['-', '\''])
+                        .next_back()
+                        .unwrap_or(last_word),
+                );
             let score = if is_first && last_known {
                 if cued { 0.95 } else { 0.85 }
             } else if titled {

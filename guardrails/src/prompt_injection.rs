@@ -163,7 +163,11 @@ impl Detector {
             let mut dot = 0f64;
             let mut norm = 0f64;
             for &i in touched.iter() {
-                let v = 1.0 + (counts[i as usize] as f64).ln();
+                let c = counts[i as usize] as usize;
+                let v = LOG_COUNTS
+                    .get(c)
+                    .copied()
+                    .unwrap_or_else(|| 1.0 + (c as f64).ln());
                 counts[i as usize] = 0;
                 norm += v * v;
                 dot += v * self.weights[i as usize] as f64;
@@ -174,6 +178,15 @@ impl Detector {
         })
     }
 }
+
+/// `1 + ln(count)` for the counts that occur in practice.
+static LOG_COUNTS: std::sync::LazyLock<[f64; 64]> = std::sync::LazyLock::new(|| {
+    let mut t = [0.0; 64];
+    for (c, v) in t.iter_mut().enumerate().skip(1) {
+        *v = 1.0 + (c as f64).ln();
+    }
+    t
+});
 
 /// Per-thread bucket counters, reused across calls so scoring allocates
 /// almost nothing.
@@ -191,6 +204,16 @@ thread_local! {
 /// `" ".join(text.lower().split())`).
 fn normalise(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    if text.is_ascii() {
+        // Fast path: same result as the general one for ASCII.
+        for word in text.split_whitespace() {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.extend(word.bytes().map(|b| b.to_ascii_lowercase() as char));
+        }
+        return out;
+    }
     for word in text.split_whitespace() {
         if !out.is_empty() {
             out.push(' ');

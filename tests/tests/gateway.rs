@@ -561,7 +561,8 @@ async fn the_token_never_appears_in_logs_or_answers() {
         up.requests()
             .iter()
             .filter(|r| r.authorization.as_deref() == Some(&format!("Bearer {TOKEN}")))
-            .count() > 5
+            .count()
+            > 5
     );
     std::thread::sleep(Duration::from_millis(200));
     let logs = gw.logs();

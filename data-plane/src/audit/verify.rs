@@ -57,19 +57,20 @@ pub fn verify(path: &Path) -> std::io::Result<Report> {
                 }
             };
             if let Some(exp) = &expected
-                && &link.prev_hash != exp {
-                    report.first_break = Some(fail(format!(
-                        "prev_hash does not match the previous record's hash (a record before it was removed, altered or reordered; seq {})",
-                        link.seq
-                    )));
-                    return Ok(report);
-                }
+                && &link.prev_hash != exp
+            {
+                report.first_break = Some(fail(format!(
+                    "prev_hash does not match the previous record's hash (a record before it was removed, altered or reordered; seq {})",
+                    link.seq
+                )));
+                return Ok(report);
+            }
             if let Some(prev) = last_seq
-                && link.seq != prev + 1 {
-                    report.first_break =
-                        Some(fail(format!("seq jumps from {prev} to {}", link.seq)));
-                    return Ok(report);
-                }
+                && link.seq != prev + 1
+            {
+                report.first_break = Some(fail(format!("seq jumps from {prev} to {}", link.seq)));
+                return Ok(report);
+            }
             last_seq = Some(link.seq);
             expected = Some(link.hash);
             report.records += 1;

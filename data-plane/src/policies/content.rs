@@ -53,11 +53,11 @@ impl Scorer for ContentFilter {
     const NAME: &'static str = NAME;
 
     fn check(&self, text: &str, stage: Stage) -> Decision {
-        let scores = self.classifier.score(text);
+        let scores = self.classifier.categories(text);
         let worst = self
             .categories
             .iter()
-            .map(|(i, c)| (scores.categories[*i], *c))
+            .map(|(i, c)| (scores[*i], *c))
             .max_by(|a, b| a.0.total_cmp(&b.0));
         match worst {
             Some((score, cat)) if score >= self.threshold => {

@@ -267,9 +267,10 @@ pub fn header_value(decisions: &[Decision]) -> String {
             let parts: Vec<String> = d.entities.iter().map(|(k, v)| format!("{k}:{v}")).collect();
             let _ = write!(out, "({})", parts.join(","));
         } else if let Some(c) = &d.category
-            && d.outcome != Outcome::Pass {
-                let _ = write!(out, "({c})");
-            }
+            && d.outcome != Outcome::Pass
+        {
+            let _ = write!(out, "({c})");
+        }
     }
     out
 }

@@ -54,18 +54,19 @@ pub async fn post(
             _ => String::new(),
         };
         if status == StatusCode::SERVICE_UNAVAILABLE
-            && let Some(wait) = loading_wait(&text) {
-                let wait = wait.min(MAX_LOADING_WAIT);
-                if Instant::now() + wait < deadline {
-                    tracing::info!(target_id = %target.spec.id, wait_ms = wait.as_millis() as u64, "upstream model is loading; waiting");
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
-                return Err(ApiError::Unavailable(format!(
-                    "target '{}' is still loading its model and the timeout would pass before it is ready; retry later or raise timeout_seconds / stream_timeout_seconds",
-                    target.spec.id
-                )));
+            && let Some(wait) = loading_wait(&text)
+        {
+            let wait = wait.min(MAX_LOADING_WAIT);
+            if Instant::now() + wait < deadline {
+                tracing::info!(target_id = %target.spec.id, wait_ms = wait.as_millis() as u64, "upstream model is loading; waiting");
+                tokio::time::sleep(wait).await;
+                continue;
             }
+            return Err(ApiError::Unavailable(format!(
+                "target '{}' is still loading its model and the timeout would pass before it is ready; retry later or raise timeout_seconds / stream_timeout_seconds",
+                target.spec.id
+            )));
+        }
         return Err(status_error(target, status, &headers, &text));
     }
 }

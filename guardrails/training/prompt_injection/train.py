@@ -22,7 +22,7 @@ from sklearn.linear_model import LogisticRegression
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 DATA = ROOT.parent / "shared" / "data" / "prompt-injection"
 ASSET = ROOT / "guardrails" / "assets" / "prompt_injection.bin"
-BITS = 18
+BITS = 16
 C = float(sys.argv[1]) if len(sys.argv) > 1 else 8.0
 
 

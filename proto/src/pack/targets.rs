@@ -111,13 +111,13 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
             || !id
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)))
-        {
-            d.error(
-                &r.key_path("id"),
-                node.mark,
-                format!("target id '{id}' may use only letters, digits, '.', '_' and '-'"),
-            );
-        }
+    {
+        d.error(
+            &r.key_path("id"),
+            node.mark,
+            format!("target id '{id}' may use only letters, digits, '.', '_' and '-'"),
+        );
+    }
     let provider_node = r.required(d, "provider");
     let provider = r.required_string(d, "provider");
     let model_field = r.string(d, "model");
@@ -134,25 +134,27 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
         .unwrap_or(DEFAULT_STREAM_TIMEOUT_SECONDS);
     let chat_template = r.string(d, "chat_template");
     if let (Some(t), Some(n)) = (&chat_template, r.get("chat_template"))
-        && let Err(e) = minijinja::Environment::new().template_from_str(t) {
-            d.error(
-                &r.key_path("chat_template"),
-                n.mark,
-                format!("the chat template does not compile: {e}"),
-            );
-        }
+        && let Err(e) = minijinja::Environment::new().template_from_str(t)
+    {
+        d.error(
+            &r.key_path("chat_template"),
+            n.mark,
+            format!("the chat template does not compile: {e}"),
+        );
+    }
     let has_secret_ref = r.get("secret_key_ref").is_some();
     let secret_env = r.get("secret_key_ref").and_then(|n| {
         let mut s = MapReader::new(d, n, &r.key_path("secret_key_ref"))?;
         let env = s.required_string(d, "env");
         if let Some(env) = &env
-            && (env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')) {
-                d.error(
-                    &s.key_path("env"),
-                    n.mark,
-                    format!("'{env}' is not a valid environment variable name"),
-                );
-            }
+            && (env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        {
+            d.error(
+                &s.key_path("env"),
+                n.mark,
+                format!("'{env}' is not a valid environment variable name"),
+            );
+        }
         s.finish(d);
         env
     });

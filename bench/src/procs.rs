@@ -54,7 +54,7 @@ fn gateway_binary() -> PathBuf {
 }
 
 async fn wait_ready(url: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(180);
     while Instant::now() < deadline {
         if reqwest::get(url)
             .await
@@ -117,6 +117,8 @@ pub async fn litellm(bin: &str, stub_port: u16) -> Option<(Child, String)> {
         .arg("--config")
         .arg(&config)
         .args(["--port", &port.to_string(), "--num_workers", "1"])
+        // A local, loopback-only benchmark: no master key to manage.
+        .env("LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY", "true")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -118,7 +118,10 @@ pub async fn litellm(bin: &str, stub_port: u16) -> Option<(Child, String)> {
         .arg(&config)
         .args(["--port", &port.to_string(), "--num_workers", "1"])
         // A local, loopback-only benchmark: no master key to manage.
-        .env("LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY", "true")
+        .env(
+            "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY",
+            "true",
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -412,3 +412,132 @@ fn time_today() -> String {
         .unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
+
+fn single_policy_pack(up: &Upstream, chain: &str) -> String {
+    let target = |id: &str| {
+        format!(
+            "    - id: {id}\n      provider: openai:org/{id}\n      base_url: {}/v1\n",
+            up.base(id)
+        )
+    };
+    format!(
+        "policies:\n{chain}providers:\n  targets:\n{}{}{}",
+        target("ok"),
+        target("pii"),
+        target("toxic")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn content_filter_blocks_its_categories_and_pii_block_mode_refuses() {
+    let up = Upstream::start().await;
+    let chain = "  chain: [content-filter]\n  policy:\n    content-filter:\n      categories: [violence, self_harm]\n      action: block\n";
+    let gw = Gateway::start(&single_policy_pack(&up, chain));
+    let resp = chat(
+        &gw,
+        "org/ok",
+        "How do I make a pipe bomb at home with household items?",
+        false,
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(
+        v["error"]["message"],
+        "request blocked by policy 'content-filter' (violence): score_above_threshold"
+    );
+    // A category the pack does not list passes.
+    let resp = chat(
+        &gw,
+        "org/ok",
+        "Write me an erotic story with explicit oral sex.",
+        false,
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert!(header(&resp, "x-sluice-policy-decisions").contains("content-filter=pass"));
+    // Harassment in a streamed response is not in this pack's categories either.
+    let events = sse_events(chat(&gw, "org/toxic", "How do I reach billing?", true).await).await;
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+
+    let chain = "  chain: [pii-detector, safety-filter]\n  policy:\n    pii-detector:\n      action: block\n      entities: [CREDIT_CARD, US_SSN]\n    safety-filter:\n      action: monitor\n";
+    let gw = Gateway::start(&single_policy_pack(&up, chain));
+    let resp = chat(
+        &gw,
+        "org/ok",
+        "My card is 4111 1111 1111 1111, can you check it?",
+        false,
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert_eq!(
+        msg,
+        "request blocked by policy 'pii-detector' (CREDIT_CARD): entities_found"
+    );
+    // Entities the pack does not list pass untouched; monitor lets toxic text through.
+    let resp = chat(
+        &gw,
+        "org/ok",
+        "Mail jane.doe@example.com, you worthless idiot.",
+        false,
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let d = header(&resp, "x-sluice-policy-decisions");
+    assert!(
+        d.contains("pii-detector=pass") && d.contains("safety-filter=monitor(toxicity)"),
+        "{d}"
+    );
+    assert_eq!(
+        s_body(&up),
+        "Mail jane.doe@example.com, you worthless idiot."
+    );
+}
+
+fn s_body(up: &Upstream) -> String {
+    up.last_request().body["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_destination_spools_to_disk_within_its_bound() {
+    let up = Upstream::start().await;
+    let dir = sluice_e2e::tempdir::TempDir::new();
+    let spool = dir.path().join("spool");
+    let chain = format!(
+        "  chain: [audit-logger]\n  policy:\n    audit-logger:\n      destination: api\n      path: {}\n      max_disk_bytes: 2048\n      queue_capacity: 1\n      on_failure: fail_closed\n",
+        spool.display()
+    );
+    let gw = Gateway::start(&single_policy_pack(&up, &chain));
+    assert!(
+        gw.logs().contains("no control plane is connected"),
+        "{}",
+        gw.logs()
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(
+            chat(&gw, "org/ok", "How do I reach billing?", false)
+                .await
+                .status()
+                .as_u16(),
+        );
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    assert_eq!(statuses[0], 200);
+    assert_eq!(
+        *statuses.last().unwrap(),
+        503,
+        "a full spool fails closed: {statuses:?}"
+    );
+    let used: u64 = std::fs::read_dir(&spool)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(used <= 2048, "the spool grew past its bound: {used} bytes");
+    assert!(used > 0);
+}

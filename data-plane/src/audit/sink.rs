@@ -25,6 +25,7 @@ pub const ANCHOR: &str = "chain-anchor.json";
 struct Settings {
     immutable: bool,
     retention_days: Option<u64>,
+    max_disk_bytes: Option<u64>,
 }
 
 pub struct Sink {
@@ -47,6 +48,7 @@ impl Sink {
         let settings = Settings {
             immutable: cfg.immutable,
             retention_days: cfg.retention_days,
+            max_disk_bytes: cfg.max_disk_bytes,
         };
         let mut reg = registry().lock().unwrap_or_else(|e| e.into_inner());
         if let Some(sink) = reg.get(&dir).and_then(Weak::upgrade) {
@@ -62,6 +64,7 @@ impl Sink {
             head,
             day: String::new(),
             file: None,
+            disk_bytes: 0,
         };
         std::thread::Builder::new()
             .name("sluice-audit".into())
@@ -89,6 +92,8 @@ struct Writer {
     head: Head,
     day: String,
     file: Option<File>,
+    /// Bytes in the directory's audit files.
+    disk_bytes: u64,
 }
 
 impl Writer {
@@ -128,6 +133,7 @@ impl Writer {
             if let Some(days) = settings.retention_days {
                 enforce_retention(&self.dir, &day, days)?;
             }
+            self.disk_bytes = disk_usage(&self.dir)?;
             self.file = Some(
                 OpenOptions::new()
                     .create(true)
@@ -147,9 +153,20 @@ impl Writer {
             chain::canonical(&Value::Object(record), &mut out);
             out.push(b'\n');
         }
+        if let Some(max) = settings.max_disk_bytes {
+            if self.disk_bytes + out.len() as u64 > max {
+                // Not written: the batch is retried, the queue fills and
+                // on_failure decides — nothing is dropped silently.
+                return Err(std::io::Error::other(format!(
+                    "audit directory holds {} bytes and max_disk_bytes is {max}",
+                    self.disk_bytes
+                )));
+            }
+        }
         let file = self.file.as_mut().expect("opened above");
         file.write_all(&out)?;
         file.flush()?;
+        self.disk_bytes += out.len() as u64;
         self.head = head;
         Ok(())
     }
@@ -174,6 +191,14 @@ pub fn files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         .collect();
     out.sort();
     Ok(out)
+}
+
+fn disk_usage(dir: &Path) -> std::io::Result<u64> {
+    Ok(files(dir)?
+        .iter()
+        .filter_map(|p| fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum())
 }
 
 fn last_line(path: &Path) -> std::io::Result<Option<String>> {

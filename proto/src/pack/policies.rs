@@ -20,6 +20,8 @@ pub const PII_ENTITIES: [&str; 7] = [
     "US_SSN",
     "IP_ADDRESS",
 ];
+/// Default bound of the `api` destination's on-disk spool.
+pub const DEFAULT_SPOOL_BYTES: u64 = 1 << 30;
 pub const CONTENT_CATEGORIES: [&str; 5] = [
     "hate_speech",
     "harassment",
@@ -107,6 +109,10 @@ pub struct AuditLogger {
     pub on_failure: OnFailure,
     /// Records waiting for the writer before `on_failure` applies.
     pub queue_capacity: usize,
+    /// Bound on the audit files' total size; beyond it writes wait, the
+    /// queue fills and `on_failure` decides. Default: 1 GiB for the `api`
+    /// spool, unbounded for `file`.
+    pub max_disk_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -333,26 +339,35 @@ fn validate_policy(
                 threshold: r.number(d, "threshold", 0.0, 1.0),
             })
         }
-        "audit-logger" => Policy::AuditLogger(AuditLogger {
-            destination: match r.choice(d, "destination", &["file", "api"]) {
+        "audit-logger" => {
+            let destination = match r.choice(d, "destination", &["file", "api"]) {
                 Some("api") => AuditDestination::Api,
                 _ => AuditDestination::File,
-            },
-            path: r
-                .string(d, "path")
-                .unwrap_or_else(|| "sluice-audit".to_string()),
-            immutable: r.bool(d, "immutable", false),
-            retention_days: r.integer(d, "retention_days", 1, 36_500),
-            log_all_access: r.bool(d, "log_all_access", true),
-            include_request: r.bool(d, "include_request", false),
-            include_response: r.bool(d, "include_response", false),
-            include_policy_decisions: r.bool(d, "include_policy_decisions", true),
-            on_failure: match r.choice(d, "on_failure", &["fail_closed", "fail_open"]) {
-                Some("fail_open") => OnFailure::FailOpen,
-                _ => OnFailure::FailClosed,
-            },
-            queue_capacity: r.integer(d, "queue_capacity", 1, 1_000_000).unwrap_or(4096) as usize,
-        }),
+            };
+            let spool_default =
+                (destination == AuditDestination::Api).then_some(DEFAULT_SPOOL_BYTES);
+            Policy::AuditLogger(AuditLogger {
+                destination,
+                path: r
+                    .string(d, "path")
+                    .unwrap_or_else(|| "sluice-audit".to_string()),
+                immutable: r.bool(d, "immutable", false),
+                retention_days: r.integer(d, "retention_days", 1, 36_500),
+                log_all_access: r.bool(d, "log_all_access", true),
+                include_request: r.bool(d, "include_request", false),
+                include_response: r.bool(d, "include_response", false),
+                include_policy_decisions: r.bool(d, "include_policy_decisions", true),
+                on_failure: match r.choice(d, "on_failure", &["fail_closed", "fail_open"]) {
+                    Some("fail_open") => OnFailure::FailOpen,
+                    _ => OnFailure::FailClosed,
+                },
+                queue_capacity: r.integer(d, "queue_capacity", 1, 1_000_000).unwrap_or(4096)
+                    as usize,
+                max_disk_bytes: r
+                    .integer(d, "max_disk_bytes", 1024, u64::MAX)
+                    .or(spool_default),
+            })
+        }
         "router" => Policy::Router(validate_router(d, &mut r, target_ids)?),
         _ => unreachable!("chain names are checked against POLICY_NAMES first"),
     };

@@ -573,3 +573,40 @@ async fn the_token_never_appears_in_logs_or_answers() {
     assert!(!logs.contains(TOKEN), "the token leaked into the logs");
     assert!(!answers.contains(TOKEN), "the token leaked into an answer");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_never_take_the_gateway_down() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start_with(&pack(&up), opts(&up));
+    let client = reqwest::Client::new();
+    let bodies: Vec<Vec<u8>> = vec![
+        vec![],
+        b"null".to_vec(),
+        b"[]".to_vec(),
+        vec![0xff, 0xfe, 0x00, 0x01],
+        br#"{"model": 5, "messages": "x"}"#.to_vec(),
+        br#"{"model": "org/chat", "messages": [{"role": "user", "content": {"nested": true}}]}"#.to_vec(),
+        br#"{"model": "org/chat", "messages": [{"role": "user", "content": [{"type": "image_url"}]}], "stream": "yes"}"#.to_vec(),
+        br#"{"model": "org/chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": -1}"#.to_vec(),
+        format!(r#"{{"model": "org/native", "messages": [{{"role": "user", "content": "{}"}}]}}"#, "\\ud800").into_bytes(),
+        format!(r#"{{"model": "{}", "messages": []}}"#, "m".repeat(100_000)).into_bytes(),
+        br#"{"model": "org/fe", "input": [[1, 2], [3]]}"#.to_vec(),
+    ];
+    for path in ["/v1/chat/completions", "/v1/embeddings"] {
+        for body in &bodies {
+            let resp = client.post(gw.url(path)).header("content-type", "application/json").body(body.clone()).send().await.unwrap();
+            let status = resp.status().as_u16();
+            assert!((400..500).contains(&status) || status == 200, "{path} {:?} -> {status}", String::from_utf8_lossy(&body[..body.len().min(80)]));
+            if status != 200 {
+                let v: Value = resp.json().await.unwrap();
+                assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+            }
+        }
+    }
+    let resp = client.get(gw.url("/v1/chat/completions")).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+    let resp = client.post(gw.url("/v2/nothing")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(reqwest::get(gw.url("/healthz")).await.unwrap().status(), 200, "still alive");
+    assert!(!gw.logs().contains("panicked"), "{}", gw.logs());
+}

@@ -16,7 +16,9 @@ fn main() {
         return;
     }
     let base = "Hi team, I am writing about the invoice we received last week for the analytics workspace. \
-The totals look higher than the quote we agreed in March, and two of the line items seem to be duplicated. ";
+The totals look higher than the quote we agreed in March, and two of the line items seem to be duplicated. \
+Could you check the usage report for the second half of the month and tell me whether the overage is real? \
+You can reply to accounts.payable@example.org or to me directly. ";
     let mut text = String::new();
     while text.len() < 1024 {
         text.push_str(base);

@@ -108,7 +108,8 @@ fn patterns() -> &'static Patterns {
         ssn: Regex::new(r"(?-u)\b\d{3}([- ]?)\d{2}([- ]?)\d{4}\b").unwrap(),
         ipv4: Regex::new(r"(?-u)\b(?:\d{1,3}\.){3}\d{1,3}\b").unwrap(),
         ipv6: Regex::new(r"(?-u)(?i)(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}").unwrap(),
-        word: Regex::new(r"(?-u)\b[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?\b").unwrap(),
+        // Unicode letters: names are not all ASCII (Élise, Jáuregui).
+        word: Regex::new(r"\p{Lu}\p{Ll}+(?:[-'’]\p{Lu}\p{Ll}+)?").unwrap(),
         first: include_str!("../assets/pii/first_names.txt")
             .lines()
             .collect(),
@@ -280,6 +281,7 @@ const PERSON_CUES: &[&str] = &[
 
 /// Phrases after which even a name missing from the lists is a name.
 const STRONG_PERSON_CUES: &[&str] = &[
+    "name ",
     "my name is ",
     "name is ",
     "name: ",
@@ -492,7 +494,21 @@ impl Detector {
     }
 
     fn persons(&self, text: &str, lower: &str, p: &Patterns, out: &mut Vec<Finding>) {
-        let words: Vec<regex::Match> = p.word.find_iter(text).collect();
+        // Whole words only: not the tail of "McDonald" or of "iPhone".
+        let words: Vec<regex::Match> = p
+            .word
+            .find_iter(text)
+            .filter(|m| {
+                !text[..m.start()]
+                    .chars()
+                    .next_back()
+                    .is_some_and(char::is_alphanumeric)
+                    && !text[m.end()..]
+                        .chars()
+                        .next()
+                        .is_some_and(char::is_alphanumeric)
+            })
+            .collect();
         let mut i = 0;
         while i < words.len() {
             let w = words[i];
@@ -518,7 +534,10 @@ impl Detector {
                 && text[words[j].end()..words[j + 1].start()] == *" "
             {
                 let next = &lower[words[j + 1].start()..words[j + 1].end()];
-                if NOT_NAMES.contains(&next) {
+                // "Robert Lane": a common word that is also a surname still
+                // ends a name that starts with a known first name.
+                let cur = &lower[words[j].start()..words[j].end()];
+                if NOT_NAMES.contains(&next) && !(p.first.contains(cur) && p.last.contains(next)) {
                     break;
                 }
                 j += 1;
@@ -539,15 +558,16 @@ impl Detector {
                 0.75
             } else if is_first && j > i {
                 0.6
-            } else if strong && !NOT_NAMES.contains(&lw) {
+            } else if strong && (!NOT_NAMES.contains(&lw) || last_known) {
                 if j > i { 0.7 } else { 0.55 }
             } else if j > i
                 && !NOT_NAMES.contains(&lw)
-                && !sentence_start(text, w.start())
                 && last_known
+                && !sentence_start(text, w.start())
             {
-                // Two capitalised words mid-sentence ending in a known
-                // surname: a name whose first name the lists lack.
+                // Two capitalised words mid-sentence (or after a form's
+                // "Label:") ending in a known surname: a name whose first
+                // name the lists lack.
                 0.6
             } else {
                 0.0
@@ -570,7 +590,7 @@ impl Detector {
 /// Whether the word at `start` opens a sentence (capitalised anyway).
 fn sentence_start(text: &str, start: usize) -> bool {
     let before = text[..start].trim_end();
-    before.is_empty() || before.ends_with(['.', '!', '?', ':', '\n', '"', '('])
+    before.is_empty() || before.ends_with(['.', '!', '?', '\n', '"'])
 }
 
 /// A digit run directly attached to letters or more digits (part of an id,

@@ -66,6 +66,13 @@ fn fnv1a(seed: u32, parts: &[&[u8]]) -> u32 {
     h
 }
 
+/// Mixes an n-gram's length into its FNV hash (as train.py's `finish`).
+#[inline]
+fn finish(h: u32, n: u32) -> u32 {
+    let x = (h ^ n.wrapping_mul(0x9E37_79B9)).wrapping_mul(0x85EB_CA6B);
+    x ^ (x >> 13)
+}
+
 impl Default for Detector {
     fn default() -> Self {
         Self::new()
@@ -153,25 +160,31 @@ impl Detector {
             }
             let padded = format!(" {normalised} ");
             let b = padded.as_bytes();
-            for n in 3..=5usize {
-                for win in b.windows(n) {
-                    add(fnv1a(n as u32, &[win]));
+            // The 3-, 4- and 5-grams starting at `i` share their FNV prefix.
+            for i in 0..b.len().saturating_sub(2) {
+                let mut h = 0x811C_9DC5u32;
+                for (k, byte) in b[i..(i + 5).min(b.len())].iter().enumerate() {
+                    h = (h ^ *byte as u32).wrapping_mul(0x0100_0193);
+                    if k >= 2 {
+                        add(finish(h, k as u32 + 1));
+                    }
                 }
             }
             // Log-scaled counts, L2-normalised (as train.py); the scratch
             // is left zeroed for the next call.
-            let mut dot = 0f64;
-            let mut norm = 0f64;
+            let mut dot = 0f32;
+            let mut norm = 0f32;
+            let weights = &self.weights[..counts.len()];
             for &i in touched.iter() {
-                let c = counts[i as usize] as usize;
+                let c = std::mem::take(&mut counts[i as usize]) as usize;
                 let v = LOG_COUNTS
                     .get(c)
                     .copied()
-                    .unwrap_or_else(|| 1.0 + (c as f64).ln());
-                counts[i as usize] = 0;
+                    .unwrap_or_else(|| 1.0 + (c as f32).ln());
                 norm += v * v;
-                dot += v * self.weights[i as usize] as f64;
+                dot += v * weights[i as usize];
             }
+            let (dot, norm) = (dot as f64, norm as f64);
             let norm = if norm > 0.0 { norm.sqrt() } else { 1.0 };
             let z = dot / norm + self.bias as f64;
             (1.0 / (1.0 + (-z).exp())) as f32
@@ -180,10 +193,10 @@ impl Detector {
 }
 
 /// `1 + ln(count)` for the counts that occur in practice.
-static LOG_COUNTS: std::sync::LazyLock<[f64; 64]> = std::sync::LazyLock::new(|| {
+static LOG_COUNTS: std::sync::LazyLock<[f32; 64]> = std::sync::LazyLock::new(|| {
     let mut t = [0.0; 64];
     for (c, v) in t.iter_mut().enumerate().skip(1) {
-        *v = 1.0 + (c as f64).ln();
+        *v = 1.0 + (c as f32).ln();
     }
     t
 });

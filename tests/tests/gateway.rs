@@ -594,19 +594,42 @@ async fn bad_requests_never_take_the_gateway_down() {
     ];
     for path in ["/v1/chat/completions", "/v1/embeddings"] {
         for body in &bodies {
-            let resp = client.post(gw.url(path)).header("content-type", "application/json").body(body.clone()).send().await.unwrap();
+            let resp = client
+                .post(gw.url(path))
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
             let status = resp.status().as_u16();
-            assert!((400..500).contains(&status) || status == 200, "{path} {:?} -> {status}", String::from_utf8_lossy(&body[..body.len().min(80)]));
+            assert!(
+                (400..500).contains(&status) || status == 200,
+                "{path} {:?} -> {status}",
+                String::from_utf8_lossy(&body[..body.len().min(80)])
+            );
             if status != 200 {
                 let v: Value = resp.json().await.unwrap();
-                assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+                assert!(
+                    v["error"]["message"]
+                        .as_str()
+                        .is_some_and(|m| !m.is_empty()),
+                    "{v}"
+                );
             }
         }
     }
-    let resp = client.get(gw.url("/v1/chat/completions")).send().await.unwrap();
+    let resp = client
+        .get(gw.url("/v1/chat/completions"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 405);
     let resp = client.post(gw.url("/v2/nothing")).send().await.unwrap();
     assert_eq!(resp.status(), 404);
-    assert_eq!(reqwest::get(gw.url("/healthz")).await.unwrap().status(), 200, "still alive");
+    assert_eq!(
+        reqwest::get(gw.url("/healthz")).await.unwrap().status(),
+        200,
+        "still alive"
+    );
     assert!(!gw.logs().contains("panicked"), "{}", gw.logs());
 }

@@ -153,15 +153,15 @@ impl Writer {
             chain::canonical(&Value::Object(record), &mut out);
             out.push(b'\n');
         }
-        if let Some(max) = settings.max_disk_bytes {
-            if self.disk_bytes + out.len() as u64 > max {
-                // Not written: the batch is retried, the queue fills and
-                // on_failure decides — nothing is dropped silently.
-                return Err(std::io::Error::other(format!(
-                    "audit directory holds {} bytes and max_disk_bytes is {max}",
-                    self.disk_bytes
-                )));
-            }
+        if let Some(max) = settings.max_disk_bytes
+            && self.disk_bytes + out.len() as u64 > max
+        {
+            // Not written: the batch is retried, the queue fills and
+            // on_failure decides — nothing is dropped silently.
+            return Err(std::io::Error::other(format!(
+                "audit directory holds {} bytes and max_disk_bytes is {max}",
+                self.disk_bytes
+            )));
         }
         let file = self.file.as_mut().expect("opened above");
         file.write_all(&out)?;

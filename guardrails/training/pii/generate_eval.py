@@ -1,27 +1,51 @@
 """Generates the labelled PII evaluation sets (JSONL: text + gold spans).
 
-Two splits with DISJOINT templates and different seeds: `eval-tune.jsonl`
-(the rules were tuned looking at this one) and `eval-report.jsonl` (held out:
-the figures in README.md come from it). Fake identities come from Faker
-(MIT), in several locales; templates are written here.
+Two splits with DISJOINT templates and different seeds:
 
-Run: python3 -m venv /tmp/pii-venv && /tmp/pii-venv/bin/pip install faker==33.1.0
-     /tmp/pii-venv/bin/python generate_eval.py
+- `eval-tune.jsonl`    (seed 101): the rules and lists were tuned looking at its misses.
+- `eval-heldout.jsonl` (seed 202): never looked at while tuning; README.md reports it.
+
+Templates come from two sources, each split in half by index (even -> tune,
+odd -> held out):
+
+- the 209 templates of Microsoft's presidio-evaluator 0.3.2 (MIT), read from
+  the wheel that `pip download` fetches (its own generator is not used: it
+  pulls spaCy, transformers and presidio-analyzer);
+- the templates below (gateway-style prompts, logs and hard negatives),
+  written for this set.
+
+Fake identities come from Faker 33.1.0 (MIT) in seven locales, one locale per
+sample; SSNs are en_US. Placeholders that are not one of the seven entities
+(cities, companies, addresses, dates, SHAs, UUIDs, order numbers,
+Luhn-failing card numbers, versions ...) are filled but not labelled: they are
+the negatives.
+
+Run (one command, from the repository root):
+  python3 -m venv /tmp/pii-venv && /tmp/pii-venv/bin/pip install faker==33.1.0 && \
+  /tmp/pii-venv/bin/python guardrails/training/pii/generate_eval.py
 """
 import json
 import pathlib
 import random
+import re
+import subprocess
+import sys
+import tempfile
+import zipfile
 
 from faker import Faker
 
 HERE = pathlib.Path(__file__).resolve().parent
+LOCALES = ["en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL"]
+ENTITIES = {"PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN", "US_SSN", "IP_ADDRESS"}
 
-TEMPLATES = [
+# Gateway-style templates: prompts, support tickets, logs, e-mail headers.
+OWN = [
     "Hi, my name is {PERSON} and my email is {EMAIL_ADDRESS}.",
     "Please call {PERSON} on {PHONE_NUMBER} before Friday.",
     "Charge it to card {CREDIT_CARD}, the billing contact is {PERSON}.",
     "Wire the refund to IBAN {IBAN} (account holder {PERSON}).",
-    "Employee {PERSON}, SSN {US_SSN}, started on 2021-04-12.",
+    "Employee {PERSON}, SSN {US_SSN}, started on {DATE}.",
     "Suspicious login from {IP_ADDRESS} for user {EMAIL_ADDRESS}.",
     "Dear {PERSON}, your order #{ORDER} has shipped.",
     "You can reach me at {PHONE_NUMBER} or {EMAIL_ADDRESS}.",
@@ -40,7 +64,7 @@ TEMPLATES = [
     "Send the documents to {EMAIL_ADDRESS} and text {PHONE_NUMBER} when done.",
     "Account {IBAN} belongs to {PERSON}.",
     "New hire paperwork: name {PERSON}, SSN {US_SSN}, email {EMAIL_ADDRESS}.",
-    "Build {SHA} deployed at {DATE}T{TIME}Z on host {IP_ADDRESS}.",
+    "Build {SHA} deployed at {TIMESTAMP} on host {IP_ADDRESS}.",
     "Ask for {PERSON} at the front desk, or call {PHONE_NUMBER}.",
     "Card ending ... full number {CREDIT_CARD}, holder {PERSON}.",
     "The IBAN on file is {IBAN}; please confirm with {PERSON}.",
@@ -57,22 +81,6 @@ TEMPLATES = [
     "Whitelist {IP_ADDRESS} for the partner, contact {EMAIL_ADDRESS}.",
     "Met with {PERSON} and {PERSON} to review the SSN {US_SSN} mismatch.",
     "Your verification code was sent to {PHONE_NUMBER}.",
-]
-NEGATIVE = [
-    "The job finished at {DATE} {TIME} with exit code 0.",
-    "Order #{ORDER} and order #{ORDER} were merged.",
-    "Commit {SHA} fixes the flaky test; see {UUID}.",
-    "Version 2.14.3 was released on {DATE}.",
-    "The reading was 1234567 at {TIME}, then 7654321.",
-    "Reference {BADCARD} does not match any record.",
-    "Please ignore the noise in this signal and summarise the trend.",
-    "Pipeline {UUID} ran build {SHA} at {TIME} on {DATE}.",
-    "Tracking number {ORDER}{ORDER} is out for delivery.",
-    "Our quarterly revenue grew 12.5 percent to 4,500,000 dollars.",
-]
-# Written after the rules were last changed, and never used to change them:
-# the final held-out split (eval-final.jsonl) whose figures README.md reports.
-FINAL_TEMPLATES = [
     "Per our call, {PERSON} will send the signed form from {EMAIL_ADDRESS}.",
     "Reminder: {PERSON}'s mobile is {PHONE_NUMBER}, office {PHONE_NUMBER}.",
     "Refund card {CREDIT_CARD} and notify {EMAIL_ADDRESS}.",
@@ -85,91 +93,249 @@ FINAL_TEMPLATES = [
     "Card on file {CREDIT_CARD} declined; customer {PERSON} informed by phone {PHONE_NUMBER}.",
     "Escalated by {PERSON} on {DATE}; see incident {UUID}.",
     "{EMAIL_ADDRESS} reported that build {SHA} broke the login page.",
+    "Summarise this email thread between {PERSON} and {PERSON} about the {COMPANY} renewal.",
+    "Write a polite reply to {PERSON}, who complained that her card {CREDIT_CARD} was charged twice.",
+    "Translate to German: \"Please call me back on {PHONE_NUMBER}, {PERSON}\"",
+    "Assignee: {PERSON}\nReporter: {PERSON}\nCreated: {TIMESTAMP}",
+    "CC: {PERSON}, {PERSON}",
+    "{PERSON}: can you look at the failing job {UUID}?\n{PERSON}: on it, the runner at {IP_ADDRESS} is down.",
+    "Draft a cover letter for {PERSON}, phone {PHONE_NUMBER}, email {EMAIL_ADDRESS}, applying to {COMPANY} in {CITY}.",
+    "The customer ({PERSON}, {EMAIL_ADDRESS}) says order {ORDER} never arrived at {ADDRESS}.",
+    "Best regards,\n{PERSON}\n{JOB}, {COMPANY}\nTel. {PHONE_NUMBER}",
+    "Please verify the identity of {PERSON} born {DATE} with SSN {US_SSN}.",
+    "Here is the CSV row: {PERSON};{EMAIL_ADDRESS};{PHONE_NUMBER};{CITY}",
+    "Our records show IBAN {IBAN} for {COMPANY}; the signatory is {PERSON}.",
+    "I was told by {PERSON} from {COMPANY} to send my card details: {CREDIT_CARD}, exp {EXPIRY}.",
+    "Attendees: {PERSON}, {PERSON} and {PERSON}. Room booked until {TIME}.",
+    "nginx: {IP_ADDRESS} - - [{CLF_TIME}] \"GET /api/v2/orders/{ORDER} HTTP/1.1\" 200 512",
+    "ssh into {IP_ADDRESS} as deploy and restart the worker, {PERSON} approved it.",
+    "Please add {PERSON} ({PHONE_NUMBER}) as an emergency contact.",
+    "Fraud alert: {CREDIT_CARD} used from {IP_ADDRESS} at {TIMESTAMP}.",
+    "The landlord, {PERSON}, wants the deposit sent to {IBAN}.",
+    "Can {PERSON} from {CITY} join the call? His number is {PHONE_NUMBER}.",
+    "Rewrite this bio: {PERSON} is a {JOB} at {COMPANY} who lives in {CITY}.",
+    "taxpayer id (SSN): {US_SSN}; employer {COMPANY}",
+    "DNS for the VPN resolves to {IP_ADDRESS}; fallback {IP_ADDRESS}.",
+    "Signed,\n{PERSON}",
+    "Congratulations to {PERSON} on the promotion!",
+    "Notes from the interview with {PERSON}: strong on SQL, weak on ops.",
+    "I, {PERSON}, authorise {COMPANY} to debit {IBAN} monthly.",
+    "WhatsApp {PHONE_NUMBER} or e-mail {EMAIL_ADDRESS} for the keys.",
 ]
-FINAL_NEGATIVE = [
+
+# Hard negatives: nothing here is one of the seven entities.
+OWN_NEGATIVE = [
+    "The job finished at {DATE} {TIME} with exit code 0.",
+    "Order #{ORDER} and order #{ORDER} were merged.",
+    "Commit {SHA} fixes the flaky test; see {UUID}.",
+    "Version {VERSION} was released on {DATE}.",
+    "The reading was 1234567 at {TIME}, then 7654321.",
+    "Reference {BADCARD} does not match any record.",
+    "Please ignore the noise in this signal and summarise the trend.",
+    "Pipeline {UUID} ran build {SHA} at {TIME} on {DATE}.",
+    "Tracking number {ORDER}{ORDER} is out for delivery.",
+    "Our quarterly revenue grew 12.5 percent to 4,500,000 dollars.",
     "Invoice {ORDER} was paid on {DATE} at {TIME}.",
     "Rollback to {SHA} scheduled for {DATE}.",
     "Sensor 42 logged 3.14159 and 2.71828 before {TIME}.",
+    "Upgrade from {VERSION} to {VERSION} before {DATE}.",
+    "The card number {BADCARD} failed validation.",
+    "Event at {TIMESTAMP}: request {UUID} retried 3 times.",
+    "Epoch {EPOCH} corresponds to {TIMESTAMP}.",
+    "Short SHA {SHORTSHA} and {SHORTSHA} differ only in the lockfile.",
+    "The {COMPANY} office in {CITY} closes on {DATE}.",
+    "Ship to {ADDRESS} by {DATE}.",
+    "Price went from 1,299.00 to 1,149.99 on {DATE}.",
+    "Run #{ORDER} took 00:12:45 and used 2048 MB.",
+    "Set the timeout to 30000 ms and the port to 8080.",
+    "Matrix dims 1024 x 768, batch 64, lr 0.0003, seed 1234567.",
+    "Python {VERSION} and Node {VERSION} are installed.",
+    "Deadline: {DATE}, {TIME} CET.",
+    "Our new office is on {STREET} in {CITY}.",
+    "Artifact sha256:{SHA256} pushed at {TIMESTAMP}.",
 ]
-LOCALES = ["en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL"]
 
-
-def luhn_fail(fake):
+def luhn_fail(fake, rng):
     n = fake.credit_card_number()
-    return n[:-1] + str((int(n[-1]) + 1) % 10)
+    n = n[:-1] + str((int(n[-1]) + 1) % 10)
+    return group_card(n) if len(n) == 16 and rng.random() < 0.5 else n
 
 
-def value(kind, fakes, rng):
-    fake = fakes["en_US"] if kind in ("US_SSN",) else rng.choice(list(fakes.values()))
-    if kind == "PERSON":
-        return f"{fake.first_name()} {fake.last_name()}" if rng.random() < 0.8 else fake.first_name()
-    if kind == "EMAIL_ADDRESS":
-        return fake.email()
-    if kind == "PHONE_NUMBER":
-        return fake.phone_number()
-    if kind == "CREDIT_CARD":
+def group_card(n, sep=" "):
+    if len(n) == 15:
+        return sep.join([n[:4], n[4:10], n[10:]])
+    return sep.join(n[i:i + 4] for i in range(0, len(n), 4))
+
+
+def own_phone(rng):
+    d = lambda k: "".join(str(rng.randint(0, 9)) for _ in range(k))
+    n = lambda k: str(rng.randint(2, 9)) + d(k - 1)
+    forms = [
+        lambda: f"+44 20 {n(4)} {d(4)}",
+        lambda: f"({n(3)}) {n(3)}-{d(4)}",
+        lambda: f"+1-{n(3)}-{n(3)}-{d(4)}",
+        lambda: f"0049 30 {n(7)}",
+        lambda: f"0{rng.randint(1, 7)} {d(2)} {d(2)} {d(2)} {d(2)}",
+        lambda: f"+33 {rng.randint(1, 7)} {d(2)} {d(2)} {d(2)} {d(2)}",
+        lambda: f"{n(3)}.{n(3)}.{d(4)}",
+        lambda: f"+49 {n(3)} {n(7)}",
+        lambda: f"+31 6 {n(8)}",
+        lambda: f"{n(3)}-{n(3)}-{d(4)}",
+        lambda: f"+1 ({n(3)}) {n(3)}-{d(4)}",
+        lambda: f"07{d(3)} {d(6)}",
+        lambda: f"+91 {n(5)} {d(5)}",
+        lambda: f"+61 4{d(2)} {d(3)} {d(3)}",
+    ]
+    return rng.choice(forms)()
+
+
+def person(fake, rng, kind="person"):
+    if kind in ("first_name", "first_name_nonbinary"):
+        return fake.first_name()
+    if kind in ("first_name_male",):
+        return fake.first_name_male()
+    if kind in ("first_name_female",):
+        return fake.first_name_female()
+    if kind in ("last_name", "last_name_male", "last_name_female"):
+        return fake.last_name()
+    first = {"name_male": fake.first_name_male, "name_female": fake.first_name_female}.get(kind, fake.first_name)()
+    r = rng.random()
+    if kind == "PERSON" and r < 0.12:
+        return first
+    if r > 0.95:
+        return f"{first} {fake.first_name()} {fake.last_name()}"
+    return f"{first} {fake.last_name()}"
+
+
+def value(kind, fake, us, rng):
+    """The text for a placeholder (entity or not) and its entity, if any."""
+    k = kind.lower()
+    if kind == "PERSON" or k in ("person", "name", "name_male", "name_female", "first_name", "first_name_male",
+                                 "first_name_female", "first_name_nonbinary", "last_name", "last_name_male",
+                                 "last_name_female"):
+        return person(fake, rng, kind), "PERSON"
+    if k in ("email_address", "email"):
+        return fake.email(), "EMAIL_ADDRESS"
+    if k in ("phone_number",):
+        return (fake.phone_number() if rng.random() < 0.6 else own_phone(rng)), "PHONE_NUMBER"
+    if k in ("credit_card", "credit_card_number"):
         n = fake.credit_card_number()
-        if rng.random() < 0.5 and len(n) == 16:
-            n = " ".join(n[i:i + 4] for i in range(0, 16, 4))
-        return n
-    if kind == "IBAN":
+        r = rng.random()
+        if r < 0.35 and len(n) in (15, 16):
+            n = group_card(n)
+        elif r < 0.5 and len(n) in (15, 16):
+            n = group_card(n, "-")
+        return n, "CREDIT_CARD"
+    if k == "iban":
         n = fake.iban()
         if rng.random() < 0.5:
             n = " ".join(n[i:i + 4] for i in range(0, len(n), 4))
-        return n
-    if kind == "US_SSN":
-        return fake.ssn()
-    if kind == "IP_ADDRESS":
-        return fake.ipv4() if rng.random() < 0.7 else fake.ipv6()
-    if kind == "DATE":
-        return fake.date()
-    if kind == "TIME":
-        return fake.time()
-    if kind == "ORDER":
-        return str(rng.randint(10_000_000, 999_999_999))
-    if kind == "SHA":
-        return fake.sha1()
-    if kind == "UUID":
-        return str(fake.uuid4())
-    if kind == "BADCARD":
-        return luhn_fail(fake)
-    raise KeyError(kind)
+        return n, "IBAN"
+    if k in ("us_ssn", "ssn"):
+        n = us.ssn()
+        return (n.replace("-", " ") if rng.random() < 0.15 else n), "US_SSN"
+    if k in ("ip_address",):
+        return (fake.ipv4() if rng.random() < 0.65 else fake.ipv6()), "IP_ADDRESS"
+    # Not entities.
+    fillers = {
+        "date": lambda: rng.choice([fake.date(), fake.date(pattern="%d/%m/%Y"), fake.date(pattern="%m.%d.%Y"),
+                                    fake.date(pattern="%B %d, %Y"), fake.date(pattern="%d.%m.%Y")]),
+        "time": lambda: fake.time(),
+        "timestamp": lambda: rng.choice([fake.iso8601() + "Z", fake.date_time().strftime("%Y-%m-%d %H:%M:%S"),
+                                         fake.date_time().strftime("%Y%m%dT%H%M%S")]),
+        "clf_time": lambda: fake.date_time().strftime("%d/%b/%Y:%H:%M:%S +0000"),
+        "epoch": lambda: str(rng.randint(1_000_000_000, 1_800_000_000) * rng.choice([1, 1000])),
+        "order": lambda: str(rng.randint(10_000_000, 999_999_999)),
+        "sha": lambda: fake.sha1(),
+        "sha256": lambda: fake.sha256(),
+        "shortsha": lambda: fake.sha1()[:rng.choice([7, 8, 10, 12])],
+        "uuid": lambda: str(fake.uuid4()),
+        "badcard": lambda: luhn_fail(fake, rng),
+        "version": lambda: rng.choice([f"{rng.randint(0, 20)}.{rng.randint(0, 30)}.{rng.randint(0, 200)}",
+                                       f"v{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 99)}",
+                                       f"{rng.randint(1, 9)}.{rng.randint(0, 9)}.{rng.randint(0, 9)}.{rng.randint(0, 9999)}"]),
+        "expiry": lambda: fake.credit_card_expire(),
+        "company": fake.company, "organization": fake.company,
+        "city": fake.city, "country": fake.country, "address": fake.address, "street": fake.street_address,
+        "street_name": fake.street_name, "building_number": fake.building_number,
+        "secondary_address": lambda: us.secondary_address(), "postcode": fake.postcode,
+        "zipcode": lambda: us.zipcode(), "state_abbr": lambda: us.state_abbr(),
+        "job": fake.job, "url": fake.url, "year": lambda: str(fake.year()),
+        "age": lambda: str(rng.randint(18, 95)), "date_time": lambda: fake.date_time().strftime("%B %d, %Y %H:%M"),
+        "date_of_birth": lambda: str(fake.date_of_birth()), "day_of_week": fake.day_of_week,
+        "nationality": lambda: rng.choice(["German", "French", "Italian", "Spanish", "Dutch", "British", "American",
+                                           "Mexican", "Japanese", "Indian"]),
+        "nation_woman": lambda: rng.choice(["a German woman", "an Italian woman", "a Dutch woman", "a Kenyan woman"]),
+        "nation_plural": lambda: rng.choice(["Germans", "Italians", "Canadians", "Brazilians"]),
+        "prefix": fake.prefix, "prefix_male": fake.prefix_male, "prefix_female": fake.prefix_female,
+        "us_driver_license": lambda: rng.choice("ABCDEFGHKLMNPRSW") + str(rng.randint(1_000_000, 99_999_999)),
+    }
+    return fillers[k](), None
 
 
-ENTITIES = {"PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN", "US_SSN", "IP_ADDRESS"}
-
-
-def render(template, fakes, rng):
-    text, spans, i = "", [], 0
-    while i < len(template):
-        if template[i] == "{":
-            j = template.index("}", i)
-            kind = template[i + 1:j]
-            v = value(kind, fakes, rng)
-            if kind in ENTITIES:
-                spans.append({"entity": kind, "start": len(text.encode()), "end": len((text + v).encode())})
-            text += v
-            i = j + 1
-        else:
-            text += template[i]
-            i += 1
+def render(template, pattern, fakes, us, rng):
+    fake = fakes[rng.choice(LOCALES)]
+    text, spans, pos = "", [], 0
+    for m in pattern.finditer(template):
+        text += template[pos:m.start()]
+        v, entity = value(m.group(1), fake, us, rng)
+        if entity:
+            spans.append({"entity": entity, "start": len(text.encode()), "end": len((text + v).encode())})
+        text += v
+        pos = m.end()
+    text += template[pos:]
     return {"text": text, "spans": spans}
 
 
-def split(name, templates, negatives, seed, n):
+def presidio_templates():
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp,
+                        "presidio-evaluator==0.3.2"], check=True)
+        wheel = next(pathlib.Path(tmp).glob("presidio_evaluator-*.whl"))
+        with zipfile.ZipFile(wheel) as z:
+            raw = z.read("presidio_evaluator/data_generator/raw_data/templates.txt").decode("utf-8", "replace")
+    lines = [l.strip() for l in raw.splitlines() if l.strip()]
+    # The file writes line breaks as a literal backslash-n; one line has single braces.
+    return [l.replace("\\n", "\n").replace("\\,", ",").replace("{street_name}", "{{street_name}}")
+            .replace("{{{{", "{{").replace("}}}}", "}}") for l in lines]
+
+
+def split(name, own, negatives, presidio, seed, n):
     rng = random.Random(seed)
     fakes = {}
     for k, loc in enumerate(LOCALES):
         fakes[loc] = Faker(loc)
         fakes[loc].seed_instance(seed * 100 + k)
+    us = fakes["en_US"]
+    own_p, presidio_p = re.compile(r"\{([A-Z_0-9]+)\}"), re.compile(r"\{\{([a-z_0-9]+)\}\}")
+    rows = []
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.15:
+            row = render(rng.choice(negatives), own_p, fakes, us, rng)
+            row["source"] = "negative"
+        elif r < 0.55:
+            row = render(rng.choice(presidio), presidio_p, fakes, us, rng)
+            row["source"] = "presidio"
+        else:
+            row = render(rng.choice(own), own_p, fakes, us, rng)
+            row["source"] = "own"
+        rows.append(row)
     with open(HERE / name, "w") as f:
-        for _ in range(n):
-            t = rng.choice(negatives) if rng.random() < 0.15 else rng.choice(templates)
-            f.write(json.dumps(render(t, fakes, rng)) + "\n")
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return rows
 
 
-# Disjoint templates: even-indexed ones for tuning, odd-indexed held out.
-split("eval-tune.jsonl", TEMPLATES[0::2], NEGATIVE[0::2], seed=1, n=1500)
-split("eval-report.jsonl", TEMPLATES[1::2], NEGATIVE[1::2], seed=2, n=2000)
-split("eval-final.jsonl", FINAL_TEMPLATES, FINAL_NEGATIVE, seed=3, n=2000)
-print("wrote eval-tune.jsonl, eval-report.jsonl and eval-final.jsonl")
+if __name__ == "__main__":
+    presidio = presidio_templates()
+    assert len(presidio) > 200, len(presidio)
+    # Disjoint templates: even-indexed ones for tuning, odd-indexed ones held out.
+    tune = split("eval-tune.jsonl", OWN[0::2], OWN_NEGATIVE[0::2], presidio[0::2], seed=101, n=2500)
+    held = split("eval-heldout.jsonl", OWN[1::2], OWN_NEGATIVE[1::2], presidio[1::2], seed=202, n=3000)
+    for name, rows in (("tune", tune), ("heldout", held)):
+        counts = {}
+        for row in rows:
+            for s in row["spans"]:
+                counts[s["entity"]] = counts.get(s["entity"], 0) + 1
+        print(name, len(rows), "samples", dict(sorted(counts.items())))

@@ -34,6 +34,12 @@ def fnv1a(data: bytes, seed: int) -> int:
     return h
 
 
+def finish(h: int, n: int) -> int:
+    """Character n-grams share their FNV prefix; the length is mixed in last."""
+    x = ((h ^ ((n * 0x9E3779B9) & 0xFFFFFFFF)) * 0x85EBCA6B) & 0xFFFFFFFF
+    return x ^ (x >> 13)
+
+
 def normalise(text: str) -> str:
     return " ".join(text.lower().split())
 
@@ -54,9 +60,14 @@ def features(text: str):
         if i + 1 < len(words):
             add(fnv1a((w + " " + words[i + 1]).encode(), 2))
     b = (" " + t + " ").encode()
-    for n in (3, 4, 5):
-        for i in range(len(b) - n + 1):
-            add(fnv1a(b[i:i + n], n))
+    for i in range(len(b) - 2):
+        h = 0x811C9DC5
+        for k in range(5):
+            if i + k >= len(b):
+                break
+            h = ((h ^ b[i + k]) * 0x01000193) & 0xFFFFFFFF
+            if k >= 2:
+                add(finish(h, k + 1))
     # Log-scaled counts, L2-normalised: long prompts are not scored higher
     # just for being long.
     norm = 0.0

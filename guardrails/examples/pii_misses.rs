@@ -9,7 +9,7 @@ fn main() {
     let split = std::env::args()
         .nth(2)
         .unwrap_or_else(|| "eval-tune.jsonl".into());
-    let path = format!("{}/training/pii/{split}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/training/pii/splits/{split}", env!("CARGO_MANIFEST_DIR"));
     let d = Detector::new(&Entity::ALL, 0.5);
     for line in std::fs::read_to_string(path).unwrap().lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();

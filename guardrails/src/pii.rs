@@ -7,7 +7,7 @@
 //! name lists (public domain, `assets/pii/`), and a lone first name counts
 //! only with a title or an introducing phrase before it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 use regex::Regex;
@@ -84,7 +84,8 @@ struct Patterns {
     date: Regex,
     word: Regex,
     first: HashSet<&'static str>,
-    last: HashSet<&'static str>,
+    /// Surname → frequency rank (0 = most common).
+    last: HashMap<&'static str, u32>,
 }
 
 fn patterns() -> &'static Patterns {
@@ -115,6 +116,7 @@ fn patterns() -> &'static Patterns {
             .collect(),
         last: include_str!("../assets/pii/last_names.txt")
             .lines()
+            .zip(0u32..)
             .collect(),
     })
 }
@@ -228,6 +230,9 @@ const NOT_NAMES: &[&str] = &[
     "customer",
 ];
 
+/// Surnames this frequent count on their own in a capitalised pair.
+const COMMON_SURNAMES: u32 = 10_000;
+
 const PERSON_CUES: &[&str] = &[
     "my name is ",
     "name is ",
@@ -310,8 +315,25 @@ const STRONG_PERSON_CUES: &[&str] = &[
 ];
 
 const PHONE_CUES: &[&str] = &[
-    "phone", "call", "tel", "mobile", "cell", "whatsapp", "fax", "reach me", "reached", "reach",
-    "text", "ping", "sent to", "whatsapp", "sms", "number", "contact", "dial",
+    "phone",
+    "call",
+    "tel",
+    "mobile",
+    "cell",
+    "whatsapp",
+    "fax",
+    "reach me",
+    "reached",
+    "reach",
+    "text",
+    "ping",
+    "sent to",
+    "whatsapp",
+    "sms",
+    "number",
+    "contact",
+    "dial",
+    "voicemail",
 ];
 const CARD_CUES: &[&str] = &[
     "card",
@@ -322,6 +344,9 @@ const CARD_CUES: &[&str] = &[
     "debit",
     "payment",
     "cc ",
+    "paid",
+    "pay ",
+    "charge",
 ];
 const SSN_CUES: &[&str] = &["ssn", "social security", "social sec", "tax id", "taxpayer"];
 const NOT_PHONE_CUES: &[&str] = &[
@@ -537,19 +562,27 @@ impl Detector {
                 // "Robert Lane": a common word that is also a surname still
                 // ends a name that starts with a known first name.
                 let cur = &lower[words[j].start()..words[j].end()];
-                if NOT_NAMES.contains(&next) && !(p.first.contains(cur) && p.last.contains(next)) {
+                if NOT_NAMES.contains(&next)
+                    && !(p.first.contains(cur) && p.last.contains_key(next))
+                {
                     break;
                 }
                 j += 1;
             }
             let last_word = &lower[words[j].start()..words[j].end()];
-            let last_known = j > i
-                && p.last.contains(
+            let surname_rank = p
+                .last
+                .get(
                     last_word
                         .split(['-', '\''])
                         .next_back()
                         .unwrap_or(last_word),
-                );
+                )
+                .copied();
+            let last_known = j > i && surname_rank.is_some();
+            // Without a known first name, only a common surname will do:
+            // rare ones include ordinary words ("Cloud", "Nations").
+            let common_surname = j > i && surname_rank.is_some_and(|r| r < COMMON_SURNAMES);
             let score = if is_first && last_known {
                 if cued { 0.95 } else { 0.85 }
             } else if titled {
@@ -562,7 +595,7 @@ impl Detector {
                 if j > i { 0.7 } else { 0.55 }
             } else if j > i
                 && !NOT_NAMES.contains(&lw)
-                && last_known
+                && common_surname
                 && !sentence_start(text, w.start())
             {
                 // Two capitalised words mid-sentence (or after a form's

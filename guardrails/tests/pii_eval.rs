@@ -15,7 +15,7 @@ struct Counts {
 }
 
 fn evaluate(file: &str) -> BTreeMap<&'static str, Counts> {
-    let path = format!("{}/training/pii/{file}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/training/pii/splits/{file}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let detector = Detector::new(&Entity::ALL, 0.5);
     let mut out: BTreeMap<&'static str, Counts> = Entity::ALL
@@ -99,8 +99,15 @@ fn held_out_precision_and_recall_meet_the_targets() {
         "final held-out split, since looked at for PERSON (eval-final.jsonl)",
         &evaluate("eval-final.jsonl"),
     );
-    let report = evaluate("eval-final2.jsonl");
-    table("second final held-out split (eval-final2.jsonl)", &report);
+    table(
+        "second final split, since used to fix card and phone cues (eval-final2.jsonl)",
+        &evaluate("eval-final2.jsonl"),
+    );
+    let report = evaluate("eval-final3.jsonl");
+    table(
+        "report split, never looked at before (eval-final3.jsonl)",
+        &report,
+    );
     // Floors at the figures reached on this split (training/pii/README.md).
     // The targets are recall >= 0.99 for these five and PERSON F1 >= 0.85;
     // phone numbers, cards and PERSON fall short of them here.

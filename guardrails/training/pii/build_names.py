@@ -21,5 +21,12 @@ with tempfile.TemporaryDirectory() as tmp:
         last = read("dist.all.last")[:LAST_NAMES]
 OUT.mkdir(parents=True, exist_ok=True)
 (OUT / "first_names.txt").write_text("\n".join(first) + "\n")
-(OUT / "last_names.txt").write_text("\n".join(sorted(set(last))) + "\n")
+# Most frequent first: the detector uses the rank (rare surnames include
+# ordinary words such as "Cloud" and "Nations").
+seen, ordered = set(), []
+for name in last:
+    if name not in seen:
+        seen.add(name)
+        ordered.append(name)
+(OUT / "last_names.txt").write_text("\n".join(ordered) + "\n")
 print(f"{len(first)} first names, {len(set(last))} last names -> {OUT}")

@@ -24,7 +24,7 @@ You can reply to accounts.payable@example.org or to me directly. ";
         text.push_str(base);
     }
     text.truncate(1024);
-    let n = 3000;
+    let n: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3000);
     for _ in 0..200 {
         std::hint::black_box(d.score(&text));
     }
@@ -40,7 +40,7 @@ You can reply to accounts.payable@example.org or to me directly. ";
 }
 
 fn split_timing(d: &Detector, text: &str) {
-    let n = 3000;
+    let n: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3000);
     let t = Instant::now();
     for _ in 0..n {
         std::hint::black_box(d.model_score(std::hint::black_box(text)));

@@ -1,11 +1,11 @@
 //! Prompt-injection detection: a logistic regression over hashed word 1-2-grams
-//! and character 3-5-grams (weights in `assets/prompt_injection.bin`, made
+//! and character 3-4-grams (weights in `assets/prompt_injection.bin`, made
 //! by `training/prompt_injection/train.py`, which hashes identically), plus
 //! a few high-precision rules for phrasings that must never slip through.
 
 use std::sync::OnceLock;
 
-use regex::RegexSet;
+use regex::Regex;
 
 const WEIGHTS: &[u8] = include_bytes!("../assets/prompt_injection.bin");
 
@@ -26,30 +26,39 @@ pub struct Verdict {
 const RULES: &[(&str, &str)] = &[
     (
         "ignore_instructions",
-        r"(?i)\b(ignore|disregard|forget|override)\s+(all\s+|any\s+|the\s+|your\s+|my\s+)?(previous|prior|above|earlier|preceding|system)\s+(instructions|prompts?|rules|directions|messages)",
+        r"\b(ignore|disregard|forget|override)\s+(all\s+|any\s+|the\s+|your\s+|my\s+)?(previous|prior|above|earlier|preceding|system)\s+(instructions|prompts?|rules|directions|messages)",
     ),
     (
         "reveal_system_prompt",
-        r"(?i)\b(reveal|print|show|repeat|output|leak|dump)\s+(me\s+)?(your|the)\s+(full\s+|entire\s+|hidden\s+|initial\s+)?(system\s+prompt|instructions|initial\s+prompt)",
+        r"\b(reveal|print|show|repeat|output|leak|dump)\s+(me\s+)?(your|the)\s+(full\s+|entire\s+|hidden\s+|initial\s+)?(system\s+prompt|instructions|initial\s+prompt)",
     ),
     (
         "persona_override",
-        r"(?i)\byou\s+are\s+now\s+(dan|in\s+developer\s+mode|an?\s+unrestricted|jailbroken|free\s+from)",
+        r"\byou\s+are\s+now\s+(dan|in\s+developer\s+mode|an?\s+unrestricted|jailbroken|free\s+from)",
     ),
     (
         "developer_mode",
-        r"(?i)\b(enable|activate|enter)\s+(developer|god|jailbreak|dan)\s+mode\b",
+        r"\b(enable|activate|enter)\s+(developer|god|jailbreak|dan)\s+mode\b",
     ),
 ];
+
+/// Character n-grams are 3 and 4 bytes long (5-grams cost a third more time
+/// for no gain on the validation files).
+const MAX_NGRAM: usize = 4;
 
 /// Score given to a text a rule matches.
 const RULE_SCORE: f32 = 0.99;
 
-fn rules() -> &'static RegexSet {
-    static R: OnceLock<RegexSet> = OnceLock::new();
+fn rules() -> &'static [Regex] {
+    static R: OnceLock<Vec<Regex>> = OnceLock::new();
     // ASCII classes keep the scan on the fast DFA path.
+    // ASCII classes keep the scan on the fast DFA path; separate regexes
+    // (rather than a set) keep each one's literal prefilter.
     R.get_or_init(|| {
-        RegexSet::new(RULES.iter().map(|(_, r)| format!("(?-u){r}"))).expect("rules compile")
+        RULES
+            .iter()
+            .map(|(_, r)| Regex::new(&format!("(?-u){r}")).expect("rules compile"))
+            .collect()
     })
 }
 
@@ -121,22 +130,27 @@ impl Detector {
     }
 
     pub fn score(&self, text: &str) -> Verdict {
-        let matched = rules().matches(text);
-        if let Some(i) = matched.iter().next() {
-            return Verdict {
-                score: RULE_SCORE.max(self.model_score(text)),
+        // Rules and model both read the normalised (lowercased) text.
+        let normalised = normalise(text);
+        let model = self.score_normalised(&normalised);
+        match rules().iter().position(|r| r.is_match(&normalised)) {
+            Some(i) => Verdict {
+                score: RULE_SCORE.max(model),
                 rule: Some(RULES[i].0),
-            };
-        }
-        Verdict {
-            score: self.model_score(text),
-            rule: None,
+            },
+            None => Verdict {
+                score: model,
+                rule: None,
+            },
         }
     }
 
     /// The model's probability alone.
     pub fn model_score(&self, text: &str) -> f32 {
-        let normalised = normalise(text);
+        self.score_normalised(&normalise(text))
+    }
+
+    fn score_normalised(&self, normalised: &str) -> f32 {
         let mask = (1u32 << self.bits) - 1;
         SCRATCH.with(|cell| {
             let mut scratch = cell.borrow_mut();
@@ -160,10 +174,10 @@ impl Detector {
             }
             let padded = format!(" {normalised} ");
             let b = padded.as_bytes();
-            // The 3-, 4- and 5-grams starting at `i` share their FNV prefix.
+            // The 3- and 4-grams starting at `i` share their FNV prefix.
             for i in 0..b.len().saturating_sub(2) {
                 let mut h = 0x811C_9DC5u32;
-                for (k, byte) in b[i..(i + 5).min(b.len())].iter().enumerate() {
+                for (k, byte) in b[i..(i + MAX_NGRAM).min(b.len())].iter().enumerate() {
                     h = (h ^ *byte as u32).wrapping_mul(0x0100_0193);
                     if k >= 2 {
                         add(finish(h, k as u32 + 1));
@@ -218,14 +232,22 @@ thread_local! {
 fn normalise(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     if text.is_ascii() {
-        // Fast path: same result as the general one for ASCII.
-        for word in text.split_whitespace() {
-            if !out.is_empty() {
-                out.push(' ');
+        // Fast path, byte by byte: the same result as the general path
+        // (`char::is_whitespace` on ASCII is these six bytes).
+        let mut bytes = Vec::with_capacity(text.len());
+        let mut space = false;
+        for &b in text.as_bytes() {
+            if matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+                space = !bytes.is_empty();
+            } else {
+                if space {
+                    bytes.push(b' ');
+                    space = false;
+                }
+                bytes.push(b.to_ascii_lowercase());
             }
-            out.extend(word.bytes().map(|b| b.to_ascii_lowercase() as char));
         }
-        return out;
+        return String::from_utf8(bytes).unwrap_or_default();
     }
     for word in text.split_whitespace() {
         if !out.is_empty() {
@@ -282,5 +304,7 @@ mod tests {
     #[test]
     fn normalisation_matches_python() {
         assert_eq!(normalise("  Hello\t\nWORLD  x "), "hello world x");
+        assert_eq!(normalise("  Héllo\t\nWÖRLD  x "), "héllo wörld x", "non-ASCII path");
+        assert_eq!(normalise("a\u{b}\u{c}\rb"), "a b");
     }
 }

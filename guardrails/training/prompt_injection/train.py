@@ -62,7 +62,7 @@ def features(text: str):
     b = (" " + t + " ").encode()
     for i in range(len(b) - 2):
         h = 0x811C9DC5
-        for k in range(5):
+        for k in range(4):
             if i + k >= len(b):
                 break
             h = ((h ^ b[i + k]) * 0x01000193) & 0xFFFFFFFF

@@ -1,5 +1,6 @@
-//! Prints the tuning split's misses and false alarms for one entity:
-//! `cargo run -p sluice-guardrails --example pii_misses -- PHONE_NUMBER`
+//! Prints the misses and false alarms of one entity on a split, the tuning
+//! split unless another is named:
+//! `cargo run --release -p sluice-guardrails --example pii_misses -- PERSON [eval-tune.jsonl]`
 use sluice_guardrails::pii::{Detector, Entity};
 
 fn main() {
@@ -9,22 +10,21 @@ fn main() {
     let split = std::env::args()
         .nth(2)
         .unwrap_or_else(|| "eval-tune.jsonl".into());
-    let path = format!("{}/training/pii/splits/{split}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/training/pii/{split}", env!("CARGO_MANIFEST_DIR"));
     let d = Detector::new(&Entity::ALL, 0.5);
     for line in std::fs::read_to_string(path).unwrap().lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         let text = v["text"].as_str().unwrap();
         let found = d.find(text);
-        for s in v["spans"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|s| s["entity"] == want.as_str())
-        {
-            let (a, b) = (
+        let spans = v["spans"].as_array().unwrap();
+        let span = |s: &serde_json::Value| {
+            (
                 s["start"].as_u64().unwrap() as usize,
                 s["end"].as_u64().unwrap() as usize,
-            );
+            )
+        };
+        for s in spans.iter().filter(|s| s["entity"] == want.as_str()) {
+            let (a, b) = span(s);
             if !found
                 .iter()
                 .any(|f| f.entity.name() == want && f.start < b && a < f.end)
@@ -33,13 +33,16 @@ fn main() {
             }
         }
         for f in found.iter().filter(|f| f.entity.name() == want) {
-            let hit = v["spans"].as_array().unwrap().iter().any(|s| {
-                s["entity"] == want.as_str()
-                    && (s["start"].as_u64().unwrap() as usize) < f.end
-                    && f.start < s["end"].as_u64().unwrap() as usize
+            let hit = spans.iter().any(|s| {
+                let (a, b) = span(s);
+                s["entity"] == want.as_str() && a < f.end && f.start < b
             });
             if !hit {
-                println!("FALSE {:?}   in {text:?}", &text[f.start..f.end]);
+                println!(
+                    "FALSE {:?} ({:.2})   in {text:?}",
+                    &text[f.start..f.end],
+                    f.score
+                );
             }
         }
     }

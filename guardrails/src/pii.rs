@@ -1,16 +1,25 @@
-//! PII detection: email addresses, phone numbers, payment cards (Luhn),
-//! IBANs (mod-97), US SSNs, IP addresses and person names.
+//! PII detection: person names, e-mail addresses, phone numbers, payment
+//! cards (Luhn), IBANs (mod 97), US SSNs and IP addresses.
 //!
-//! Each entity has a candidate pattern and a validator; context words near
-//! a candidate ("call me", "ssn", "card") raise its score. Person names need
-//! more than a pattern: capitalised tokens are looked up in the US Census
-//! name lists (public domain, `assets/pii/`), and a lone first name counts
-//! only with a title or an introducing phrase before it.
+//! One pass over the bytes of the text finds the candidates: a token that
+//! reaches an `@` is an e-mail candidate, a run of digits and separators a
+//! card, SSN, IPv4 or phone candidate ([`numbers`]), a hex group followed by
+//! `:` an IPv6 candidate, two capitals and two digits an IBAN candidate, and
+//! a capitalised word a PERSON candidate ([`person`]). Each candidate is
+//! validated (checksums, number ranges, shapes of dates, times, versions and
+//! ids) and scored; context words near it ("call me", "ssn", "card",
+//! "order #") raise or lower the score. Person names are judged with the
+//! name lists in `assets/pii/` (US Census 1990, public domain; mimesis, MIT),
+//! an English word list (SCOWL, permissive) and introducing phrases.
+//! Tokens glued to letters or ids (SHAs, UUIDs, `ORD-2024-…`, `v1.2.3.4`) and
+//! URLs are skipped whole.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::OnceLock;
+mod context;
+mod lexicon;
+mod numbers;
+mod person;
 
-use regex::Regex;
+use lexicon::Lexicon;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Entity {
@@ -50,6 +59,10 @@ impl Entity {
         Entity::ALL.into_iter().find(|e| e.name() == s)
     }
 
+    fn index(self) -> usize {
+        self as usize
+    }
+
     /// When two findings overlap, the more specific one wins.
     fn priority(self) -> u8 {
         match self {
@@ -70,713 +83,406 @@ pub struct Finding {
     /// Byte offsets into the text, on char boundaries.
     pub start: usize,
     pub end: usize,
+    /// 0..=1.
     pub score: f32,
 }
 
-struct Patterns {
-    email: Regex,
-    phone: Regex,
-    card: Regex,
-    iban: Regex,
-    ssn: Regex,
-    ipv4: Regex,
-    ipv6: Regex,
-    date: Regex,
-    word: Regex,
-    first: HashSet<&'static str>,
-    /// Surname → frequency rank (0 = most common).
-    last: HashMap<&'static str, u32>,
-}
-
-fn patterns() -> &'static Patterns {
-    static P: OnceLock<Patterns> = OnceLock::new();
-    P.get_or_init(|| Patterns {
-        email: Regex::new(
-            r"(?-u)(?i)\b[a-z0-9][a-z0-9._%+-]{0,63}@[a-z0-9](?:[a-z0-9-]{0,62}\.)+[a-z]{2,24}\b",
-        )
-        .unwrap(),
-        // Digits with the separators phone numbers use; validated below.
-        phone: Regex::new(
-            r"(?-u)(?:\+|\b00|\()?\d[\d \t().\-/]{5,22}\d(?:\s?(?:x|ext\.?)\s?\d{1,6})?\b",
-        )
-        .unwrap(),
-        date: Regex::new(
-            r"(?-u)\b(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})\b",
-        )
-        .unwrap(),
-        card: Regex::new(r"(?-u)\b\d(?:[ -]?\d){11,18}\b").unwrap(),
-        iban: Regex::new(r"(?-u)\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b").unwrap(),
-        ssn: Regex::new(r"(?-u)\b\d{3}([- ]?)\d{2}([- ]?)\d{4}\b").unwrap(),
-        ipv4: Regex::new(r"(?-u)\b(?:\d{1,3}\.){3}\d{1,3}\b").unwrap(),
-        ipv6: Regex::new(r"(?-u)(?i)(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}").unwrap(),
-        // Unicode letters: names are not all ASCII (Élise, Jáuregui).
-        word: Regex::new(r"\p{Lu}\p{Ll}+(?:[-'’]\p{Lu}\p{Ll}+)?").unwrap(),
-        first: include_str!("../assets/pii/first_names.txt")
-            .lines()
-            .collect(),
-        last: include_str!("../assets/pii/last_names.txt")
-            .lines()
-            .zip(0u32..)
-            .collect(),
-    })
-}
-
-/// Capitalised words that are names in the census lists but far more often
-/// ordinary words at the start of a sentence or in titles.
-const NOT_NAMES: &[&str] = &[
-    "will",
-    "may",
-    "can",
-    "june",
-    "april",
-    "august",
-    "mark",
-    "bill",
-    "grant",
-    "rose",
-    "faith",
-    "hope",
-    "joy",
-    "summer",
-    "dawn",
-    "art",
-    "don",
-    "guy",
-    "ray",
-    "sky",
-    "page",
-    "love",
-    "sunny",
-    "lane",
-    "major",
-    "king",
-    "young",
-    "white",
-    "black",
-    "brown",
-    "green",
-    "long",
-    "dear",
-    "thanks",
-    "hello",
-    "regards",
-    "best",
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-    "january",
-    "february",
-    "march",
-    "september",
-    "october",
-    "november",
-    "december",
-    "god",
-    "lord",
-    "christian",
-    "english",
-    "french",
-    "german",
-    "american",
-    "street",
-    "avenue",
-    "road",
-    "the",
-    "this",
-    "that",
-    "please",
-    "sure",
-    "yes",
-    "no",
-    "ok",
-    "okay",
-    "an",
-    "in",
-    "on",
-    "so",
-    "my",
-    "we",
-    "our",
-    "his",
-    "her",
-    "their",
-    "here",
-    "there",
-    "when",
-    "what",
-    "who",
-    "why",
-    "how",
-    "if",
-    "else",
-    "all",
-    "new",
-    "north",
-    "south",
-    "east",
-    "west",
-    "bank",
-    "card",
-    "phone",
-    "email",
-    "mail",
-    "call",
-    "contact",
-    "account",
-    "customer",
-];
-
-/// Surnames this frequent count on their own in a capitalised pair.
-const COMMON_SURNAMES: u32 = 10_000;
-
-const PERSON_CUES: &[&str] = &[
-    "my name is ",
-    "name is ",
-    "name: ",
-    "i am ",
-    "i'm ",
-    "this is ",
-    "dear ",
-    "hi ",
-    "hello ",
-    "mr. ",
-    "mrs. ",
-    "ms. ",
-    "dr. ",
-    "mr ",
-    "mrs ",
-    "ms ",
-    "dr ",
-    "prof. ",
-    "signed, ",
-    "regards, ",
-    "sincerely, ",
-    "from ",
-    "ask for ",
-    "contact ",
-    "by ",
-    "with ",
-    "patient ",
-    "employee ",
-    "customer ",
-    "user ",
-    "called ",
-    "named ",
-    "to ",
-    "contact is ",
-    "holder ",
-    "thanks, ",
-    "thanks ",
-    "spoke with ",
-    "met with ",
-    "from: ",
-    "cc ",
-    "name ",
-    "follow up with ",
-    "signed ",
-    "belongs to ",
-    "opened by ",
-    "and ",
-    "asked by ",
-];
-
-/// Phrases after which even a name missing from the lists is a name.
-const STRONG_PERSON_CUES: &[&str] = &[
-    "name ",
-    "my name is ",
-    "name is ",
-    "name: ",
-    "dear ",
-    "mr. ",
-    "mrs. ",
-    "ms. ",
-    "dr. ",
-    "signed, ",
-    "regards, ",
-    "sincerely, ",
-    "ask for ",
-    "contact is ",
-    "holder ",
-    "thanks, ",
-    "spoke with ",
-    "met with ",
-    "from: ",
-    "employee ",
-    "patient ",
-    "belongs to ",
-    "opened by ",
-    "follow up with ",
-    "named ",
-    "called ",
-];
-
-const PHONE_CUES: &[&str] = &[
-    "phone",
-    "call",
-    "tel",
-    "mobile",
-    "cell",
-    "whatsapp",
-    "fax",
-    "reach me",
-    "reached",
-    "reach",
-    "text",
-    "ping",
-    "sent to",
-    "whatsapp",
-    "sms",
-    "number",
-    "contact",
-    "dial",
-    "voicemail",
-];
-const CARD_CUES: &[&str] = &[
-    "card",
-    "visa",
-    "mastercard",
-    "amex",
-    "credit",
-    "debit",
-    "payment",
-    "cc ",
-    "paid",
-    "pay ",
-    "charge",
-];
-const SSN_CUES: &[&str] = &["ssn", "social security", "social sec", "tax id", "taxpayer"];
-const NOT_PHONE_CUES: &[&str] = &[
-    "order",
-    "invoice",
-    "ticket",
-    "ref",
-    "id ",
-    "id:",
-    "#",
-    "tracking",
-    "account no",
-    "serial",
-    "version",
-    "build",
-];
-
 pub struct Detector {
-    entities: [bool; 7],
+    on: [bool; 7],
     min_score: f32,
+    lexicon: &'static Lexicon,
 }
 
-fn idx(e: Entity) -> usize {
-    Entity::ALL.iter().position(|x| *x == e).unwrap_or(0)
-}
+/// The longest local part of an e-mail address (RFC 5321).
+const MAX_LOCAL_PART: usize = 64;
 
 impl Detector {
+    /// Builds a detector for `entities`; findings scoring below `min_score`
+    /// are dropped. The word lists are built once per process (first call).
     pub fn new(entities: &[Entity], min_score: f32) -> Detector {
         let mut on = [false; 7];
         for e in entities {
-            on[idx(*e)] = true;
+            on[e.index()] = true;
         }
-        patterns(); // compile once, now rather than on the first request
+        context::warm();
         Detector {
-            entities: on,
+            on,
             min_score,
+            lexicon: Lexicon::get(),
         }
     }
 
-    /// The longest span any entity can have, in characters (IBANs with
-    /// spaces are the longest): what a streaming redactor must hold back.
+    /// The longest span any entity can have, in characters: person names
+    /// are cut off at 64, IBANs with spaces take at most 42, phone numbers
+    /// with an extension at most 60, IPv6 addresses 45. A streaming redactor
+    /// holding back this many characters never lets one through split across
+    /// chunks. The one exception: an e-mail address longer than 64
+    /// characters (the local part alone may have 64) is still reported whole
+    /// rather than let through, so only a streamed one can slip.
     pub fn max_entity_len() -> usize {
         64
     }
 
     fn wants(&self, e: Entity) -> bool {
-        self.entities[idx(e)]
+        self.on[e.index()]
     }
 
     /// Findings sorted by start, non-overlapping, with score ≥ min_score.
     pub fn find(&self, text: &str) -> Vec<Finding> {
-        let p = patterns();
-        let mut all = Vec::new();
-        let lower = text.to_ascii_lowercase();
-        let before = |start: usize, n: usize| -> &str {
-            let mut from = start.saturating_sub(n);
-            while !lower.is_char_boundary(from) {
-                from += 1;
-            }
-            &lower[from..start]
-        };
-        let has = |start: usize, cues: &[&str]| cues.iter().any(|c| before(start, 40).contains(c));
-        let mut push = |entity: Entity, start: usize, end: usize, score: f32| {
-            all.push(Finding {
-                entity,
-                start,
-                end,
-                score: score.min(1.0),
-            });
-        };
-
-        if self.wants(Entity::EmailAddress) {
-            for m in p.email.find_iter(text) {
-                push(Entity::EmailAddress, m.start(), m.end(), 0.95);
-            }
-        }
-        if self.wants(Entity::Iban) {
-            for m in p.iban.find_iter(text) {
-                if iban_valid(m.as_str()) {
-                    push(Entity::Iban, m.start(), m.end(), 0.95);
-                }
-            }
-        }
-        if self.wants(Entity::CreditCard) {
-            for m in p.card.find_iter(text) {
-                let digits: Vec<u8> = m
-                    .as_str()
-                    .bytes()
-                    .filter(u8::is_ascii_digit)
-                    .map(|b| b - b'0')
-                    .collect();
-                if luhn(&digits) && card_prefix(&digits) && consistent_separators(m.as_str()) {
-                    let cue = has(m.start(), CARD_CUES);
-                    // 12-digit Maestro numbers look like ids: only with a cue.
-                    let score = match (digits.len() >= 13, cue) {
-                        (_, true) => 1.0,
-                        (true, false) => 0.9,
-                        (false, false) => 0.45,
-                    };
-                    push(Entity::CreditCard, m.start(), m.end(), score);
-                }
-            }
-        }
-        if self.wants(Entity::UsSsn) {
-            for c in p.ssn.captures_iter(text) {
-                let m = c.get(0).unwrap();
-                let (s1, s2) = (
-                    c.get(1).map_or("", |x| x.as_str()),
-                    c.get(2).map_or("", |x| x.as_str()),
-                );
-                let digits: Vec<u8> = m.as_str().bytes().filter(u8::is_ascii_digit).collect();
-                if s1 != s2 || !ssn_valid(&digits) || glued(text, m.start(), m.end()) {
-                    continue;
-                }
-                let cue = has(m.start(), SSN_CUES);
-                // Nine bare digits are an SSN only when something says so.
-                let score = match (s1.is_empty(), cue) {
-                    (false, true) => 1.0,
-                    (false, false) => 0.85,
-                    (true, true) => 0.8,
-                    (true, false) => 0.0,
-                };
-                push(Entity::UsSsn, m.start(), m.end(), score);
-            }
-        }
-        if self.wants(Entity::IpAddress) {
-            for m in p.ipv4.find_iter(text) {
-                let ok = m.as_str().split('.').all(|o| {
-                    o.parse::<u16>().is_ok_and(|v| v <= 255)
-                        && (o.len() == 1 || !o.starts_with('0'))
-                });
-                let b = before(m.start(), 10);
-                let versionish =
-                    b.ends_with('v') || b.contains("version") || glued(text, m.start(), m.end());
-                if ok && !versionish {
-                    push(Entity::IpAddress, m.start(), m.end(), 0.9);
-                }
-            }
-            for m in p.ipv6.find_iter(text) {
-                let s = m.as_str().trim_end_matches(':');
-                if s.matches(':').count() >= 2
-                    && s.parse::<std::net::Ipv6Addr>().is_ok()
-                    && s.chars()
-                        .any(|c| c.is_ascii_alphabetic() || s.contains("::"))
-                {
-                    push(Entity::IpAddress, m.start(), m.start() + s.len(), 0.9);
-                }
-            }
-        }
-        if self.wants(Entity::PhoneNumber) {
-            for m in p.phone.find_iter(text) {
-                let (start, end) = (m.start(), m.end());
-                if p.date.is_match(m.as_str()) {
-                    continue;
-                }
-                if let Some(score) = phone_score(
-                    m.as_str(),
-                    has(start, PHONE_CUES),
-                    has(start, NOT_PHONE_CUES) || before(start, 2).contains('#'),
-                ) && !glued(text, start, end)
-                {
-                    push(Entity::PhoneNumber, start, end, score);
-                }
-            }
-        }
-        if self.wants(Entity::Person) {
-            self.persons(text, &lower, p, &mut all);
-        }
-        resolve(all, self.min_score)
-    }
-
-    fn persons(&self, text: &str, lower: &str, p: &Patterns, out: &mut Vec<Finding>) {
-        // Whole words only: not the tail of "McDonald" or of "iPhone".
-        let words: Vec<regex::Match> = p
-            .word
-            .find_iter(text)
-            .filter(|m| {
-                !text[..m.start()]
-                    .chars()
-                    .next_back()
-                    .is_some_and(char::is_alphanumeric)
-                    && !text[m.end()..]
-                        .chars()
-                        .next()
-                        .is_some_and(char::is_alphanumeric)
-            })
-            .collect();
+        let b = text.as_bytes();
+        let mut out: Vec<Finding> = Vec::new();
+        let persons = self.wants(Entity::Person);
+        let numbers = self.wants(Entity::PhoneNumber)
+            || self.wants(Entity::CreditCard)
+            || self.wants(Entity::UsSsn)
+            || self.wants(Entity::IpAddress);
         let mut i = 0;
-        while i < words.len() {
-            let w = words[i];
-            let lw = &lower[w.start()..w.end()];
-            let first_part = lw.split(['-', '\'']).next().unwrap_or(lw);
-            let is_first = p.first.contains(first_part) && !NOT_NAMES.contains(&lw);
-            let mut ctx_from = w.start().saturating_sub(24);
-            while !lower.is_char_boundary(ctx_from) {
-                ctx_from += 1;
-            }
-            let ctx = &lower[ctx_from..w.start()];
-            let cued = PERSON_CUES.iter().any(|c| ctx.ends_with(c));
-            let strong = STRONG_PERSON_CUES.iter().any(|c| ctx.ends_with(c));
-            let titled = [
-                "mr. ", "mrs. ", "ms. ", "dr. ", "mr ", "mrs ", "ms ", "dr ", "prof. ",
-            ]
-            .iter()
-            .any(|c| ctx.ends_with(c));
-            // Following capitalised words right after (one space) extend the name.
-            let mut j = i;
-            while j + 1 < words.len()
-                && j - i < 2
-                && text[words[j].end()..words[j + 1].start()] == *" "
-            {
-                let next = &lower[words[j + 1].start()..words[j + 1].end()];
-                // "Robert Lane": a common word that is also a surname still
-                // ends a name that starts with a known first name.
-                let cur = &lower[words[j].start()..words[j].end()];
-                if NOT_NAMES.contains(&next)
-                    && !(p.first.contains(cur) && p.last.contains_key(next))
-                {
-                    break;
-                }
-                j += 1;
-            }
-            let last_word = &lower[words[j].start()..words[j].end()];
-            let surname_rank = p
-                .last
-                .get(
-                    last_word
-                        .split(['-', '\''])
-                        .next_back()
-                        .unwrap_or(last_word),
-                )
-                .copied();
-            let last_known = j > i && surname_rank.is_some();
-            // Without a known first name, only a common surname will do:
-            // rare ones include ordinary words ("Cloud", "Nations").
-            let common_surname = j > i && surname_rank.is_some_and(|r| r < COMMON_SURNAMES);
-            let score = if is_first && last_known {
-                if cued { 0.95 } else { 0.85 }
-            } else if titled {
-                0.85
-            } else if is_first && cued {
-                0.75
-            } else if is_first && j > i {
-                0.6
-            } else if strong && (!NOT_NAMES.contains(&lw) || last_known) {
-                if j > i { 0.7 } else { 0.55 }
-            } else if j > i
-                && !NOT_NAMES.contains(&lw)
-                && common_surname
-                && !sentence_start(text, w.start())
-            {
-                // Two capitalised words mid-sentence (or after a form's
-                // "Label:") ending in a known surname: a name whose first
-                // name the lists lack.
-                0.6
-            } else {
-                0.0
-            };
-            if score > 0.0 {
-                out.push(Finding {
-                    entity: Entity::Person,
-                    start: w.start(),
-                    end: words[j].end(),
-                    score,
-                });
-                i = j + 1;
-            } else {
+        while i < b.len() {
+            let c = b[i];
+            if !text.is_char_boundary(i) {
                 i += 1;
+                continue;
+            }
+            let inside_word = i > 0
+                && if b[i - 1] < 0x80 {
+                    b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'
+                } else {
+                    text[..i]
+                        .chars()
+                        .next_back()
+                        .is_some_and(char::is_alphanumeric)
+                };
+            if inside_word {
+                i += 1;
+                continue;
+            }
+            if c >= 0x80 {
+                // A non-ASCII letter: a name may start with one (Émile, Özil).
+                let Some(ch) = text[i..].chars().next() else {
+                    break;
+                };
+                if persons && ch.is_uppercase() {
+                    i = person::person_at(text, i, self.lexicon, &mut out);
+                } else {
+                    i += ch.len_utf8();
+                }
+                continue;
+            }
+            if c.is_ascii_alphanumeric() {
+                i = self.token(text, i, persons, numbers, &mut out);
+                continue;
+            }
+            match c {
+                b'+' | b'(' if numbers && b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                    i = self.digits(text, i, &mut out);
+                }
+                b':' if b.get(i + 1) == Some(&b':') && self.wants(Entity::IpAddress) => {
+                    i = match ipv6_at(text, i) {
+                        Some(end) => {
+                            out.push(finding(Entity::IpAddress, i, end, 0.9));
+                            end
+                        }
+                        None => i + 2,
+                    };
+                }
+                _ => i += 1,
             }
         }
+        resolve(out, &self.on, self.min_score)
     }
-}
 
-/// Whether the word at `start` opens a sentence (capitalised anyway).
-fn sentence_start(text: &str, start: usize) -> bool {
-    let before = text[..start].trim_end();
-    before.is_empty() || before.ends_with(['.', '!', '?', '\n', '"'])
-}
-
-/// A digit run directly attached to letters or more digits (part of an id,
-/// a hash or a UUID) is not an entity on its own.
-fn glued(text: &str, start: usize, end: usize) -> bool {
-    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-    let prev = text[..start].chars().next_back();
-    let next = text[end..].chars().next();
-    let joined_before = prev == Some('-') && alnum(text[..start - 1].chars().next_back());
-    let joined_after = next == Some('-') && alnum(text[end + 1..].chars().next());
-    alnum(prev) || alnum(next) || joined_before || joined_after
-}
-
-fn luhn(digits: &[u8]) -> bool {
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, d)| {
-            let d = *d as u32;
-            if i % 2 == 1 {
-                let x = d * 2;
-                if x > 9 { x - 9 } else { x }
+    /// A token that starts at `i` with an ASCII letter or digit.
+    fn token(
+        &self,
+        text: &str,
+        i: usize,
+        persons: bool,
+        numbers: bool,
+        out: &mut Vec<Finding>,
+    ) -> usize {
+        let b = text.as_bytes();
+        let mut t = i;
+        let (mut letters, mut digits, mut hex) = (0, 0, true);
+        while t < b.len() && (b[t].is_ascii_alphanumeric() || b[t] == b'_') {
+            if b[t].is_ascii_digit() {
+                digits += 1;
             } else {
-                d
+                letters += 1;
+                hex &= b[t].is_ascii_hexdigit();
             }
-        })
-        .sum();
-    digits.len() >= 12 && sum.is_multiple_of(10)
-}
-
-/// Issuer prefixes of the major networks, so Luhn-valid order numbers that
-/// happen to pass the checksum are less likely to count.
-fn card_prefix(d: &[u8]) -> bool {
-    let n = |k: usize| d.iter().take(k).fold(0u32, |a, x| a * 10 + *x as u32);
-    match d.first() {
-        Some(4) => true,
-        Some(5) => (51..=55).contains(&n(2)) || n(2) == 50 || (56..=59).contains(&n(2)), // Mastercard, Maestro
-        Some(2) => (2221..=2720).contains(&n(4)) || n(4) == 2131, // Mastercard, JCB
-        Some(1) => n(4) == 1800,                                  // JCB
-        Some(0) => n(4) == 604,                                   // UK Maestro 0604
-        Some(3) => matches!(n(2), 34 | 37 | 35 | 36 | 38 | 30),
-        Some(6) => true, // Discover, UnionPay, Maestro 6x
-        _ => false,
+            t += 1;
+        }
+        let next = b.get(t).copied().unwrap_or(0);
+        // URLs: skipped whole.
+        if next == b':' && b[t..].starts_with(b"://") {
+            let mut k = t;
+            while k < b.len() && !b[k].is_ascii_whitespace() && b[k] != b'"' && b[k] != b'>' {
+                k += 1;
+            }
+            return k;
+        }
+        // E-mail: the local part runs on to an '@'.
+        if matches!(next, b'@' | b'.' | b'-' | b'+' | b'%') {
+            let mut k = t;
+            while k < b.len()
+                && k - i <= MAX_LOCAL_PART
+                && (b[k].is_ascii_alphanumeric()
+                    || matches!(b[k], b'.' | b'_' | b'%' | b'+' | b'-'))
+            {
+                k += 1;
+            }
+            if b.get(k) == Some(&b'@')
+                && let Some(end) = email_domain(b, k + 1)
+            {
+                if self.wants(Entity::EmailAddress) {
+                    out.push(finding(Entity::EmailAddress, i, end, 0.95));
+                }
+                return end;
+            }
+        }
+        // IPv6: a group of at most four hex digits and a colon.
+        if next == b':'
+            && hex
+            && t - i <= 4
+            && self.wants(Entity::IpAddress)
+            && let Some(end) = ipv6_at(text, i)
+        {
+            out.push(finding(Entity::IpAddress, i, end, 0.9));
+            return end;
+        }
+        if letters == 0 {
+            return if numbers {
+                self.digits(text, i, out)
+            } else {
+                t
+            };
+        }
+        // IBAN: two capitals and two check digits.
+        if t - i >= 4
+            && b[i].is_ascii_uppercase()
+            && b[i + 1].is_ascii_uppercase()
+            && b[i + 2].is_ascii_digit()
+            && b[i + 3].is_ascii_digit()
+            && let Some(end) = iban_at(b, i)
+        {
+            if self.wants(Entity::Iban) {
+                out.push(finding(Entity::Iban, i, end, 0.95));
+            }
+            return end;
+        }
+        if digits > 0 || next == b'_' {
+            return t; // an identifier: abc123, 9fceb02d, v1
+        }
+        if persons && b[i].is_ascii_uppercase() {
+            return person::person_at(text, i, self.lexicon, out);
+        }
+        // The rest of a word with non-ASCII letters ("école").
+        let mut k = t;
+        while k < b.len() && (b[k] >= 0x80 || b[k].is_ascii_alphanumeric()) {
+            k += 1;
+        }
+        k
     }
-}
 
-/// `4111 1111 1111 1111` or `4111-1111-…` or plain: one separator kind.
-fn consistent_separators(s: &str) -> bool {
-    !(s.contains(' ') && s.contains('-'))
-}
-
-fn iban_valid(s: &str) -> bool {
-    let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if !(15..=34).contains(&compact.len()) {
-        return false;
-    }
-    let rearranged = format!("{}{}", &compact[4..], &compact[..4]);
-    let mut rem: u32 = 0;
-    for c in rearranged.chars() {
-        let v = match c {
-            '0'..='9' => c as u32 - '0' as u32,
-            'A'..='Z' => c as u32 - 'A' as u32 + 10,
-            _ => return false,
+    /// A run of digits (and `+`, `(`) at `i`.
+    fn digits(&self, text: &str, i: usize, out: &mut Vec<Finding>) -> usize {
+        let b = text.as_bytes();
+        // Glued to an id before: "ORD-2024-1", "v1.2.3", "id=123", "/orders/123".
+        if i >= 2
+            && matches!(
+                b[i - 1],
+                b'.' | b'-' | b'_' | b'/' | b'&' | b'#' | b'@' | b'\\' | b'$'
+            )
+            && b[i - 2].is_ascii_alphanumeric()
+        {
+            return skip_number(b, i).max(i + 1);
+        }
+        let Some(run) = numbers::read_run(b, i) else {
+            return i + 1;
         };
-        rem = if v >= 10 {
-            (rem * 100 + v) % 97
+        let after = run.ext_end;
+        let glued_after = match b.get(after) {
+            Some(c) if c.is_ascii_alphanumeric() || *c == b'_' => true,
+            // "555-0100-Office" is a labelled number; "2024-0001-ab12" and
+            // "12345678-abcd-…" are ids.
+            Some(b'-') => {
+                b.get(after + 1).is_some_and(|c| c.is_ascii_alphanumeric())
+                    && !label_after(b, after + 1)
+            }
+            Some(b'_' | b'@' | b'.' | b'/') => {
+                b.get(after + 1).is_some_and(|c| c.is_ascii_alphanumeric())
+                    && !(b[after] == b'.' && b.get(after + 1).is_some_and(u8::is_ascii_uppercase))
+            }
+            // Times (10:22:31), but an IPv4 address may carry a port.
+            Some(b':') => {
+                b.get(after + 1).is_some_and(u8::is_ascii_digit) && !run.is_dotted_quad(b)
+            }
+            _ => false,
+        };
+        if glued_after {
+            return skip_number(b, after);
+        }
+        numbers::classify_run(text, &run, out);
+        after.max(i + 1)
+    }
+}
+
+/// A word of letters at `i` that is not a hex group: "Office", "Fax".
+fn label_after(b: &[u8], i: usize) -> bool {
+    let mut k = i;
+    while k < b.len() && b[k].is_ascii_alphabetic() {
+        k += 1;
+    }
+    k > i
+        && !b.get(k).is_some_and(|c| c.is_ascii_digit() || *c == b'_')
+        && b[i..k].iter().any(|c| !c.is_ascii_hexdigit())
+}
+
+/// Past the id or number that goes on at `i`.
+fn skip_number(b: &[u8], mut i: usize) -> usize {
+    while i < b.len()
+        && (b[i].is_ascii_alphanumeric() || matches!(b[i], b'.' | b'-' | b'_' | b':' | b'/'))
+    {
+        i += 1;
+    }
+    i
+}
+
+fn finding(entity: Entity, start: usize, end: usize, score: f32) -> Finding {
+    Finding {
+        entity,
+        start,
+        end,
+        score,
+    }
+}
+
+/// The end of the domain of an e-mail address that starts at `i`: labels of
+/// letters, digits and hyphens, at least two, the last one letters only.
+fn email_domain(b: &[u8], i: usize) -> Option<usize> {
+    let mut k = i;
+    let mut labels = 0;
+    let mut last_label = (i, i);
+    loop {
+        let l0 = k;
+        while k < b.len() && (b[k].is_ascii_alphanumeric() || b[k] == b'-') && k - l0 < 63 {
+            k += 1;
+        }
+        if k == l0 || b[l0] == b'-' || b[k - 1] == b'-' {
+            break;
+        }
+        labels += 1;
+        last_label = (l0, k);
+        if b.get(k) == Some(&b'.') && b.get(k + 1).is_some_and(|c| c.is_ascii_alphanumeric()) {
+            k += 1;
+            continue;
+        }
+        break;
+    }
+    let tld = &b[last_label.0..last_label.1];
+    let ok = labels >= 2
+        && tld.len() >= 2
+        && tld.iter().all(u8::is_ascii_alphabetic)
+        && !b
+            .get(last_label.1)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'@');
+    ok.then_some(last_label.1)
+}
+
+/// An IPv6 address at `i`, checked by the standard library's parser.
+fn ipv6_at(text: &str, i: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    if i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b':') {
+        return None;
+    }
+    let mut k = i;
+    while k < b.len() && k - i < 45 && (b[k].is_ascii_hexdigit() || b[k] == b':' || b[k] == b'.') {
+        k += 1;
+    }
+    let mut end = k;
+    // Trailing punctuation: "… 2001:db8::1." or "fe80::1: down".
+    while end > i
+        && (b[end - 1] == b'.' || (b[end - 1] == b':' && !(end >= 2 && b[end - 2] == b':')))
+    {
+        end -= 1;
+    }
+    let s = &text[i..end];
+    if b.get(k).is_some_and(|c| c.is_ascii_alphanumeric())
+        || s.bytes().filter(|c| *c == b':').count() < 2
+        || !s.bytes().any(|c| c.is_ascii_hexdigit())
+    {
+        return None;
+    }
+    s.parse::<std::net::Ipv6Addr>().ok().map(|_| end)
+}
+
+/// An IBAN at `i` (which starts with two capitals and two digits): the
+/// country's length in letters and digits, single spaces allowed between
+/// them, then a word boundary and a valid mod-97 checksum.
+fn iban_at(b: &[u8], i: usize) -> Option<usize> {
+    let len = numbers::iban_length(&b[i..i + 2])?;
+    let mut compact = [0u8; 34];
+    let mut n = 0;
+    let mut k = i;
+    while n < len && k < b.len() {
+        let c = b[k];
+        if c.is_ascii_uppercase() || c.is_ascii_digit() {
+            compact[n] = c;
+            n += 1;
+            k += 1;
+        } else if c == b' '
+            && n >= 4
+            && b.get(k + 1)
+                .is_some_and(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        {
+            k += 1;
         } else {
-            (rem * 10 + v) % 97
-        };
-    }
-    rem == 1
-}
-
-fn ssn_valid(d: &[u8]) -> bool {
-    if d.len() != 9 {
-        return false;
-    }
-    let area = &d[..3];
-    area != b"000" && area != b"666" && area[0] != b'9' && &d[3..5] != b"00" && &d[5..] != b"0000"
-}
-
-/// A score for a phone-number candidate, or `None` when it is something else
-/// (a date, a time, a decimal, an id).
-fn phone_score(s: &str, cue: bool, anti_cue: bool) -> Option<f32> {
-    // The extension (x123) does not count towards the number's length.
-    let main = s.split(['x', 'e']).next().unwrap_or(s).trim_end();
-    let digits = main.bytes().filter(u8::is_ascii_digit).count();
-    if !(7..=15).contains(&digits) {
-        return None;
-    }
-    let intl = s.starts_with('+') || s.starts_with("00");
-    let seps = s
-        .bytes()
-        .filter(|b| matches!(b, b' ' | b'-' | b'.' | b'(' | b')' | b'/'))
-        .count();
-    // Dates and times: 2024-01-31, 31/01/2024, 12.03.2021.
-    let groups: Vec<&str> = s
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|g| !g.is_empty())
-        .collect();
-    let dateish = groups.len() == 3
-        && groups.iter().any(|g| g.len() == 4)
-        && groups.iter().filter(|g| g.len() <= 2).count() == 2;
-    // SSN-shaped (3-2-4) runs are SSNs or nothing, never phones.
-    let ssn_shaped = groups.iter().map(|g| g.len()).eq([3, 2, 4]);
-    let ipv4_shaped = s.matches('.').count() == 3 && groups.len() == 4;
-    if dateish || ssn_shaped || ipv4_shaped || s.contains('\t') || s.matches('.').count() == 1 {
-        return None;
-    }
-    if anti_cue && !cue {
-        return None;
-    }
-    let score = match (intl, seps > 0, cue) {
-        (true, _, _) => 0.9,
-        (false, true, true) => 0.9,
-        (false, true, false) if digits >= 10 || s.contains('(') => 0.75,
-        (false, true, false) => 0.55,
-        (false, false, true) => 0.7,
-        // A bare run with a national trunk prefix (0…) and a phone's length.
-        (false, false, false) if s.starts_with('0') && (10..=11).contains(&digits) => 0.6,
-        (false, false, false) => return None, // a bare digit run: an id more often than a phone
-    };
-    Some(score)
-}
-
-/// Keeps the findings above `min_score`; where they overlap, the more
-/// specific entity (then the higher score, then the longer span) wins.
-fn resolve(mut all: Vec<Finding>, min_score: f32) -> Vec<Finding> {
-    all.retain(|f| f.score >= min_score && f.end > f.start);
-    all.sort_by(|a, b| {
-        b.entity
-            .priority()
-            .cmp(&a.entity.priority())
-            .then(b.score.total_cmp(&a.score))
-            .then((b.end - b.start).cmp(&(a.end - a.start)))
-    });
-    let mut kept: Vec<Finding> = Vec::new();
-    for f in all {
-        if kept.iter().all(|k| f.end <= k.start || f.start >= k.end) {
-            kept.push(f);
+            return None;
         }
     }
-    kept.sort_by_key(|f| f.start);
-    kept
+    if n < len || b.get(k).is_some_and(|c| c.is_ascii_alphanumeric()) {
+        return None;
+    }
+    numbers::iban_checksum_ok(&compact[..n]).then_some(k)
+}
+
+/// Keeps the wanted findings scoring at least `min_score`; where they
+/// overlap, the more specific entity (then the higher score, then the
+/// longer span) wins.
+fn resolve(mut all: Vec<Finding>, on: &[bool; 7], min_score: f32) -> Vec<Finding> {
+    all.retain(|f| on[f.entity.index()] && f.score >= min_score && f.end > f.start);
+    if all.len() > 1 {
+        all.sort_by(|a, b| {
+            b.entity
+                .priority()
+                .cmp(&a.entity.priority())
+                .then(b.score.total_cmp(&a.score))
+                .then((b.end - b.start).cmp(&(a.end - a.start)))
+        });
+        let mut kept: Vec<Finding> = Vec::with_capacity(all.len());
+        for f in all {
+            if kept.iter().all(|k| f.end <= k.start || f.start >= k.end) {
+                kept.push(f);
+            }
+        }
+        kept.sort_by_key(|f| f.start);
+        return kept;
+    }
+    all
 }
 
 /// Replaces each finding with its typed placeholder, e.g. `<EMAIL_ADDRESS>`.
+/// Findings that overlap an earlier one or fall outside the text are skipped.
 pub fn redact(text: &str, findings: &[Finding]) -> String {
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
     for f in findings {
-        if f.start < last || f.end > text.len() {
+        if f.start < last
+            || f.end > text.len()
+            || f.start > f.end
+            || !text.is_char_boundary(f.start)
+            || !text.is_char_boundary(f.end)
+        {
             continue;
         }
         out.push_str(&text[last..f.start]);

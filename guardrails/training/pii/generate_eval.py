@@ -24,7 +24,9 @@ Run (one command, from the repository root):
   python3 -m venv /tmp/pii-venv && /tmp/pii-venv/bin/pip install faker==33.1.0 && \
   /tmp/pii-venv/bin/python guardrails/training/pii/generate_eval.py
 """
+import datetime
 import json
+import os
 import pathlib
 import random
 import re
@@ -155,6 +157,48 @@ OWN_NEGATIVE = [
     "Artifact sha256:{SHA256} pushed at {TIMESTAMP}.",
 ]
 
+# Written after the last rule change, for a third split (`eval-final.jsonl`,
+# seed 303) that nothing was tuned on or looked at before its figures were
+# taken: the other two halves of the templates were, by then, both looked at
+# (see README.md).
+FINAL_OWN = [
+    "{\"name\": \"{PERSON}\", \"email\": \"{EMAIL_ADDRESS}\", \"phone\": \"{PHONE_NUMBER}\"}",
+    "| {PERSON} | {EMAIL_ADDRESS} | {PHONE_NUMBER} |",
+    "Can you format this contact for Outlook? {PERSON}, tel: {PHONE_NUMBER}, mail: {EMAIL_ADDRESS}",
+    "My card no. is {CREDIT_CARD} and the CVV is 123, please don't store it.",
+    "Please refund {CREDIT_CARD} (the card ending in the last four digits).",
+    "SSN# {US_SSN}",
+    "The applicant, {PERSON}, listed social security no. {US_SSN} on the form.",
+    "Our IBAN changed to {IBAN}. Please update your records.",
+    "Bank details for {PERSON}: IBAN {IBAN}, BIC DEUTDEFF",
+    "Server logs show repeated failures from {IP_ADDRESS} since {TIMESTAMP}.",
+    "Allow-list request: {IP_ADDRESS}, {IP_ADDRESS} (requested by {PERSON})",
+    "Reach out to {PERSON} via {EMAIL_ADDRESS} or by phone at {PHONE_NUMBER}.",
+    "Ph. {PHONE_NUMBER} | {EMAIL_ADDRESS}",
+    "Hi {PERSON},\n\nthanks for the quick reply. I'll call you at {PHONE_NUMBER} tomorrow.\n\nCheers,\n{PERSON}",
+    "Who is {PERSON}? I found their name on invoice {ORDER}.",
+    "{PERSON} wrote: \"my new number is {PHONE_NUMBER}\"",
+    "Write a birthday message for my colleague {PERSON}.",
+    "Paying rent to {PERSON}, account {IBAN}, amount 950 EUR, due {DATE}.",
+    "Please remove {EMAIL_ADDRESS} and {PHONE_NUMBER} from the mailing list.",
+    "Customer {PERSON} (SSN {US_SSN}) disputes a charge on {CREDIT_CARD}.",
+    "VPN peer {IP_ADDRESS} handshake failed; contact the on-call engineer, {PERSON}.",
+    "Add a calendar invite for me and {PERSON} on {DATE} at {TIME}.",
+    "To: {EMAIL_ADDRESS}\nCc: {EMAIL_ADDRESS}\nSubject: contract for {PERSON}",
+    "If the card {CREDIT_CARD} is declined, try the backup one, {CREDIT_CARD}.",
+]
+FINAL_NEGATIVE = [
+    "The build {SHORTSHA} passed 1,284 tests in 00:04:51 on {DATE}.",
+    "Use UUID {UUID} as the idempotency key and retry after {TIME}.",
+    "Invoice no. {ORDER}, total 4,312.50 EUR, due {DATE}.",
+    "Upgrade the cluster from {VERSION} to {VERSION} during the window on {DATE}.",
+    "The card number {BADCARD} is not valid, please check it.",
+    "Event {UUID} at {TIMESTAMP}: queue depth 1048576, lag 3200 ms.",
+    "Order #{ORDER} was split into shipments {ORDER} and {ORDER}.",
+    "The Product Manager and the Head of Sales met in New York on {DATE}.",
+]
+
+
 def luhn_fail(fake, rng):
     n = fake.credit_card_number()
     n = n[:-1] + str((int(n[-1]) + 1) % 10)
@@ -237,13 +281,14 @@ def value(kind, fake, us, rng):
     if k in ("ip_address",):
         return (fake.ipv4() if rng.random() < 0.65 else fake.ipv6()), "IP_ADDRESS"
     # Not entities.
+    # Dates come from the seeded rng: Faker's date providers count from "now".
+    when = datetime.datetime(2000, 1, 1) + datetime.timedelta(seconds=rng.randint(0, 26 * 365 * 86400))
     fillers = {
-        "date": lambda: rng.choice([fake.date(), fake.date(pattern="%d/%m/%Y"), fake.date(pattern="%m.%d.%Y"),
-                                    fake.date(pattern="%B %d, %Y"), fake.date(pattern="%d.%m.%Y")]),
-        "time": lambda: fake.time(),
-        "timestamp": lambda: rng.choice([fake.iso8601() + "Z", fake.date_time().strftime("%Y-%m-%d %H:%M:%S"),
-                                         fake.date_time().strftime("%Y%m%dT%H%M%S")]),
-        "clf_time": lambda: fake.date_time().strftime("%d/%b/%Y:%H:%M:%S +0000"),
+        "date": lambda: when.strftime(rng.choice(["%Y-%m-%d", "%d/%m/%Y", "%m.%d.%Y", "%B %d, %Y", "%d.%m.%Y"])),
+        "time": lambda: when.strftime("%H:%M:%S"),
+        "timestamp": lambda: when.strftime(rng.choice(["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S", "%Y%m%dT%H%M%S",
+                                                       "%Y-%m-%dT%H:%M:%S.%f+00:00"])),
+        "clf_time": lambda: when.strftime("%d/%b/%Y:%H:%M:%S +0000"),
         "epoch": lambda: str(rng.randint(1_000_000_000, 1_800_000_000) * rng.choice([1, 1000])),
         "order": lambda: str(rng.randint(10_000_000, 999_999_999)),
         "sha": lambda: fake.sha1(),
@@ -254,15 +299,15 @@ def value(kind, fake, us, rng):
         "version": lambda: rng.choice([f"{rng.randint(0, 20)}.{rng.randint(0, 30)}.{rng.randint(0, 200)}",
                                        f"v{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 99)}",
                                        f"{rng.randint(1, 9)}.{rng.randint(0, 9)}.{rng.randint(0, 9)}.{rng.randint(0, 9999)}"]),
-        "expiry": lambda: fake.credit_card_expire(),
+        "expiry": lambda: f"{rng.randint(1, 12):02d}/{rng.randint(24, 33)}",
         "company": fake.company, "organization": fake.company,
         "city": fake.city, "country": fake.country, "address": fake.address, "street": fake.street_address,
         "street_name": fake.street_name, "building_number": fake.building_number,
         "secondary_address": lambda: us.secondary_address(), "postcode": fake.postcode,
         "zipcode": lambda: us.zipcode(), "state_abbr": lambda: us.state_abbr(),
-        "job": fake.job, "url": fake.url, "year": lambda: str(fake.year()),
-        "age": lambda: str(rng.randint(18, 95)), "date_time": lambda: fake.date_time().strftime("%B %d, %Y %H:%M"),
-        "date_of_birth": lambda: str(fake.date_of_birth()), "day_of_week": fake.day_of_week,
+        "job": fake.job, "url": fake.url, "year": lambda: str(rng.randint(1950, 2025)),
+        "age": lambda: str(rng.randint(18, 95)), "date_time": lambda: when.strftime("%B %d, %Y %H:%M"),
+        "date_of_birth": lambda: str(datetime.date(rng.randint(1940, 2005), rng.randint(1, 12), rng.randint(1, 28))), "day_of_week": fake.day_of_week,
         "nationality": lambda: rng.choice(["German", "French", "Italian", "Spanish", "Dutch", "British", "American",
                                            "Mexican", "Japanese", "Indian"]),
         "nation_woman": lambda: rng.choice(["a German woman", "an Italian woman", "a Dutch woman", "a Kenyan woman"]),
@@ -296,11 +341,11 @@ def presidio_templates():
             raw = z.read("presidio_evaluator/data_generator/raw_data/templates.txt").decode("utf-8", "replace")
     lines = [l.strip() for l in raw.splitlines() if l.strip()]
     # The file writes line breaks as a literal backslash-n; one line has single braces.
-    return [l.replace("\\n", "\n").replace("\\,", ",").replace("{street_name}", "{{street_name}}")
-            .replace("{{{{", "{{").replace("}}}}", "}}") for l in lines]
+    return [re.sub(r"(?<!\{)\{(\w+)\}(?!\})", r"{{\1}}", l.replace("\\n", "\n").replace("\\,", ","))
+            for l in lines]
 
 
-def split(name, own, negatives, presidio, seed, n):
+def split(name, own, negatives, presidio, seed, n, presidio_share=0.4):
     rng = random.Random(seed)
     fakes = {}
     for k, loc in enumerate(LOCALES):
@@ -314,7 +359,7 @@ def split(name, own, negatives, presidio, seed, n):
         if r < 0.15:
             row = render(rng.choice(negatives), own_p, fakes, us, rng)
             row["source"] = "negative"
-        elif r < 0.55:
+        elif r < 0.15 + presidio_share:
             row = render(rng.choice(presidio), presidio_p, fakes, us, rng)
             row["source"] = "presidio"
         else:
@@ -328,12 +373,16 @@ def split(name, own, negatives, presidio, seed, n):
 
 
 if __name__ == "__main__":
+    # Some Faker locale data lives in sets: fix the hash seed so runs repeat.
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.execve(sys.executable, [sys.executable] + sys.argv, {**os.environ, "PYTHONHASHSEED": "0"})
     presidio = presidio_templates()
     assert len(presidio) > 200, len(presidio)
     # Disjoint templates: even-indexed ones for tuning, odd-indexed ones held out.
     tune = split("eval-tune.jsonl", OWN[0::2], OWN_NEGATIVE[0::2], presidio[0::2], seed=101, n=2500)
     held = split("eval-heldout.jsonl", OWN[1::2], OWN_NEGATIVE[1::2], presidio[1::2], seed=202, n=3000)
-    for name, rows in (("tune", tune), ("heldout", held)):
+    final = split("eval-final.jsonl", FINAL_OWN, FINAL_NEGATIVE, [], seed=303, n=1500, presidio_share=0.0)
+    for name, rows in (("tune", tune), ("heldout", held), ("final", final)):
         counts = {}
         for row in rows:
             for s in row["spans"]:

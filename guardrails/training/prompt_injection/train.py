@@ -1,124 +1,294 @@
-"""Trains Sluice's prompt-injection model: logistic regression over hashed
-word 1-2-grams and character 3-5-grams, exported for the Rust detector
-(guardrails/src/prompt_injection.rs), which hashes features identically.
+"""Trains Sluice's prompt-injection model and writes it for the Rust detector
+(guardrails/src/prompt_injection.rs), which normalises, hashes and scores
+exactly as this file does.
 
-Data: ../shared/data/prompt-injection/ (train files only for fitting; the
-validation files are reported on). Reproducible: fixed seed, deterministic
-solver. Run from the repo root:
+Model: logistic regression over binary hashed features of the normalised
+text (word 1-2-grams, byte 3-5-grams, 2^16 buckets), L2-normalised rows,
+weights quantised to i16 with one scale. Rules (regexes over the same
+normalised text, assets/prompt_injection.rules) are combined as
+score = max(model, 0.99 if a rule fires).
 
-    python3 -m venv /tmp/pi-venv && /tmp/pi-venv/bin/pip install numpy==2.* scipy scikit-learn
+Data: ../shared/data/prompt-injection/ beside the repository. The model is
+fitted on both train files together; the threshold is chosen by 5-fold
+cross-validation on those train files; the validation files are only
+reported on. Deterministic: fixed folds and seeds, liblinear.
+
+Run from the repository root (about 40 s on one core):
+
+    python3 -m venv /tmp/pi-venv && /tmp/pi-venv/bin/pip install -r guardrails/training/prompt_injection/requirements.txt
     /tmp/pi-venv/bin/python guardrails/training/prompt_injection/train.py
+
+Writes guardrails/assets/prompt_injection.bin and, for the Rust test that
+checks Rust's scores equal these, training/prompt_injection/validation_scores.csv.
+`train.py --sweep` prints the cross-validation sweep over C instead.
 """
 import csv
 import json
+import math
 import pathlib
+import re
 import struct
 import sys
 
 import numpy as np
 from scipy.sparse import csr_matrix
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
 DATA = ROOT.parent / "shared" / "data" / "prompt-injection"
 ASSET = ROOT / "guardrails" / "assets" / "prompt_injection.bin"
-BITS = 16
-C = float(sys.argv[1]) if len(sys.argv) > 1 else 8.0
+SCORES = HERE / "validation_scores.csv"
 
+TRAIN = ("s-labs-train.csv", "neuralchemy-train.csv")
+VALIDATION = ("s-labs-validation.csv", "neuralchemy-validation.csv")
 
-def fnv1a(data: bytes, seed: int) -> int:
-    h = 0x811C9DC5 ^ seed
-    for b in data:
-        h ^= b
-        h = (h * 0x01000193) & 0xFFFFFFFF
-    return h
+BITS = 16  # 2^16 buckets; 2^18 scored the same in cross-validation
+C = 16.0  # chosen by 5-fold cross-validation on the train files (see README)
+THRESHOLDS = [round(0.30 + 0.05 * i, 2) for i in range(9)]  # 0.30 .. 0.70
+RULE_SCORE = 0.99
+SEED = 0
 
+# --- normalisation and hashing (mirrored in prompt_injection.rs) -----------
 
-def finish(h: int, n: int) -> int:
-    """Character n-grams share their FNV prefix; the length is mixed in last."""
-    x = ((h ^ ((n * 0x9E3779B9) & 0xFFFFFFFF)) * 0x85EBCA6B) & 0xFFFFFFFF
-    return x ^ (x >> 13)
+# Unicode White_Space, i.e. Rust's char::is_whitespace (Python's str.split()
+# would also split on U+001C..U+001F).
+WHITESPACE = frozenset(
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 
 
 def normalise(text: str) -> str:
-    return " ".join(text.lower().split())
+    """Lowercase char by char (Rust's char::to_lowercase), whitespace runs
+    collapsed to one space, trimmed."""
+    out = []
+    space = False
+    for c in text:
+        if c in WHITESPACE:
+            space = True
+            continue
+        if space and out:
+            out.append(" ")
+        space = False
+        out.append(c.lower())
+    return "".join(out)
 
 
-def features(text: str):
-    """Must match prompt_injection.rs exactly."""
-    t = normalise(text)
-    out = {}
-    mask = (1 << BITS) - 1
+M64 = (1 << 64) - 1
+K = 0x9E3779B97F4A7C15  # 2^64 / golden ratio
+WORD_BASIS = 0x243F6A8885A308D3
+SEED_UNIGRAM = 1
+SEED_BIGRAM = 2
 
-    def add(h):
-        i = h & mask
-        out[i] = out.get(i, 0.0) + 1.0
 
-    words = t.split(" ") if t else []
-    for i, w in enumerate(words):
-        add(fnv1a(w.encode(), 1))
-        if i + 1 < len(words):
-            add(fnv1a((w + " " + words[i + 1]).encode(), 2))
-    b = (" " + t + " ").encode()
+def bucket(key: int) -> int:
+    """Fibonacci hashing of a 64-bit key, after folding its high bits down."""
+    key ^= key >> 29
+    return ((key * K) & M64) >> (64 - BITS)
+
+
+def word_hash(w: bytes) -> int:
+    """64-bit hash of a word, 8 bytes (little-endian, zero-padded) a step."""
+    h = WORD_BASIS ^ len(w)
+    for j in range(0, len(w), 8):
+        h = ((h ^ int.from_bytes(w[j : j + 8], "little")) * K) & M64
+        h ^= h >> 32
+    return h
+
+
+def rotl(x: int, r: int) -> int:
+    return ((x << r) | (x >> (64 - r))) & M64
+
+
+def buckets(norm: str) -> np.ndarray:
+    """Sorted distinct bucket indices of the features of a normalised text:
+    - word unigrams and bigrams (words = the text split on its single spaces);
+    - byte 3-, 4- and 5-grams of " " + text + " ": the key of the n-gram at
+      offset i is its bytes read as a little-endian integer, or n << 56."""
+    out = set()
+    words = [word_hash(w.encode()) for w in norm.split(" ")] if norm else []
+    for i, h in enumerate(words):
+        out.add(bucket(h ^ SEED_UNIGRAM))
+        if i > 0:
+            out.add(bucket(rotl(words[i - 1], 23) ^ h ^ SEED_BIGRAM))
+    b = (" " + norm + " ").encode()
     for i in range(len(b) - 2):
-        h = 0x811C9DC5
-        for k in range(4):
-            if i + k >= len(b):
-                break
-            h = ((h ^ b[i + k]) * 0x01000193) & 0xFFFFFFFF
-            if k >= 2:
-                add(finish(h, k + 1))
-    # Log-scaled counts, L2-normalised: long prompts are not scored higher
-    # just for being long.
-    norm = 0.0
-    for k in out:
-        out[k] = 1.0 + np.log(out[k])
-        norm += out[k] ** 2
-    norm = norm ** 0.5 or 1.0
-    return {k: v / norm for k, v in out.items()}
+        window = int.from_bytes(b[i : i + 8], "little")
+        for n in (3, 4, 5):
+            if i + n <= len(b):
+                out.add(bucket((window & ((1 << (8 * n)) - 1)) | (n << 56)))
+    return np.array(sorted(out), dtype=np.int64)
+
+
+# --- rules (same patterns, same order, in prompt_injection.rs) --------------
+# Applied to the normalised text (lowercase, single spaces), ASCII semantics.
+RULES_FILE = ROOT / "guardrails" / "assets" / "prompt_injection.rules"
+RULES_RE = [
+    (name, re.compile(pattern, re.ASCII))
+    for name, pattern in (
+        line.split("\t", 1)
+        for line in RULES_FILE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+]
+
+
+def rule(norm: str):
+    for name, rx in RULES_RE:
+        if rx.search(norm):
+            return name
+    return None
+
+
+# --- data, model, evaluation -----------------------------------------------
 
 
 def load(name):
-    rows = list(csv.DictReader(open(DATA / name, newline="", encoding="utf-8")))
-    return [r["text"] for r in rows], np.array([int(r["label"]) for r in rows])
+    with open(DATA / name, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    texts = [r["text"] for r in rows]
+    norms = [normalise(t) for t in texts]
+    return {
+        "y": np.array([int(r["label"]) for r in rows]),
+        "buckets": [buckets(n) for n in norms],
+        "rule": [rule(n) for n in norms],
+    }
 
 
-def matrix(texts):
-    data, idx, ptr = [], [], [0]
-    for t in texts:
-        f = features(t)
-        idx.extend(f.keys())
-        data.extend(f.values())
-        ptr.append(len(idx))
-    return csr_matrix((data, idx, ptr), shape=(len(texts), 1 << BITS), dtype=np.float64)
+def matrix(rows):
+    idx = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    ptr = np.cumsum([0] + [len(r) for r in rows])
+    data = np.concatenate([np.full(len(r), 1.0 / math.sqrt(max(len(r), 1))) for r in rows])
+    return csr_matrix((data, idx, ptr), shape=(len(rows), 1 << BITS))
 
 
-def report(name, y, p, threshold):
-    pred = p >= threshold
-    tp = int(((pred == 1) & (y == 1)).sum()); fp = int(((pred == 1) & (y == 0)).sum()); fn = int(((pred == 0) & (y == 1)).sum())
-    prec = tp / max(tp + fp, 1); rec = tp / max(tp + fn, 1); f1 = 2 * prec * rec / max(prec + rec, 1e-9)
-    print(f"{name:<28} precision {prec:.4f} recall {rec:.4f} F1 {f1:.4f}")
-    return f1
+def fit(X, y, c=C):
+    return LogisticRegression(C=c, solver="liblinear", max_iter=5000, random_state=SEED).fit(X, y)
 
 
-xs, ys = [], []
-for f in ("s-labs-train.csv", "neuralchemy-train.csv"):
-    t, y = load(f)
-    xs += t
-    ys.append(y)
-X = matrix(xs)
-y = np.concatenate(ys)
-model = LogisticRegression(C=C, solver="liblinear", max_iter=2000, random_state=0)
-model.fit(X, y)
-threshold = 0.5
-for f in ("s-labs-train.csv", "neuralchemy-train.csv", "s-labs-validation.csv", "neuralchemy-validation.csv"):
-    t, yv = load(f)
-    report(f, yv, model.predict_proba(matrix(t))[:, 1], threshold)
+def out_of_fold(X, y, source, c=C):
+    """5-fold out-of-fold probabilities on the train files, folds
+    stratified by dataset and label."""
+    oof = np.zeros(len(y))
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=SEED)
+    for a, b in folds.split(X, source * 2 + y):
+        oof[b] = fit(X[a], y[a], c).predict_proba(X[b])[:, 1]
+    return oof
 
-w = model.coef_[0].astype(np.float32)
-header = json.dumps({"bits": BITS, "bias": float(model.intercept_[0]), "threshold": threshold, "C": C}).encode()
-with open(ASSET, "wb") as out:
-    out.write(struct.pack("<I", len(header)))
-    out.write(header)
-    out.write(w.tobytes())
-print(f"wrote {ASSET} ({ASSET.stat().st_size} bytes)")
+
+def combined(model_scores, rules):
+    return np.array([RULE_SCORE if r and s < RULE_SCORE else s for s, r in zip(model_scores, rules)])
+
+
+def prf(y, scores, threshold):
+    pred = scores >= threshold
+    tp = int((pred & (y == 1)).sum())
+    fp = int((pred & (y == 0)).sum())
+    fn = int((~pred & (y == 1)).sum())
+    p = tp / max(tp + fp, 1)
+    r = tp / max(tp + fn, 1)
+    return p, r, 2 * p * r / max(p + r, 1e-12)
+
+
+def quantised_scores(q, scale, bias, rows):
+    """Exactly the Rust computation: integer sum, then f64. A text with no
+    features (empty after normalisation) scores 0."""
+    out = []
+    for r in rows:
+        if len(r) == 0:
+            out.append(0.0)
+            continue
+        s = int(q[r].astype(np.int64).sum())
+        z = s * scale / math.sqrt(len(r)) + bias
+        out.append(1.0 / (1.0 + math.exp(-z)))
+    return np.array(out)
+
+
+def main():
+    data = {name: load(name) for name in TRAIN + VALIDATION}
+    rows = data[TRAIN[0]]["buckets"] + data[TRAIN[1]]["buckets"]
+    X = matrix(rows)
+    y = np.concatenate([data[n]["y"] for n in TRAIN])
+    source = np.concatenate([np.full(len(data[n]["y"]), i) for i, n in enumerate(TRAIN)])
+    rules = data[TRAIN[0]]["rule"] + data[TRAIN[1]]["rule"]
+
+    if "--sweep" in sys.argv:
+        # How C was chosen: out-of-fold F1 on the train files (model alone,
+        # threshold 0.5). Nothing is written.
+        print("C sweep, 5-fold cross-validation on the train files, threshold 0.5:")
+        for c in (2.0, 4.0, 8.0, 16.0, 32.0):
+            oof = out_of_fold(X, y, source, c)
+            f1s = [prf(y[source == i], oof[source == i], 0.5)[2] for i in range(len(TRAIN))]
+            print(f"  C {c:>4}: F1 " + " ".join(f"{f:.4f}" for f in f1s))
+        return
+
+    # Threshold: the one that maximises the smaller of the two datasets'
+    # out-of-fold F1 (rules + model) on the train files.
+    oof_comb = combined(out_of_fold(X, y, source), rules)
+    print("5-fold cross-validation on the train files (rules + model):")
+    best = None
+    for t in THRESHOLDS:
+        f1s = [prf(y[source == i], oof_comb[source == i], t)[2] for i in range(len(TRAIN))]
+        print(f"  threshold {t:.2f}: F1 " + " ".join(f"{f:.4f}" for f in f1s))
+        if best is None or min(f1s) > best[0] + 1e-12:
+            best = (min(f1s), t)
+    threshold = best[1]
+    print(f"  chosen threshold {threshold:.2f}")
+
+    model = fit(X, y)
+    w = model.coef_[0]
+    scale = float(np.abs(w).max()) / 32767.0
+    q = np.clip(np.round(w / scale), -32767, 32767).astype("<i2")
+    bias = float(model.intercept_[0])
+
+    print(f"\nvalidation files (threshold {threshold:.2f}; train files only used for fitting):")
+    print(f"  {'file':<28}{'scorer':<16}{'precision':>10}{'recall':>10}{'F1':>10}")
+    lines = ["dataset,score,rule"]
+    report = {}
+    for name in VALIDATION:
+        d = data[name]
+        float_scores = model.predict_proba(matrix(d["buckets"]))[:, 1]
+        qs = quantised_scores(q, scale, bias, d["buckets"])
+        comb = combined(qs, d["rule"])
+        rules_only = np.array([1.0 if r else 0.0 for r in d["rule"]])
+        for label, s in (
+            ("model (f64)", float_scores),
+            ("model (i16)", qs),
+            ("rules only", rules_only),
+            ("rules + model", comb),
+        ):
+            p, r, f1 = prf(d["y"], s, threshold)
+            print(f"  {name:<28}{label:<16}{p:>10.4f}{r:>10.4f}{f1:>10.4f}")
+        report[name] = dict(zip(("precision", "recall", "f1"), prf(d["y"], comb, threshold)))
+        for s, r in zip(comb, d["rule"]):
+            lines.append(f"{name.removesuffix('-validation.csv')},{s:.7f},{r or ''}")
+
+    header = json.dumps(
+        {
+            "format": "sluice-prompt-injection-1",
+            "hash": "fib64-v1",
+            "bits": BITS,
+            "word_ngrams": [1, 2],
+            "byte_ngrams": [3, 5],
+            "values": "binary-l2",
+            "weights": "i16le",
+            "scale": scale,
+            "bias": bias,
+            "threshold": threshold,
+            "rule_score": RULE_SCORE,
+            "C": C,
+        }
+    ).encode()
+    with open(ASSET, "wb") as out:
+        out.write(struct.pack("<I", len(header)))
+        out.write(header)
+        out.write(q.tobytes())
+    SCORES.write_text("\n".join(lines) + "\n")
+    print(f"\nwrote {ASSET} ({ASSET.stat().st_size} bytes) and {SCORES}")
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

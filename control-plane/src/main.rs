@@ -1,10 +1,112 @@
-//! `sluice-control-plane`: not built yet. The binary exists so the workspace
-//! has its final shape; it refuses to run rather than pretend (issue #4:
-//! packs in Postgres, operator API, gRPC config push).
+//! `sluice-control-plane`: thin command-line entry point.
 
-fn main() -> std::process::ExitCode {
-    eprintln!(
-        "sluice-control-plane: the control plane is not implemented in this build yet; run the gateway standalone with `sluice-gateway run --policy-config FILE`"
-    );
-    std::process::ExitCode::from(2)
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sluice_control_plane::db;
+
+#[derive(Parser)]
+#[command(name = "sluice-control-plane", version, about = "Sluice control plane: operator API and config push")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Migrate the database, then serve the operator API and the gateway gRPC services.
+    Run {
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        #[arg(long, env = "SLUICE_HTTP_LISTEN", default_value = "0.0.0.0:41000")]
+        http_listen: String,
+        #[arg(long, env = "SLUICE_GRPC_LISTEN", default_value = "0.0.0.0:41001")]
+        grpc_listen: String,
+        /// Token of the first admin, created only while no operator exists.
+        #[arg(long, env = "SLUICE_BOOTSTRAP_ADMIN_TOKEN", hide_env_values = true)]
+        bootstrap_admin_token: Option<String>,
+        /// Backstop poll for config changes (NOTIFY is the fast path), in milliseconds.
+        #[arg(long, env = "SLUICE_POLL_MS", default_value_t = 5000)]
+        poll_ms: u64,
+    },
+    /// Apply the database migrations and exit.
+    Migrate {
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sluice-control-plane: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(execute(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Migrate { database_url } => {
+            let pool = db::connect(&database_url).await.context("connecting to the database")?;
+            db::migrate(&pool).await.context("migrating")?;
+            tracing::info!("database migrated");
+            Ok(())
+        }
+        Command::Run {
+            database_url,
+            http_listen,
+            grpc_listen,
+            bootstrap_admin_token,
+            poll_ms,
+        } => {
+            let pool = db::connect(&database_url).await.context("connecting to the database")?;
+            db::migrate(&pool).await.context("migrating")?;
+            match bootstrap_admin_token.filter(|t| !t.trim().is_empty()) {
+                Some(token) => {
+                    if db::bootstrap_admin(&pool, token.trim()).await.context("creating the bootstrap admin")? {
+                        tracing::info!("bootstrap admin created from SLUICE_BOOTSTRAP_ADMIN_TOKEN");
+                    }
+                }
+                None => {
+                    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM operators").fetch_one(&pool).await?;
+                    if n == 0 {
+                        tracing::warn!("no operator exists: set SLUICE_BOOTSTRAP_ADMIN_TOKEN (or --bootstrap-admin-token) to create the first admin");
+                    }
+                }
+            }
+            let http = tokio::net::TcpListener::bind(&http_listen).await.with_context(|| format!("binding {http_listen}"))?;
+            let grpc = tokio::net::TcpListener::bind(&grpc_listen).await.with_context(|| format!("binding {grpc_listen}"))?;
+            tracing::info!(http = %http.local_addr()?, grpc = %grpc.local_addr()?, "sluice-control-plane listening");
+            sluice_control_plane::run(pool, http, grpc, Duration::from_millis(poll_ms.max(100)), shutdown_signal()).await?;
+            tracing::info!("shut down cleanly");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
 }

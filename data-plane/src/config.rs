@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::ArcSwapOption;
 use notify::{RecursiveMode, Watcher};
 use sluice_proto::pack::{self, ConfigErrors};
 
@@ -29,25 +29,31 @@ pub enum LoadError {
 }
 
 /// The current config, swapped atomically. Readers take an `Arc` snapshot
-/// and keep it for the whole request.
+/// and keep it for the whole request. Empty only in control-plane mode,
+/// before the first snapshot (or cached snapshot) is loaded.
 pub struct ConfigStore {
-    current: ArcSwap<Runtime>,
+    current: ArcSwapOption<Runtime>,
     settings: Settings,
     generation: AtomicU64,
 }
 
 impl ConfigStore {
     pub fn new(first: pack::Pack, settings: Settings) -> Result<Self, LoadError> {
-        let rt = Runtime::build(first, &settings, 1).map_err(LoadError::Build)?;
-        rt.log_summary();
-        Ok(ConfigStore {
-            current: ArcSwap::from_pointee(rt),
-            settings,
-            generation: AtomicU64::new(1),
-        })
+        let store = ConfigStore::empty(settings);
+        store.publish(first)?;
+        Ok(store)
     }
 
-    pub fn current(&self) -> Arc<Runtime> {
+    /// A store that serves nothing (503) until [`ConfigStore::publish`].
+    pub fn empty(settings: Settings) -> Self {
+        ConfigStore {
+            current: ArcSwapOption::empty(),
+            settings,
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    pub fn current(&self) -> Option<Arc<Runtime>> {
         self.current.load_full()
     }
 
@@ -57,7 +63,7 @@ impl ConfigStore {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let rt = Runtime::build(pack, &self.settings, generation).map_err(LoadError::Build)?;
         rt.log_summary();
-        self.current.store(Arc::new(rt));
+        self.current.store(Some(Arc::new(rt)));
         Ok(())
     }
 }
@@ -106,7 +112,10 @@ pub fn watch(path: PathBuf, store: Arc<ConfigStore>) -> notify::Result<WatchGuar
         .to_path_buf();
     watcher.watch(&dir, RecursiveMode::NonRecursive)?;
     let task = tokio::spawn(async move {
-        let mut last_sha = store.current().pack.sha256.clone();
+        let mut last_sha = store
+            .current()
+            .map(|rt| rt.pack.sha256.clone())
+            .unwrap_or_default();
         while rx.recv().await.is_some() {
             // Debounce: wait for the writes to settle, then drain the queue.
             tokio::time::sleep(Duration::from_millis(100)).await;

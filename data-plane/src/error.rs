@@ -47,6 +47,13 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The gateway runs from a control plane and has no config yet.
+    pub fn no_config() -> Self {
+        ApiError::Unavailable(
+            "the gateway has no config loaded yet: it is waiting for its control plane".into(),
+        )
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_)

@@ -2,6 +2,8 @@
 //!
 //! - [`config`]: the config path of standalone mode — read, validate, compile,
 //!   swap atomically, watch the file.
+//! - [`control`]: the config path of control-plane mode — a gRPC stream of
+//!   snapshots, ACK/NACK, the on-disk cache of the last good one.
 //! - [`runtime`]: one compiled config version: targets with resolved secrets
 //!   and URLs, client keys, routing.
 //! - [`server`]: the HTTP surface and the request path.
@@ -20,6 +22,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod exchange;
 pub mod metrics;

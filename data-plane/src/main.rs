@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sluice_data_plane::config::{self, ConfigStore};
+use sluice_data_plane::control;
 use sluice_data_plane::runtime::{DEFAULT_HF_INFERENCE_URL, Settings};
 
 #[derive(Parser)]
@@ -22,19 +23,33 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the OpenAI-compatible API with a policy pack (hot-reloaded on change).
+    /// Serve the OpenAI-compatible API with a policy pack: from a file
+    /// (hot-reloaded on change) or pushed by a control plane.
     Run {
         #[arg(long, default_value = "0.0.0.0:41002", env = "SLUICE_LISTEN")]
         listen: String,
-        /// The pack file (YAML or JSON).
-        #[arg(long, env = "SLUICE_POLICY_CONFIG")]
-        policy_config: PathBuf,
+        /// The pack file (YAML or JSON). Standalone mode.
+        #[arg(long, env = "SLUICE_POLICY_CONFIG", required_unless_present = "control_plane", conflicts_with = "control_plane")]
+        policy_config: Option<PathBuf>,
+        /// gRPC URL of the control plane (e.g. http://127.0.0.1:41001).
+        #[arg(long, env = "SLUICE_CONTROL_PLANE", requires_all = ["gateway_id", "cache_dir"])]
+        control_plane: Option<String>,
+        /// This gateway's id in fleet status (control-plane mode).
+        #[arg(long, env = "SLUICE_GATEWAY_ID")]
+        gateway_id: Option<String>,
+        /// Labels that pick this gateway's deployment: k=v, comma-separated or repeated.
+        #[arg(long, env = "SLUICE_GATEWAY_LABELS")]
+        labels: Vec<String>,
+        /// Where the last applied snapshot is kept, to serve from when the
+        /// control plane is unreachable at start.
+        #[arg(long, env = "SLUICE_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
         /// Base URL of the Hugging Face serverless Inference API (for mirrors and tests).
         #[arg(long, env = "SLUICE_HF_INFERENCE_URL", default_value = DEFAULT_HF_INFERENCE_URL)]
         hf_inference_url: String,
-        /// Log format: text or json. The filter comes from RUST_LOG (default info).
-        #[arg(long, env = "SLUICE_LOG_FORMAT", default_value = "text")]
-        log_format: String,
+        /// Log format. The filter comes from RUST_LOG (default info).
+        #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value = "text")]
+        log_format: LogFormat,
     },
     /// Validate a pack file; print every error with its key path and line:column.
     Check { file: PathBuf },
@@ -43,6 +58,18 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where the pack comes from.
+enum Source {
+    File(PathBuf),
+    ControlPlane(control::Options),
 }
 
 #[derive(Subcommand)]
@@ -62,11 +89,37 @@ fn main() -> ExitCode {
         Command::Run {
             listen,
             policy_config,
+            control_plane,
+            gateway_id,
+            labels,
+            cache_dir,
             hf_inference_url,
             log_format,
         } => {
-            init_logging(&log_format);
-            match serve(listen, policy_config, Settings { hf_inference_url }) {
+            init_logging(log_format);
+            let source = match (policy_config, control_plane, gateway_id, cache_dir) {
+                (Some(file), ..) => Source::File(file),
+                (None, Some(url), Some(gateway_id), Some(cache_dir)) => {
+                    match control::parse_labels(&labels) {
+                        Ok(labels) => Source::ControlPlane(control::Options {
+                            url,
+                            gateway_id,
+                            labels,
+                            cache_dir,
+                        }),
+                        Err(e) => {
+                            eprintln!("sluice-gateway: --labels: {e}");
+                            return ExitCode::from(2);
+                        }
+                    }
+                }
+                // clap's requires/required_unless rules make this unreachable.
+                _ => {
+                    eprintln!("sluice-gateway: give --policy-config FILE, or --control-plane URL with --gateway-id and --cache-dir");
+                    return ExitCode::from(2);
+                }
+            };
+            match serve(listen, source, Settings { hf_inference_url }) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -165,7 +218,7 @@ fn verify(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn init_logging(format: &str) {
+fn init_logging(format: LogFormat) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -173,20 +226,31 @@ fn init_logging(format: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
     }
 }
 
-fn serve(listen: String, policy_config: PathBuf, settings: Settings) -> anyhow::Result<()> {
+fn serve(listen: String, source: Source, settings: Settings) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
-        let pack = config::load_file(&policy_config)?;
-        let store = Arc::new(ConfigStore::new(pack, settings)?);
-        let _watch = config::watch(policy_config.clone(), store.clone())
-            .with_context(|| format!("watching {}", policy_config.display()))?;
+        // Both guards stop their config source when dropped at shutdown.
+        let (store, _watch, _control) = match source {
+            Source::File(path) => {
+                let pack = config::load_file(&path)?;
+                let store = Arc::new(ConfigStore::new(pack, settings)?);
+                let watch = config::watch(path.clone(), store.clone())
+                    .with_context(|| format!("watching {}", path.display()))?;
+                (store, Some(watch), None)
+            }
+            Source::ControlPlane(opts) => {
+                let store = Arc::new(ConfigStore::empty(settings));
+                control::load_cache(&opts, &store);
+                let task = tokio::spawn(control::run(opts, store.clone()));
+                (store, None, Some(AbortOnDrop(task)))
+            }
+        };
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
@@ -197,6 +261,14 @@ fn serve(listen: String, policy_config: PathBuf, settings: Settings) -> anyhow::
         tracing::info!("shut down cleanly");
         Ok(())
     })
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn shutdown_signal() {

@@ -165,7 +165,7 @@ impl Runtime {
                 tracing::warn!(target_id = %t.spec.id, "target unavailable: {why}");
             }
         }
-        if self.pack.clients.keys.is_empty() {
+        if self.pack.clients.keys.is_empty() && !self.pack.clients.require_key {
             tracing::warn!("no clients.keys configured: the gateway accepts every caller");
         }
         if !self.pack.enabled {
@@ -178,7 +178,7 @@ impl Runtime {
     pub fn identify(&self, headers: &axum::http::HeaderMap) -> Result<Caller, ApiError> {
         let clients = &self.pack.clients;
         let mut caller = Caller::default();
-        if !clients.keys.is_empty() {
+        if !clients.keys.is_empty() || clients.require_key {
             let key = headers
                 .get(axum::http::header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
@@ -197,6 +197,14 @@ impl Runtime {
                     "invalid API key: it matches none of the gateway's client keys".into(),
                 )
             })?;
+            if let Some(expiry) = entry.expires_at
+                && unix_now() >= expiry
+            {
+                return Err(ApiError::Unauthorized(format!(
+                    "API key '{}' has expired: ask the operator for a new key",
+                    entry.id
+                )));
+            }
             caller.key_id = Some(entry.id.clone());
             caller.role = Some(entry.role.clone());
         }
@@ -266,6 +274,12 @@ impl Runtime {
             .cloned()
             .ok_or_else(|| self.not_found(model, "embeddings"))
     }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn compile_target(spec: Target, settings: &Settings) -> TargetRuntime {

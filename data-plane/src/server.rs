@@ -89,7 +89,10 @@ async fn chat_completions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let mut ex = Exchange::new(app.store.current(), id, "chat.completions");
+    let Some(rt) = app.store.current() else {
+        return ApiError::no_config().into_response();
+    };
+    let mut ex = Exchange::new(rt, id, "chat.completions");
     match chat_path(&app, &mut ex, &headers, body).await {
         Ok(ChatReply::Stream(s)) => streaming::respond(ex, s),
         Ok(ChatReply::Full(v)) => {
@@ -153,7 +156,10 @@ async fn embeddings(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let mut ex = Exchange::new(app.store.current(), id, "embeddings");
+    let Some(rt) = app.store.current() else {
+        return ApiError::no_config().into_response();
+    };
+    let mut ex = Exchange::new(rt, id, "embeddings");
     match embeddings_path(&app, &mut ex, &headers, body).await {
         Ok(v) => {
             let usage = usage_of(&v);
@@ -194,7 +200,7 @@ async fn embeddings_path(
 /// Every target, listed by its model id and by its target id (both are
 /// accepted as `model`).
 async fn models(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let rt = app.store.current();
+    let rt = app.store.current().ok_or_else(ApiError::no_config)?;
     rt.identify(&headers)?;
     let mut seen = std::collections::HashSet::new();
     let mut data = Vec::new();
@@ -211,7 +217,7 @@ async fn models(State(app): State<AppState>, headers: HeaderMap) -> Result<Respo
 async fn metrics(State(app): State<AppState>) -> Response {
     let m = crate::metrics::get();
     m.config_generation
-        .set(app.store.current().generation as i64);
+        .set(app.store.current().map_or(0, |rt| rt.generation as i64));
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -224,11 +230,10 @@ async fn metrics(State(app): State<AppState>) -> Response {
 
 /// Ready once a config is loaded and its pack is enabled.
 async fn readyz(State(app): State<AppState>) -> Response {
-    let rt = app.store.current();
-    if rt.pack.enabled {
-        (StatusCode::OK, "ready").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "pack disabled").into_response()
+    match app.store.current() {
+        Some(rt) if rt.pack.enabled => (StatusCode::OK, "ready").into_response(),
+        Some(_) => (StatusCode::SERVICE_UNAVAILABLE, "pack disabled").into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "no config loaded yet").into_response(),
     }
 }
 

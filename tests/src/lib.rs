@@ -1,6 +1,7 @@
 //! Harness for the end-to-end tests: real Sluice binaries as child
 //! processes, and real HTTP upstreams (see [`upstream`]) on 127.0.0.1.
 
+pub mod control;
 pub mod upstream;
 
 use std::io::{BufRead, BufReader};
@@ -37,13 +38,88 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A running `sluice-gateway run`, killed on drop. Its stderr is kept so
-/// tests can read the logs (e.g. to prove no secret was logged).
-pub struct Gateway {
+/// A child process killed on drop, with its stderr kept so tests can read
+/// the logs (e.g. to prove no secret was logged).
+pub struct Process {
     child: Child,
+    logs: Arc<Mutex<String>>,
+}
+
+impl Process {
+    pub fn spawn(mut cmd: Command) -> Process {
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
+        let logs = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        Process { child, logs }
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Waits until the logs contain `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.logs().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        false
+    }
+
+    /// Waits until `port` accepts connections; `Err` carries the exit status
+    /// and the logs if the process exits first.
+    pub fn wait_listening(&mut self, port: u16) -> Result<(), (Option<i32>, String)> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                return Err((status.code(), self.logs()));
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "process did not start listening on {port}:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: no graceful shutdown, as in a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A running `sluice-gateway run`, killed on drop.
+pub struct Gateway {
+    pub process: Process,
     pub port: u16,
     pub dir: tempdir::TempDir,
-    logs: Arc<Mutex<String>>,
 }
 
 pub struct GatewayOptions<'a> {
@@ -72,8 +148,8 @@ impl Gateway {
             .unwrap_or_else(|(code, logs)| panic!("gateway exited ({code:?}) at start:\n{logs}"))
     }
 
-    /// Starts the gateway; `Err` carries the exit status and the logs if it
-    /// exits before becoming ready.
+    /// Starts the gateway on a pack file; `Err` carries the exit status and
+    /// the logs if it exits before becoming ready.
     pub fn try_start(
         pack: &str,
         opts: GatewayOptions<'_>,
@@ -81,13 +157,44 @@ impl Gateway {
         let dir = tempdir::TempDir::new();
         let config = dir.path().join("policy-config.yaml");
         std::fs::write(&config, pack).unwrap();
+        let args = vec!["--policy-config".into(), config.display().to_string()];
+        Self::launch(dir, args, opts)
+    }
+
+    /// Starts a gateway in control-plane mode; its cache lives in
+    /// `cache_dir` so a test can restart it on the same cache.
+    pub fn start_managed(
+        control_plane: &str,
+        gateway_id: &str,
+        labels: &str,
+        cache_dir: &Path,
+        opts: GatewayOptions<'_>,
+    ) -> Gateway {
+        let args = vec![
+            "--control-plane".into(),
+            control_plane.into(),
+            "--gateway-id".into(),
+            gateway_id.into(),
+            "--labels".into(),
+            labels.into(),
+            "--cache-dir".into(),
+            cache_dir.display().to_string(),
+        ];
+        Self::launch(tempdir::TempDir::new(), args, opts)
+            .unwrap_or_else(|(code, logs)| panic!("gateway exited ({code:?}) at start:\n{logs}"))
+    }
+
+    fn launch(
+        dir: tempdir::TempDir,
+        args: Vec<String>,
+        opts: GatewayOptions<'_>,
+    ) -> Result<Gateway, (Option<i32>, String)> {
         let port = free_port();
         let mut cmd = Command::new(binary("sluice-gateway"));
         cmd.arg("run")
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
-            .arg("--policy-config")
-            .arg(&config);
+            .args(&args);
         if let Some(url) = &opts.hf_inference_url {
             cmd.arg("--hf-inference-url").arg(url);
         }
@@ -97,43 +204,9 @@ impl Gateway {
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn sluice-gateway");
-        let logs = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let mut gw = Gateway {
-            child,
-            port,
-            dir,
-            logs,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(Some(status)) = gw.child.try_wait() {
-                std::thread::sleep(Duration::from_millis(100));
-                return Err((status.code(), gw.logs()));
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(gw);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "gateway did not start listening:\n{}",
-                gw.logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut process = Process::spawn(cmd);
+        process.wait_listening(port)?;
+        Ok(Gateway { process, port, dir })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -145,26 +218,12 @@ impl Gateway {
     }
 
     pub fn logs(&self) -> String {
-        self.logs.lock().unwrap().clone()
+        self.process.logs()
     }
 
     /// Waits until the logs contain `needle`.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.logs().contains(needle) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        false
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.wait_for_log(needle, timeout)
     }
 }
 

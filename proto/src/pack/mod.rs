@@ -55,6 +55,10 @@ pub struct Clients {
     /// otherwise claim any role.
     pub trust_role_header: bool,
     pub role_header: String,
+    /// Refuse callers without a valid key even when `keys` is empty. Set
+    /// for control-plane snapshots once the control plane manages keys, so
+    /// that disabling the last key locks the gateway rather than opening it.
+    pub require_key: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +67,9 @@ pub struct ClientKey {
     pub id: String,
     pub role: String,
     pub secret: KeySecret,
+    /// Unix seconds after which the key is refused. Set only for keys a
+    /// control plane issues; pack files have no expiry.
+    pub expires_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -291,6 +298,7 @@ fn validate_client_key(d: &mut Diagnostics, node: &yaml::Node, path: &str) -> Op
         }
     };
     Some(ClientKey {
+        expires_at: None,
         id: id?,
         role: role?,
         secret,

@@ -271,3 +271,52 @@ mod tests {
         assert_eq!(top[0].2.value, top[1].2.value);
     }
 }
+
+impl Node {
+    /// The document as JSON, scalars typed by the YAML core schema (an
+    /// unquoted `true`, `12` or `0.5` becomes a boolean or number; quoted
+    /// scalars stay strings). The control plane stores this as a version's
+    /// parsed form so operators can query packs without a YAML parser.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Null => J::Null,
+            Value::Scalar { text, quoted: true } => J::String(text.clone()),
+            Value::Scalar { text, quoted: false } => match text.as_str() {
+                "true" | "True" | "TRUE" => J::Bool(true),
+                "false" | "False" | "FALSE" => J::Bool(false),
+                "null" | "Null" | "NULL" | "~" => J::Null,
+                t => t
+                    .parse::<i64>()
+                    .map(J::from)
+                    .ok()
+                    .or_else(|| {
+                        t.parse::<f64>()
+                            .ok()
+                            .and_then(serde_json::Number::from_f64)
+                            .map(J::Number)
+                    })
+                    .unwrap_or_else(|| J::String(t.to_string())),
+            },
+            Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|(k, _, v)| (k.clone(), v.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod json_tests {
+    #[test]
+    fn to_json_types_scalars_like_yaml() {
+        let n = super::parse("a: 1\nb: '1'\nc: [true, 0.5, x, ~]\n").unwrap();
+        assert_eq!(
+            n.to_json(),
+            serde_json::json!({"a": 1, "b": "1", "c": [true, 0.5, "x", null]})
+        );
+    }
+}

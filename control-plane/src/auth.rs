@@ -1,0 +1,91 @@
+//! Operator authentication and roles. Tokens arrive as
+//! `Authorization: Bearer …` and are looked up by SHA-256; the token itself
+//! is never stored or logged.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use crate::api::AppState;
+use crate::db::sha256_hex;
+use crate::error::ApiError;
+
+/// Roles in increasing power: a viewer reads; an editor also changes packs,
+/// deployments and client keys; an admin also manages operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Viewer,
+    Editor,
+    Admin,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "editor" => Some(Role::Editor),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Editor => "editor",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// The authenticated operator behind a request.
+#[derive(Debug, Clone)]
+pub struct Operator {
+    pub name: String,
+    pub role: Role,
+}
+
+impl Operator {
+    /// Refuses with 403 unless the operator has at least `role`.
+    pub fn require(&self, role: Role, doing: &str) -> Result<(), ApiError> {
+        if self.role >= role {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "{doing} needs the '{}' role; operator '{}' has '{}'",
+                role.as_str(),
+                self.name,
+                self.role.as_str()
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::Unauthorized(
+                    "missing operator token: send it as 'Authorization: Bearer <token>'".into(),
+                )
+            })?;
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT name, role FROM operators WHERE token_sha256 = $1 AND enabled",
+        )
+        .bind(sha256_hex(token))
+        .fetch_optional(&state.pool)
+        .await?;
+        let (name, role) = row.ok_or_else(|| {
+            ApiError::Unauthorized("invalid operator token (unknown or disabled)".into())
+        })?;
+        let role = Role::parse(&role).unwrap_or(Role::Viewer);
+        Ok(Operator { name, role })
+    }
+}

@@ -1,0 +1,63 @@
+//! The one error type of the operator API: each variant maps to an HTTP
+//! status and an OpenAI-shaped body. Database errors are logged once here,
+//! at the edge, and reach clients only as "internal error".
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use sluice_proto::pack::ConfigError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// The pack does not validate: every error, with its path and position.
+    #[error("the pack is invalid: {} error(s)", .0.len())]
+    InvalidPack(Vec<ConfigError>),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::InvalidPack(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_pack"),
+            ApiError::Database(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = match &self {
+            ApiError::Database(e) => {
+                tracing::error!(error = %e, "operator API request failed");
+                "internal error; the control plane's log has the details".to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut error = json!({"message": message, "type": code, "code": code});
+        if let ApiError::InvalidPack(errors) = &self {
+            error["errors"] = errors
+                .iter()
+                .map(|e| json!({"path": e.path, "line": e.line, "column": e.column, "message": e.message}))
+                .collect();
+        }
+        (status, Json(json!({ "error": error }))).into_response()
+    }
+}

@@ -1,0 +1,80 @@
+//! The Sluice control plane.
+//!
+//! - [`db`]: Postgres — the embedded migrations (`migrations/`), the
+//!   bootstrap admin, secret hashing, the admin history.
+//! - [`auth`]: operator tokens and the admin / editor / viewer roles.
+//! - [`api`]: the operator REST API (packs, versions, deployments, targets,
+//!   client keys, operators, fleet status, history) and its OpenAPI document.
+//! - [`fleet`]: what each gateway group should run, kept current by
+//!   LISTEN/NOTIFY plus a poll.
+//! - [`push`]: the gRPC config stream to gateways, with ACK/NACK recording.
+//! - [`error`]: the API's one error type.
+//!
+//! [`run`] takes pre-bound listeners so tests can use free ports.
+
+pub mod api;
+pub mod auth;
+pub mod db;
+pub mod error;
+pub mod fleet;
+pub mod push;
+
+use std::future::Future;
+use std::time::Duration;
+
+use sluice_proto::wire::config_service_server::ConfigServiceServer;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+/// Serves the operator API on `http` and the gateway gRPC services on
+/// `grpc` until `shutdown` resolves. The database must be migrated.
+pub async fn run(
+    pool: PgPool,
+    http: TcpListener,
+    grpc: TcpListener,
+    poll: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let state = fleet::watch_state(pool.clone(), poll).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let push = ConfigServiceServer::new(push::ConfigPush {
+        pool: pool.clone(),
+        state,
+    });
+    let mut grpc_stop = stop_rx.clone();
+    let grpc_server = tonic::transport::Server::builder()
+        // Dead gateways (and half-open connections) are detected by HTTP/2
+        // pings, not by waiting for TCP to time out.
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(5)))
+        .add_service(push)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(grpc),
+            async move {
+                let _ = grpc_stop.wait_for(|s| *s).await;
+            },
+        );
+    let mut http_stop = stop_rx;
+    let http_server = axum::serve(http, api::router(api::AppState { pool }))
+        .with_graceful_shutdown(async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        });
+    let (g, h) = tokio::join!(grpc_server, async { http_server.await });
+    g.map_err(|e| Error::Serve(e.to_string()))?;
+    h.map_err(|e| Error::Serve(e.to_string()))?;
+    Ok(())
+}
+
+/// Why [`run`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("serving: {0}")]
+    Serve(String),
+}
+

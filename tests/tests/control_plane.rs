@@ -1,0 +1,264 @@
+//! The control plane with real processes: `sluice-control-plane` on a fresh
+//! Postgres database per test, `sluice-gateway` in control-plane mode, a
+//! real HTTP upstream. Packs go in through the operator API; what gateways
+//! do is checked through fleet status and through their traffic.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sluice_e2e::control::{ControlPlane, Database};
+use sluice_e2e::upstream::Upstream;
+use sluice_e2e::{Gateway, GatewayOptions, tempdir::TempDir};
+
+fn pack(version_note: &str, model: &str, up: &Upstream, extra: &str) -> String {
+    format!(
+        "pack:\n  name: team-pack\n  version: \"{version_note}\"\n\
+         providers:\n  targets:\n    - id: chat\n      provider: openai:org/{model}\n      base_url: {}/v1\n{extra}",
+        up.base("ok")
+    )
+}
+
+async fn chat(gw: &Gateway, model: &str, key: Option<&str>) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&json!({"model": model, "messages": [{"role": "user", "content": "What is the capital of France?"}]}));
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn readyz(gw: &Gateway) -> u16 {
+    reqwest::get(gw.url("/readyz")).await.unwrap().status().as_u16()
+}
+
+/// Creates and activates the pack for every gateway; returns the version.
+async fn publish(cp: &ControlPlane, body: &str, create: bool) -> i64 {
+    let api = cp.admin();
+    let (status, v) = if create {
+        api.post_yaml("/v1/packs", body).await
+    } else {
+        api.post_yaml("/v1/packs/team-pack/versions", body).await
+    };
+    assert!(status == 201, "{status}: {v}");
+    let version = v["version"].as_i64().unwrap();
+    let (status, v) = api
+        .post("/v1/packs/team-pack/activate", json!({"version": version, "selector": "env=test"}))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    version
+}
+
+async fn applied(cp: &ControlPlane, gw_id: &str, version: &str) -> Value {
+    let want = version.to_string();
+    cp.admin()
+        .wait_gateway(gw_id, &format!("applied {version}"), move |g| {
+            g["applied_version"] == want.as_str() && g["last_result"] == "ack"
+        })
+        .await
+}
+
+#[tokio::test]
+async fn a_pack_created_through_the_api_reaches_the_gateway_and_its_traffic() {
+    let db = Database::create().await;
+    let cp = ControlPlane::start(&db);
+    let up = Upstream::start().await;
+    let cache = TempDir::new();
+    let gw = Gateway::start_managed(&cp.grpc_url(), "gw-1", "env=test,region=eu", cache.path(), GatewayOptions::default());
+
+    // Connected, but nothing is deployed for it yet: not ready, 503.
+    cp.admin().wait_gateway("gw-1", "connected", |g| g["connected"] == true).await;
+    assert_eq!(readyz(&gw).await, 503);
+    let (status, body) = chat(&gw, "org/m1", None).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("control plane"), "{body}");
+
+    let v1 = publish(&cp, &pack("first", "m1", &up, ""), true).await;
+    assert_eq!(v1, 1);
+    let g = applied(&cp, "gw-1", "team-pack@1").await;
+    assert_eq!(g["labels"], json!({"env": "test", "region": "eu"}));
+    assert_eq!(readyz(&gw).await, 200);
+    assert_eq!(chat(&gw, "org/m1", None).await.0, 200);
+
+    // A client key makes the gateway require keys; the key's role reaches it.
+    let (status, key) = cp
+        .admin()
+        .post("/v1/keys", json!({"id": "app-1", "owner": "team-a", "role": "analyst"}))
+        .await;
+    assert_eq!(status, 201, "{key}");
+    let secret = key["key"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("sk-sluice-"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while chat(&gw, "org/m1", None).await.0 != 401 {
+        assert!(std::time::Instant::now() < deadline, "the key never reached the gateway");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(chat(&gw, "org/m1", Some(&secret)).await.0, 200);
+    assert_eq!(chat(&gw, "org/m1", Some("sk-sluice-wrong")).await.0, 401);
+    // Listed without the key; disabling it takes effect on the gateway.
+    let (_, keys) = cp.admin().get("/v1/keys").await;
+    assert!(!keys.to_string().contains(&secret), "{keys}");
+    let (status, _) = cp.admin().call("PATCH", "/v1/keys/app-1", Some(sluice_e2e::control::Body::Json(json!({"enabled": false})))).await;
+    assert_eq!(status, 200);
+    while chat(&gw, "org/m1", Some(&secret)).await.0 != 401 {
+        assert!(std::time::Instant::now() < deadline, "disabling the key never reached the gateway");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Version 2 serves another model; the diff shows the change.
+    let v2 = publish(&cp, &pack("second", "m2", &up, ""), false).await;
+    assert_eq!(v2, 2);
+    let key2 = cp.admin().post("/v1/keys", json!({"id": "app-2", "owner": "team-a", "role": "analyst"})).await.1;
+    let secret2 = key2["key"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let g = cp.admin().wait_gateway("gw-1", "ack", |g| g["last_result"] == "ack").await;
+        if g["applied_version"] == "team-pack@2" && chat(&gw, "org/m2", Some(&secret2)).await.0 == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "version 2 never served: {g}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(chat(&gw, "org/m1", Some(&secret2)).await.0, 404);
+    let (status, diff) = cp.admin().get("/v1/packs/team-pack/diff?from=1&to=2").await;
+    assert_eq!(status, 200);
+    let d = diff["diff"].as_str().unwrap();
+    assert!(d.contains("-      provider: openai:org/m1") && d.contains("+      provider: openai:org/m2"), "{d}");
+
+    // Rollback is one call and brings version 1 back.
+    let (status, rb) = cp.admin().post("/v1/deployments/rollback", json!({"selector": " env = test "})).await;
+    assert_eq!(status, 200, "{rb}");
+    assert_eq!(rb["version"], 1);
+    applied(&cp, "gw-1", "team-pack@1").await;
+    assert_eq!(chat(&gw, "org/m1", Some(&secret2)).await.0, 200);
+
+    // Versions are immutable, even to a direct UPDATE.
+    let mut conn = db.connect().await;
+    let err = sqlx::query("UPDATE pack_versions SET body = 'x'").execute(&mut conn).await.unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+
+    // Every write is in the history, without key material.
+    let (_, history) = cp.admin().get("/v1/history").await;
+    let actions: Vec<&str> = history["data"].as_array().unwrap().iter().map(|h| h["action"].as_str().unwrap()).collect();
+    for a in ["pack.create", "pack.version", "deployment.activate", "deployment.rollback", "key.create", "key.update"] {
+        assert!(actions.contains(&a), "{a} missing from {actions:?}");
+    }
+    assert!(!history.to_string().contains(&secret) && !history.to_string().contains(&secret2));
+    assert!(!cp.process.logs().contains(&secret) && !gw.logs().contains(&secret));
+}
+
+#[tokio::test]
+async fn an_invalid_pack_is_refused_with_every_error_and_its_position() {
+    let db = Database::create().await;
+    let cp = ControlPlane::start(&db);
+    let bad = "pack:\n  name: broken\npolicies:\n  chain: [prompt-injection]\n  policy:\n    prompt-injection:\n      treshold: 0.5\nproviders:\n  targets:\n    - id: t\n      provider: openai:m\n";
+    let (status, v) = cp.admin().post_yaml("/v1/packs", bad).await;
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["error"]["code"], "invalid_pack");
+    let errors = v["error"]["errors"].as_array().unwrap();
+    assert!(errors.len() >= 2, "{v}");
+    let typo = errors.iter().find(|e| e["path"].as_str().unwrap().ends_with("treshold")).expect("the typo is reported");
+    assert_eq!(typo["line"], 7);
+    assert!(typo["message"].as_str().unwrap().contains("threshold"), "did-you-mean: {typo}");
+    // JSON bodies go through the same validation.
+    let (status, v) = cp.admin().post("/v1/packs", json!({"pack": {"name": "j"}, "providers": {"targets": [{"id": "t", "provider": "openai:m"}]}})).await;
+    assert_eq!(status, 422, "{v}");
+    assert!(v.to_string().contains("base_url"), "{v}");
+    // Nothing was stored.
+    let (_, packs) = cp.admin().get("/v1/packs").await;
+    assert_eq!(packs["data"], json!([]));
+}
+
+#[tokio::test]
+async fn a_snapshot_the_gateway_cannot_compile_is_nacked_and_the_old_config_keeps_serving() {
+    let db = Database::create().await;
+    let cp = ControlPlane::start(&db);
+    let up = Upstream::start().await;
+    let cache = TempDir::new();
+    let gw = Gateway::start_managed(&cp.grpc_url(), "gw-nack", "env=test", cache.path(), GatewayOptions::default());
+    publish(&cp, &pack("good", "m1", &up, ""), true).await;
+    applied(&cp, "gw-nack", "team-pack@1").await;
+
+    // Valid for the control plane, but this gateway cannot open the audit
+    // directory (its parent is a file).
+    let file = cache.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let audit = format!(
+        "policies:\n  chain: [audit-logger]\n  policy:\n    audit-logger:\n      path: {}/audit\n",
+        file.display()
+    );
+    publish(&cp, &pack("bad", "m2", &up, &audit), false).await;
+    let g = cp.admin().wait_gateway("gw-nack", "nack", |g| g["last_result"] == "nack").await;
+    assert_eq!(g["applied_version"], "team-pack@1", "{g}");
+    assert!(g["last_error"].as_str().unwrap().contains("team-pack@2") && g["last_error"].as_str().unwrap().contains("audit"), "{g}");
+    assert_eq!(chat(&gw, "org/m1", None).await.0, 200);
+    assert_eq!(chat(&gw, "org/m2", None).await.0, 404);
+}
+
+#[tokio::test]
+async fn gateways_keep_serving_without_the_control_plane_and_restart_from_their_cache() {
+    let db = Database::create().await;
+    let mut cp = ControlPlane::start(&db);
+    let (http_port, grpc_port) = (cp.http_port, cp.grpc_port);
+    let up = Upstream::start().await;
+    let cache = TempDir::new();
+    let mut gw = Gateway::start_managed(&cp.grpc_url(), "gw-c", "env=test", cache.path(), GatewayOptions::default());
+    publish(&cp, &pack("cached", "m1", &up, ""), true).await;
+    applied(&cp, "gw-c", "team-pack@1").await;
+    let grpc_url = cp.grpc_url();
+
+    cp.process.kill();
+    assert_eq!(chat(&gw, "org/m1", None).await.0, 200, "serves with the control plane gone");
+
+    // Restart the gateway while the control plane is down: the cache serves.
+    gw.process.kill();
+    let gw = Gateway::start_managed(&grpc_url, "gw-c", "env=test", cache.path(), GatewayOptions::default());
+    assert!(gw.wait_for_log("serving the cached snapshot", Duration::from_secs(10)), "{}", gw.logs());
+    assert_eq!(readyz(&gw).await, 200);
+    assert_eq!(chat(&gw, "org/m1", None).await.0, 200);
+
+    // The control plane comes back on the same address: the gateway
+    // reconnects on its own and reports what it runs.
+    let cp = ControlPlane::start_on(&db, http_port, grpc_port);
+    let g = cp.admin().wait_gateway("gw-c", "reconnected", |g| g["connected"] == true && g["applied_version"] == "team-pack@1").await;
+    assert_eq!(g["labels"], json!({"env": "test"}));
+}
+
+#[tokio::test]
+async fn operators_need_a_valid_token_and_a_sufficient_role() {
+    let db = Database::create().await;
+    let cp = ControlPlane::start(&db);
+    let anon = cp.api("");
+    assert_eq!(anon.get("/v1/packs").await.0, 401);
+    assert_eq!(cp.api("sop-not-a-token").get("/v1/packs").await.0, 401);
+
+    let (status, viewer) = cp.admin().post("/v1/operators", json!({"name": "vera", "role": "viewer"})).await;
+    assert_eq!(status, 201, "{viewer}");
+    let (_, editor) = cp.admin().post("/v1/operators", json!({"name": "eddie", "role": "editor"})).await;
+    let viewer = cp.api(viewer["token"].as_str().unwrap());
+    let editor = cp.api(editor["token"].as_str().unwrap());
+
+    assert_eq!(viewer.get("/v1/packs").await.0, 200);
+    let (status, v) = viewer.post_yaml("/v1/packs", "pack:\n  name: x\n").await;
+    assert_eq!(status, 403, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("editor"), "{v}");
+    assert_eq!(viewer.post("/v1/keys", json!({"owner": "o", "role": "r"})).await.0, 403);
+    assert_eq!(editor.post("/v1/keys", json!({"owner": "o", "role": "r"})).await.0, 201);
+    assert_eq!(editor.post("/v1/operators", json!({"name": "mallory", "role": "admin"})).await.0, 403);
+    assert_eq!(editor.get("/v1/operators").await.0, 403);
+
+    // A disabled operator is locked out at once.
+    let (status, _) = cp.admin().call("PATCH", "/v1/operators/eddie", Some(sluice_e2e::control::Body::Json(json!({"enabled": false})))).await;
+    assert_eq!(status, 200);
+    assert_eq!(editor.get("/v1/packs").await.0, 401);
+
+    // Tokens are stored hashed: the database never holds one.
+    let mut conn = db.connect().await;
+    let hashes: Vec<String> = sqlx::query_scalar("SELECT token_sha256 FROM operators").fetch_all(&mut conn).await.unwrap();
+    assert_eq!(hashes.len(), 3);
+    assert!(hashes.iter().all(|h| h.len() == 64 && !h.starts_with("sop-")));
+    let (status, doc) = anon.get("/openapi.yaml").await;
+    assert_eq!(status, 200);
+    assert!(doc.as_str().unwrap().contains("/v1/packs/{name}/activate"));
+}

@@ -8,11 +8,14 @@
 //! - [`fleet`]: what each gateway group should run, kept current by
 //!   LISTEN/NOTIFY plus a poll.
 //! - [`push`]: the gRPC config stream to gateways, with ACK/NACK recording.
+//! - [`audit`]: audit ingestion from gateways (gRPC), retention by day
+//!   partition, chain verification.
 //! - [`error`]: the API's one error type.
 //!
 //! [`run`] takes pre-bound listeners so tests can use free ports.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod db;
 pub mod error;
@@ -22,6 +25,7 @@ pub mod push;
 use std::future::Future;
 use std::time::Duration;
 
+use sluice_proto::wire::audit_service_server::AuditServiceServer;
 use sluice_proto::wire::config_service_server::ConfigServiceServer;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -32,10 +36,13 @@ pub async fn run(
     pool: PgPool,
     http: TcpListener,
     grpc: TcpListener,
-    poll: Duration,
+    options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let state = fleet::watch_state(pool.clone(), poll).await?;
+    let state = fleet::watch_state(pool.clone(), options.poll).await?;
+    if let Some(days) = options.audit_retention_days {
+        tokio::spawn(retention(pool.clone(), days));
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -52,6 +59,7 @@ pub async fn run(
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(5)))
         .add_service(push)
+        .add_service(AuditServiceServer::new(audit::Ingest { pool: pool.clone() }))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(grpc),
             async move {
@@ -67,6 +75,26 @@ pub async fn run(
     g.map_err(|e| Error::Serve(e.to_string()))?;
     h.map_err(|e| Error::Serve(e.to_string()))?;
     Ok(())
+}
+
+/// Settings of a control-plane process.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Backstop poll for config changes (NOTIFY is the fast path).
+    pub poll: Duration,
+    /// Drop ingested audit records older than this many days (whole days).
+    pub audit_retention_days: Option<u32>,
+}
+
+/// Applies audit retention at start and then hourly.
+async fn retention(pool: PgPool, days: u32) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        if let Err(e) = audit::enforce_retention(&pool, days).await {
+            tracing::warn!(error = %e, "audit retention failed; retrying in an hour");
+        }
+    }
 }
 
 /// Why [`run`] stopped.

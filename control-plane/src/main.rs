@@ -30,6 +30,9 @@ enum Command {
         /// Backstop poll for config changes (NOTIFY is the fast path), in milliseconds.
         #[arg(long, env = "SLUICE_POLL_MS", default_value_t = 5000)]
         poll_ms: u64,
+        /// Drop ingested audit records older than this many days (by whole day).
+        #[arg(long, env = "SLUICE_AUDIT_RETENTION_DAYS")]
+        audit_retention_days: Option<u32>,
     },
     /// Apply the database migrations and exit.
     Migrate {
@@ -76,6 +79,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             grpc_listen,
             bootstrap_admin_token,
             poll_ms,
+            audit_retention_days,
         } => {
             let pool = db::connect(&database_url).await.context("connecting to the database")?;
             db::migrate(&pool).await.context("migrating")?;
@@ -95,7 +99,11 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             let http = tokio::net::TcpListener::bind(&http_listen).await.with_context(|| format!("binding {http_listen}"))?;
             let grpc = tokio::net::TcpListener::bind(&grpc_listen).await.with_context(|| format!("binding {grpc_listen}"))?;
             tracing::info!(http = %http.local_addr()?, grpc = %grpc.local_addr()?, "sluice-control-plane listening");
-            sluice_control_plane::run(pool, http, grpc, Duration::from_millis(poll_ms.max(100)), shutdown_signal()).await?;
+            let options = sluice_control_plane::Options {
+                poll: Duration::from_millis(poll_ms.max(100)),
+                audit_retention_days,
+            };
+            sluice_control_plane::run(pool, http, grpc, options, shutdown_signal()).await?;
             tracing::info!("shut down cleanly");
             Ok(())
         }

@@ -307,6 +307,7 @@ mod tests {
         };
         let settings = crate::runtime::Settings {
             hf_inference_url: "http://127.0.0.1:9".into(),
+            control_plane: None,
         };
         let store = ConfigStore::empty(settings.clone());
         assert!(load_cache(&opts, &store));

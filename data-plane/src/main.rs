@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sluice_data_plane::config::{self, ConfigStore};
 use sluice_data_plane::control;
-use sluice_data_plane::runtime::{DEFAULT_HF_INFERENCE_URL, Settings};
+use sluice_data_plane::runtime::{ControlPlaneLink, DEFAULT_HF_INFERENCE_URL, Settings};
 
 #[derive(Parser)]
 #[command(
@@ -119,7 +119,18 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match serve(listen, source, Settings { hf_inference_url }) {
+            let control_plane = match &source {
+                Source::ControlPlane(o) => Some(ControlPlaneLink {
+                    url: o.url.clone(),
+                    gateway_id: o.gateway_id.clone(),
+                }),
+                Source::File(_) => None,
+            };
+            let settings = Settings {
+                hf_inference_url,
+                control_plane,
+            };
+            match serve(listen, source, settings) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -258,6 +269,13 @@ fn serve(listen: String, source: Source, settings: Settings) -> anyhow::Result<(
         sluice_data_plane::run(listener, store, shutdown_signal())
             .await
             .context("serving")?;
+        // Records of the last requests may still be queued: write them
+        // before exiting so that a rolling restart loses none.
+        if !tokio::task::block_in_place(|| {
+            sluice_data_plane::audit::drain_all(std::time::Duration::from_secs(10))
+        }) {
+            tracing::error!("audit records still queued after 10 s were lost at shutdown");
+        }
         tracing::info!("shut down cleanly");
         Ok(())
     })

@@ -17,6 +17,16 @@ pub struct Settings {
     /// Base of the Hugging Face serverless Inference API. Overridable so that
     /// mirrors, proxies and tests can stand in for it.
     pub hf_inference_url: String,
+    /// Set in control-plane mode: where `audit-logger` `destination: api`
+    /// ships records.
+    pub control_plane: Option<ControlPlaneLink>,
+}
+
+/// A gateway's identity towards its control plane.
+#[derive(Debug, Clone)]
+pub struct ControlPlaneLink {
+    pub url: String,
+    pub gateway_id: String,
 }
 
 pub const DEFAULT_HF_INFERENCE_URL: &str = "https://api-inference.huggingface.co";
@@ -136,7 +146,7 @@ impl Runtime {
                 _ => None,
             })
             .map(|cfg| {
-                crate::audit::Auditor::new(cfg).map(Arc::new).map_err(|e| {
+                crate::audit::Auditor::new(cfg, settings.control_plane.as_ref()).map(Arc::new).map_err(|e| {
                     format!(
                         "policies.policy.audit-logger.path: cannot open audit directory '{}': {e}",
                         cfg.path
@@ -375,6 +385,7 @@ mod tests {
             pack,
             &Settings {
                 hf_inference_url: "http://hf.test/".into(),
+                control_plane: None,
             },
             1,
         )

@@ -6,6 +6,9 @@
 //! - [`wire`]: the gRPC messages and services between gateways and the
 //!   control plane (`proto/sluice/v1/control.proto`), plus the snapshot
 //!   digest both sides compute.
+//! - [`audit_chain`]: the audit hash chain (canonical JSON, seal, check),
+//!   used by the gateway's audit files and the control plane's audit table.
 
+pub mod audit_chain;
 pub mod pack;
 pub mod wire;

@@ -262,3 +262,119 @@ async fn operators_need_a_valid_token_and_a_sufficient_role() {
     assert_eq!(status, 200);
     assert!(doc.as_str().unwrap().contains("/v1/packs/{name}/activate"));
 }
+
+async fn audit_records(cp: &ControlPlane, want: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, v) = cp.admin().get("/v1/audit?limit=1000").await;
+        assert_eq!(status, 200, "{v}");
+        let data = v["data"].as_array().unwrap().clone();
+        if data.len() >= want {
+            assert_eq!(data.len(), want, "more records than requests: {v}");
+            return data;
+        }
+        assert!(std::time::Instant::now() < deadline, "only {} of {want} audit records arrived", data.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn audit_records_reach_the_control_plane_once_across_outages_and_restarts() {
+    let db = Database::create().await;
+    let mut cp = ControlPlane::start(&db);
+    let (http_port, grpc_port) = (cp.http_port, cp.grpc_port);
+    let up = Upstream::start().await;
+    let cache = TempDir::new();
+    let grpc_url = cp.grpc_url();
+    let mut gw = Gateway::start_managed(&grpc_url, "gw-audit", "env=test", cache.path(), GatewayOptions::default());
+    let audit = format!(
+        "policies:\n  chain: [pii-detector, audit-logger]\n  policy:\n    pii-detector:\n      action: redact\n    \
+         audit-logger:\n      destination: api\n      path: {}/spool\n      immutable: true\n      include_request: true\n",
+        cache.path().display()
+    );
+    let (_, key) = cp.admin().post("/v1/keys", json!({"id": "app", "owner": "team-a", "role": "analyst"})).await;
+    let secret = key["key"].as_str().unwrap().to_string();
+    publish(&cp, &pack("audited", "m1", &up, &audit), true).await;
+    applied(&cp, "gw-audit", "team-pack@1").await;
+
+    let send = |gw: &Gateway, text: &str| {
+        let (url, secret, text) = (gw.url("/v1/chat/completions"), secret.clone(), text.to_string());
+        async move {
+            let resp = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(secret)
+                .json(&json!({"model": "org/m1", "messages": [{"role": "user", "content": text}]}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+        }
+    };
+    send(&gw, "Summarise the quarterly report.").await;
+    send(&gw, "Mail the summary to jane.doe@example.com please.").await;
+    send(&gw, "Thanks, that is all.").await;
+    let records = audit_records(&cp, 3).await;
+    for r in &records {
+        assert_eq!(r["gateway"], "gw-audit");
+        assert_eq!(r["record"]["key_id"], "app");
+        assert_eq!(r["record"]["role"], "analyst");
+    }
+    let all = serde_json::to_string(&records).unwrap();
+    assert!(!all.contains(&secret), "the client key is never recorded");
+    assert!(!all.contains("jane.doe@example.com") && all.contains("<EMAIL_ADDRESS>"), "bodies are recorded as redacted: {all}");
+    let (_, redacted) = cp.admin().get("/v1/audit?outcome=redact").await;
+    assert_eq!(redacted["data"].as_array().unwrap().len(), 1, "{redacted}");
+    let (_, v) = cp.admin().get("/v1/audit/verify").await;
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["chains"][0]["records"], 3, "{v}");
+
+    // Append-only, even for the table's owner and under replication roles.
+    let mut conn = db.connect().await;
+    for sql in [
+        "UPDATE audit_records SET status = 500",
+        "DELETE FROM audit_records",
+        "TRUNCATE audit_records",
+    ] {
+        let err = sqlx::query(sql).execute(&mut conn).await.unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    sqlx::query("SET session_replication_role = replica").execute(&mut conn).await.unwrap();
+    let err = sqlx::query("DELETE FROM audit_records").execute(&mut conn).await.unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+    sqlx::query("SET session_replication_role = origin").execute(&mut conn).await.unwrap();
+
+    // Control plane down: records wait in the spool, across a gateway restart too.
+    cp.process.kill();
+    send(&gw, "First request during the outage.").await;
+    send(&gw, "Second request during the outage.").await;
+    gw.process.terminate();
+    let gw = Gateway::start_managed(&grpc_url, "gw-audit", "env=test", cache.path(), GatewayOptions::default());
+    assert!(gw.wait_for_log("serving the cached snapshot", Duration::from_secs(10)), "{}", gw.logs());
+    send(&gw, "Third request, after the gateway restarted.").await;
+    cp = ControlPlane::start_on(&db, http_port, grpc_port);
+    let records = audit_records(&cp, 6).await;
+    let mut ids: Vec<&str> = records.iter().map(|r| r["record"]["request_id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 6, "each request exactly once");
+    let (_, v) = cp.admin().get("/v1/audit/verify?gateway=gw-audit").await;
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["chains"][0]["records"], 6, "{v}");
+
+    // A superuser can switch the triggers off; the chain still shows it.
+    let part: String = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'audit_records'::regclass LIMIT 1",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query(&format!("ALTER TABLE {part} DISABLE TRIGGER ALL")).execute(&mut conn).await.unwrap();
+    sqlx::query(&format!("UPDATE {part} SET body = replace(body, '\"status\":200', '\"status\":201') WHERE seq = 2"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (_, v) = cp.admin().get("/v1/audit/verify").await;
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["chains"][0]["broken_at"], 2, "{v}");
+    assert!(v["chains"][0]["reason"].as_str().unwrap().contains("altered"), "{v}");
+}

@@ -3,6 +3,7 @@
 //! itself in the admin history in the same transaction.
 
 mod access;
+mod audit;
 mod fleet;
 mod packs;
 
@@ -52,6 +53,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/operators/{name}", patch(access::update_operator))
         .route("/v1/gateways", get(fleet::gateways))
         .route("/v1/history", get(history))
+        .route("/v1/audit", get(audit::query))
+        .route("/v1/audit/verify", get(audit::verify))
         .fallback(|| async { ApiError::NotFound("no such endpoint; see /openapi.yaml".into()) })
         .with_state(state)
 }

@@ -8,7 +8,9 @@
 //! With `immutable: true` records form a hash chain ([`chain`]); `sluice-gateway
 //! audit verify` walks it ([`verify`]).
 
-pub mod chain;
+/// The hash chain, shared with the control plane (which chains what it ingests the same way).
+pub use sluice_proto::audit_chain as chain;
+mod ship;
 mod sink;
 pub mod verify;
 
@@ -23,8 +25,9 @@ use tokio::sync::mpsc;
 use crate::error::ApiError;
 use crate::openai::Usage;
 use crate::policies::{Decision, Outcome};
+use crate::runtime::ControlPlaneLink;
 
-pub use sink::Sink;
+pub use sink::{Sink, drain_all};
 
 /// What the audit record says about one request.
 #[derive(Debug, Clone, Serialize, Default)]
@@ -74,11 +77,15 @@ impl Slot {
 }
 
 impl Auditor {
-    pub fn new(cfg: &Config) -> std::io::Result<Auditor> {
-        if cfg.destination == AuditDestination::Api {
-            tracing::warn!(path = %cfg.path, "audit-logger destination 'api': no control plane is connected in standalone mode; records are kept in the on-disk spool at this path until one is");
-        }
+    /// `link`: where `destination: api` ships to (control-plane mode).
+    pub fn new(cfg: &Config, link: Option<&ControlPlaneLink>) -> std::io::Result<Auditor> {
         let sink = Sink::open(cfg)?;
+        if cfg.destination == AuditDestination::Api {
+            match link {
+                Some(link) => ship::ensure(std::fs::canonicalize(&cfg.path)?, link.clone()),
+                None => tracing::warn!(path = %cfg.path, "audit-logger destination 'api': no control plane is connected in standalone mode; records are kept in the on-disk spool at this path until one is"),
+            }
+        }
         Ok(Auditor {
             cfg: cfg.clone(),
             tx: sink.sender(),
@@ -121,6 +128,7 @@ impl Auditor {
         }
         match serde_json::to_value(&record) {
             Ok(v) => {
+                self.sink.queued.fetch_add(1, Ordering::SeqCst);
                 permit.send(v);
             }
             Err(e) => tracing::error!(error = %e, "audit record could not be encoded"),

@@ -9,10 +9,11 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sluice_proto::pack::policies::AuditLogger as Config;
+use sluice_proto::pack::policies::{AuditDestination, AuditLogger as Config};
 use tokio::sync::mpsc;
 
 use super::Counter;
@@ -32,6 +33,10 @@ pub struct Sink {
     tx: mpsc::Sender<Value>,
     settings: Arc<Mutex<Settings>>,
     pub(super) dropped: Counter,
+    /// Records handed to the writer, and records it has written: equal
+    /// when nothing is pending (what a graceful shutdown waits for).
+    pub(super) queued: Counter,
+    written: Arc<Counter>,
 }
 
 fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<Sink>>> {
@@ -47,7 +52,12 @@ impl Sink {
         let dir = fs::canonicalize(&cfg.path)?;
         let settings = Settings {
             immutable: cfg.immutable,
-            retention_days: cfg.retention_days,
+            // With destination api the directory is a spool that the shipper
+            // drains; retention applies where the records end up.
+            retention_days: match cfg.destination {
+                AuditDestination::Api => None,
+                AuditDestination::File => cfg.retention_days,
+            },
             max_disk_bytes: cfg.max_disk_bytes,
         };
         let mut reg = registry().lock().unwrap_or_else(|e| e.into_inner());
@@ -58,7 +68,9 @@ impl Sink {
         let head = recover(&dir)?;
         let (tx, rx) = mpsc::channel(cfg.queue_capacity);
         let shared = Arc::new(Mutex::new(settings));
+        let written = Arc::new(Counter::new(0));
         let writer = Writer {
+            written: written.clone(),
             dir: dir.clone(),
             settings: shared.clone(),
             head,
@@ -73,6 +85,8 @@ impl Sink {
             tx,
             settings: shared,
             dropped: Counter::new(0),
+            queued: Counter::new(0),
+            written,
         });
         reg.insert(dir, Arc::downgrade(&sink));
         Ok(sink)
@@ -81,12 +95,42 @@ impl Sink {
     pub fn sender(&self) -> mpsc::Sender<Value> {
         self.tx.clone()
     }
+
+    /// Waits until every record queued so far is written, or `timeout`.
+    /// Returns whether everything was written.
+    fn drain(&self, timeout: Duration) -> bool {
+        let target = self.queued.load(Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + timeout;
+        while self.written.load(Ordering::SeqCst) < target {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+}
+
+/// At graceful shutdown: waits (up to `timeout` in all) until every open
+/// sink has written what it was given, so a restart loses no record.
+pub fn drain_all(timeout: Duration) -> bool {
+    let sinks: Vec<Arc<Sink>> = registry()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .filter_map(Weak::upgrade)
+        .collect();
+    let deadline = std::time::Instant::now() + timeout;
+    sinks
+        .iter()
+        .all(|s| s.drain(deadline.saturating_duration_since(std::time::Instant::now())))
 }
 
 /// The last link written: `(seq, hash)`.
 type Head = (u64, String);
 
 struct Writer {
+    written: Arc<Counter>,
     dir: PathBuf,
     settings: Arc<Mutex<Settings>>,
     head: Head,
@@ -111,7 +155,10 @@ impl Writer {
             let mut delay = Duration::from_millis(100);
             loop {
                 match self.write(&batch) {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        self.written.fetch_add(batch.len() as u64, Ordering::SeqCst);
+                        break;
+                    }
                     Err(e) => {
                         tracing::error!(dir = %self.dir.display(), error = %e, "audit write failed; retrying");
                         std::thread::sleep(delay);
@@ -152,6 +199,12 @@ impl Writer {
             }
             chain::canonical(&Value::Object(record), &mut out);
             out.push(b'\n');
+        }
+        if let Some(max) = settings.max_disk_bytes
+            && self.disk_bytes + out.len() as u64 > max
+        {
+            // Files may have been removed since (shipped spool days).
+            self.disk_bytes = disk_usage(&self.dir)?;
         }
         if let Some(max) = settings.max_disk_bytes
             && self.disk_bytes + out.len() as u64 > max

@@ -1,4 +1,4 @@
-//! The hash chain: each record holds `seq`, the SHA-256 of the previous
+//! The audit hash chain: each record holds `seq`, the SHA-256 of the previous
 //! record (`prev_hash`) and its own `hash`, computed over the record's
 //! canonical bytes (JSON with keys sorted at every level, no whitespace,
 //! the `hash` field left out). Changing, removing or reordering any record

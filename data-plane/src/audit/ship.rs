@@ -1,0 +1,186 @@
+//! `destination: api`: ships the audit directory's records to the control
+//! plane (`AuditService.Ingest`). The directory is the spool — the writer
+//! appends as always, bounded by `max_disk_bytes` — and this task reads it
+//! in order, sends batches, and only after the control plane has committed
+//! a batch advances a cursor file (`ship-cursor.json`, replaced atomically)
+//! and deletes days fully shipped. A crash or an unreachable control plane
+//! means a resend, never a loss; the control plane ignores resent records.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sluice_proto::wire::AuditBatch;
+use sluice_proto::wire::audit_service_client::AuditServiceClient;
+use tonic::transport::Channel;
+
+use super::sink;
+use crate::runtime::ControlPlaneLink;
+
+const CURSOR: &str = "ship-cursor.json";
+const BATCH_RECORDS: usize = 256;
+const BATCH_BYTES: usize = 1 << 20;
+
+/// Starts the shipper for `dir` unless one runs already (one per directory,
+/// however many config versions use it).
+pub fn ensure(dir: PathBuf, link: ControlPlaneLink) {
+    static RUNNING: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
+    let mut running = RUNNING
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if !running.insert(dir.clone()) {
+        return;
+    }
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn(run(dir, link));
+        }
+        Err(_) => {
+            running.remove(&dir);
+            tracing::error!(dir = %dir.display(), "no async runtime to ship audit records from");
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+struct Cursor {
+    /// The file being shipped and how many of its bytes are acknowledged.
+    file: String,
+    offset: u64,
+}
+
+async fn run(dir: PathBuf, link: ControlPlaneLink) {
+    let mut client = None;
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match ship_once(&dir, &link, &mut client).await {
+            Ok(true) => delay = Duration::from_millis(200),
+            Ok(false) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), "audit records not shipped yet (kept on disk): {e}");
+                client = None;
+                let pause = rand::rng().random_range(delay / 2..=delay);
+                tokio::time::sleep(pause).await;
+                delay = (delay * 2).min(Duration::from_secs(15));
+            }
+        }
+    }
+}
+
+/// Ships one batch if there is one. Ok(true): progress was made.
+async fn ship_once(
+    dir: &Path,
+    link: &ControlPlaneLink,
+    client: &mut Option<AuditServiceClient<Channel>>,
+) -> Result<bool, String> {
+    let files = sink::files(dir).map_err(|e| format!("listing {}: {e}", dir.display()))?;
+    let cursor = read_cursor(dir);
+    let name = |p: &PathBuf| p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+    // Files before the cursor's are fully shipped; a cursor whose file is
+    // gone (shipped and deleted) points before the next one.
+    let Some((i, path)) = files.iter().enumerate().find(|(_, p)| name(p) >= cursor.file) else {
+        return Ok(false);
+    };
+    let offset = if name(path) == cursor.file { cursor.offset } else { 0 };
+    let (records, consumed) = read_batch(path, offset).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    if records.is_empty() {
+        if i + 1 < files.len() {
+            // A newer day exists, so the writer is done with this file.
+            std::fs::remove_file(path).map_err(|e| format!("removing {}: {e}", path.display()))?;
+            write_cursor(dir, &Cursor { file: name(&files[i + 1]), offset: 0 })
+                .map_err(|e| format!("writing the cursor: {e}"))?;
+            return Ok(true);
+        }
+        return Ok(false);
+    }
+    if client.is_none() {
+        let channel = tonic::transport::Endpoint::from_shared(link.url.clone())
+            .map_err(|e| format!("invalid control-plane URL: {e}"))?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .connect()
+            .await
+            .map_err(|e| format!("cannot connect to the control plane: {e}"))?;
+        *client = Some(AuditServiceClient::new(channel));
+    }
+    let n = records.len();
+    let ack = client
+        .as_mut()
+        .expect("connected above")
+        .ingest(AuditBatch {
+            gateway_id: link.gateway_id.clone(),
+            records,
+        })
+        .await
+        .map_err(|s| format!("control plane refused the batch: {}", s.message()))?
+        .into_inner();
+    write_cursor(dir, &Cursor { file: name(path), offset: offset + consumed })
+        .map_err(|e| format!("writing the cursor: {e}"))?;
+    tracing::debug!(records = n, stored = ack.stored, duplicates = ack.duplicates, "audit batch shipped");
+    Ok(true)
+}
+
+/// Up to a batch of whole lines from `offset`; a line still being written
+/// (no newline yet) is left for next time.
+fn read_batch(path: &Path, offset: u64) -> std::io::Result<(Vec<String>, u64)> {
+    let mut f = std::fs::File::open(path)?;
+    f.seek(SeekFrom::Start(offset))?;
+    let mut reader = BufReader::new(f);
+    let (mut records, mut consumed, mut bytes) = (Vec::new(), 0u64, 0usize);
+    let mut line = String::new();
+    while records.len() < BATCH_RECORDS && bytes < BATCH_BYTES {
+        line.clear();
+        let n = reader.read_line(&mut line)?;
+        if n == 0 || !line.ends_with('\n') {
+            break;
+        }
+        consumed += n as u64;
+        bytes += n;
+        let text = line.trim_end();
+        if !text.is_empty() {
+            records.push(text.to_string());
+        }
+    }
+    Ok((records, consumed))
+}
+
+fn read_cursor(dir: &Path) -> Cursor {
+    std::fs::read(dir.join(CURSOR))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn write_cursor(dir: &Path, cursor: &Cursor) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{CURSOR}.tmp"));
+    std::fs::write(&tmp, serde_json::to_vec(cursor)?)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, dir.join(CURSOR))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_stop_at_a_line_still_being_written() {
+        let dir = std::env::temp_dir().join(format!("sluice-ship-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("audit-2026-11-24.jsonl");
+        std::fs::write(&f, "{\"a\":1}\n{\"b\":2}\n{\"c\":").unwrap();
+        let (records, consumed) = read_batch(&f, 0).unwrap();
+        assert_eq!(records, vec!["{\"a\":1}", "{\"b\":2}"]);
+        assert_eq!(consumed, 16);
+        let (rest, n) = read_batch(&f, consumed).unwrap();
+        assert!(rest.is_empty() && n == 0);
+        let c = Cursor { file: "audit-2026-11-24.jsonl".into(), offset: consumed };
+        write_cursor(&dir, &c).unwrap();
+        assert_eq!(read_cursor(&dir), c);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

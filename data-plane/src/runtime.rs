@@ -395,6 +395,40 @@ mod tests {
     const TARGETS: &str = "providers:\n  targets:\n    - id: small\n      provider: openai:org/small\n      base_url: http://up.test/v1\n    - id: big\n      provider: openai:org/big\n      base_url: http://up.test\n    - id: emb\n      provider: huggingface\n      model: org/emb\n      secret_key_ref: {env: SLUICE_TEST_UNSET_VAR}\n";
 
     #[test]
+    fn pushed_keys_expire_and_an_empty_managed_key_set_admits_nobody() {
+        let mut pack = sluice_proto::pack::load(TARGETS).unwrap().pack;
+        let key = |id: &str, secret: &str, expires_at| sluice_proto::pack::ClientKey {
+            id: id.into(),
+            role: "r".into(),
+            secret: KeySecret::Sha256(sha256_hex(secret.as_bytes())),
+            expires_at,
+        };
+        pack.clients.keys = vec![
+            key("old", "sk-old", Some(unix_now() - 1)),
+            key("new", "sk-new", Some(unix_now() + 3600)),
+        ];
+        let settings = Settings {
+            hf_inference_url: "http://hf.test/".into(),
+            control_plane: None,
+        };
+        let rt = Runtime::build(pack.clone(), &settings, 1).unwrap();
+        let bearer = |k: &str| {
+            let mut h = axum::http::HeaderMap::new();
+            h.insert("authorization", format!("Bearer {k}").parse().unwrap());
+            h
+        };
+        let e = rt.identify(&bearer("sk-old")).unwrap_err();
+        assert!(e.to_string().contains("'old' has expired"), "{e}");
+        assert_eq!(rt.identify(&bearer("sk-new")).unwrap().key_id.as_deref(), Some("new"));
+
+        pack.clients.keys.clear();
+        pack.clients.require_key = true;
+        let locked = Runtime::build(pack, &settings, 2).unwrap();
+        assert!(locked.identify(&bearer("sk-new")).is_err());
+        assert!(locked.identify(&axum::http::HeaderMap::new()).is_err());
+    }
+
+    #[test]
     fn urls_follow_the_documented_rules() {
         let rt = runtime(TARGETS);
         assert_eq!(

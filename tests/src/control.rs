@@ -83,8 +83,29 @@ impl ControlPlane {
         Self::start_on(db, free_port(), free_port())
     }
 
+    /// Starts `n` replicas on one database at the same moment (they race
+    /// to migrate it).
+    pub fn start_replicas(db: &Database, n: usize) -> Vec<ControlPlane> {
+        let spawned: Vec<ControlPlane> = (0..n)
+            .map(|_| Self::spawn(db, free_port(), free_port()))
+            .collect();
+        spawned.into_iter().map(Self::ready).collect()
+    }
+
     /// Starts on given ports (a restart keeps the gateways' URL valid).
     pub fn start_on(db: &Database, http_port: u16, grpc_port: u16) -> ControlPlane {
+        Self::ready(Self::spawn(db, http_port, grpc_port))
+    }
+
+    fn ready(mut cp: ControlPlane) -> ControlPlane {
+        let port = cp.http_port;
+        cp.process
+            .wait_listening(port)
+            .unwrap_or_else(|(code, logs)| panic!("control plane exited ({code:?}):\n{logs}"));
+        cp
+    }
+
+    fn spawn(db: &Database, http_port: u16, grpc_port: u16) -> ControlPlane {
         let mut cmd = Command::new(binary("sluice-control-plane"));
         cmd.arg("run")
             .arg("--database-url")
@@ -95,12 +116,8 @@ impl ControlPlane {
             .arg(format!("127.0.0.1:{grpc_port}"))
             .env("SLUICE_BOOTSTRAP_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", "info");
-        let mut process = Process::spawn(cmd);
-        process
-            .wait_listening(http_port)
-            .unwrap_or_else(|(code, logs)| panic!("control plane exited ({code:?}):\n{logs}"));
         ControlPlane {
-            process,
+            process: Process::spawn(cmd),
             http_port,
             grpc_port,
         }

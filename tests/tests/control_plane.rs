@@ -121,6 +121,20 @@ async fn a_pack_created_through_the_api_reaches_the_gateway_and_its_traffic() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(chat(&gw, "org/m1", Some(&secret2)).await.0, 404);
+    let api = cp.admin();
+    let (_, latest) = api.get("/v1/packs/team-pack").await;
+    assert_eq!(latest["version"], 2);
+    assert!(latest["body"].as_str().unwrap().contains("org/m2"));
+    assert_eq!(latest["parsed"]["providers"]["targets"][0]["provider"], "openai:org/m2");
+    let (_, versions) = api.get("/v1/packs/team-pack/versions").await;
+    assert_eq!(versions["data"].as_array().unwrap().len(), 2, "{versions}");
+    // Sending the latest body again creates nothing.
+    let (status, same) = api.post_yaml("/v1/packs/team-pack/versions", &pack("second", "m2", &up, "")).await;
+    assert_eq!((status, &same["created"], &same["version"]), (200, &json!(false), &json!(2)));
+    let (_, targets) = api.get("/v1/targets").await;
+    assert_eq!(targets["data"][0]["provider"], "openai:org/m2", "{targets}");
+    let (_, deployments) = api.get("/v1/deployments").await;
+    assert_eq!(deployments["data"][0]["selector"], "env=test", "{deployments}");
     let (status, diff) = cp.admin().get("/v1/packs/team-pack/diff?from=1&to=2").await;
     assert_eq!(status, 200);
     let d = diff["diff"].as_str().unwrap();
@@ -377,4 +391,27 @@ async fn audit_records_reach_the_control_plane_once_across_outages_and_restarts(
     assert_eq!(v["ok"], false, "{v}");
     assert_eq!(v["chains"][0]["broken_at"], 2, "{v}");
     assert!(v["chains"][0]["reason"].as_str().unwrap().contains("altered"), "{v}");
+}
+
+#[tokio::test]
+async fn replicas_start_together_and_serve_one_fleet_consistently() {
+    let db = Database::create().await;
+    // Three replicas race to migrate and bootstrap the same fresh database.
+    let replicas = ControlPlane::start_replicas(&db, 3);
+    let up = Upstream::start().await;
+    let (c1, c2) = (TempDir::new(), TempDir::new());
+    let gw1 = Gateway::start_managed(&replicas[1].grpc_url(), "gw-r1", "env=test", c1.path(), GatewayOptions::default());
+    let gw2 = Gateway::start_managed(&replicas[2].grpc_url(), "gw-r2", "env=test", c2.path(), GatewayOptions::default());
+    let (_, operators) = replicas[0].admin().get("/v1/operators").await;
+    assert_eq!(operators["data"].as_array().unwrap().len(), 1, "one bootstrap admin: {operators}");
+
+    // A write through replica 0 reaches gateways streaming from 1 and 2.
+    publish(&replicas[0], &pack("r", "m1", &up, ""), true).await;
+    applied(&replicas[0], "gw-r1", "team-pack@1").await;
+    applied(&replicas[2], "gw-r2", "team-pack@1").await;
+    publish(&replicas[1], &pack("r2", "m2", &up, ""), false).await;
+    for (gw, id) in [(&gw1, "gw-r1"), (&gw2, "gw-r2")] {
+        applied(&replicas[0], id, "team-pack@2").await;
+        assert_eq!(chat(gw, "org/m2", None).await.0, 200);
+    }
 }

@@ -1,0 +1,160 @@
+//! The Kubernetes manifests against the schemas and against the binaries:
+//! every manifest validates offline (`kubernetes-validate --strict`, from
+//! the test virtualenv), and every container's arguments, environment
+//! variables, ports and probe paths are ones the binary actually accepts
+//! and serves.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use sluice_e2e::control::{ControlPlane, Database};
+use sluice_e2e::{Gateway, GatewayOptions, binary};
+
+const K8S: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/k8s");
+
+fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            yaml_files(&p, out);
+        } else if p.extension().and_then(|e| e.to_str()) == Some("yaml") {
+            out.push(p);
+        }
+    }
+    out.sort();
+}
+
+/// Every document of every manifest, as JSON, with its file.
+fn documents() -> Vec<(PathBuf, Value)> {
+    let mut files = Vec::new();
+    yaml_files(Path::new(K8S), &mut files);
+    let mut docs = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for doc in text.split("\n---\n") {
+            let node = sluice_proto::pack::yaml::parse(doc)
+                .unwrap_or_else(|e| panic!("{}: {e:?}", f.display()));
+            docs.push((f.clone(), node.to_json()));
+        }
+    }
+    docs
+}
+
+#[test]
+fn manifests_validate_against_the_kubernetes_schemas() {
+    let python = std::env::var("SLUICE_PYTHON").unwrap_or_else(|_| {
+        panic!("SLUICE_PYTHON is not set: run the tests through ./scripts/test, which creates the virtualenv with kubernetes-validate")
+    });
+    let validate = Path::new(&python).with_file_name("kubernetes-validate");
+    let mut files = Vec::new();
+    yaml_files(Path::new(K8S), &mut files);
+    let out = Command::new(&validate)
+        .arg("--strict")
+        .arg("--kubernetes-version")
+        .arg("1.31.0")
+        .args(&files)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", validate.display()));
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && !report.contains("ERROR"), "{report}");
+    // Only kustomizations and the CloudNativePG CRD have no bundled schema.
+    for line in report.lines().filter(|l| l.contains("Couldn't find schema")) {
+        assert!(line.contains("kind Kustomization") || line.contains("kind Cluster with api version postgresql.cnpg.io"), "{line}");
+    }
+    let passed = report.lines().filter(|l| l.contains(" passed for resource ")).count();
+    assert!(passed >= 12, "{report}");
+
+    // Every kustomization lists files that exist.
+    for (file, doc) in documents().iter().filter(|(_, d)| d["kind"] == "Kustomization") {
+        for r in doc["resources"].as_array().unwrap() {
+            let p = file.parent().unwrap().join(r.as_str().unwrap());
+            assert!(p.exists(), "{}: resource {} does not exist", file.display(), p.display());
+        }
+    }
+}
+
+/// (binary, container) for every workload container of ours.
+fn containers() -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for (_, doc) in documents() {
+        if !matches!(doc["kind"].as_str(), Some("Deployment" | "Job" | "StatefulSet")) {
+            continue;
+        }
+        for c in doc["spec"]["template"]["spec"]["containers"].as_array().unwrap() {
+            out.push((c["image"].as_str().unwrap().to_string(), c.clone()));
+        }
+    }
+    out
+}
+
+fn env_value(c: &Value, name: &str) -> Option<String> {
+    c["env"].as_array()?.iter().find(|e| e["name"] == name)?["value"].as_str().map(str::to_string)
+}
+
+#[test]
+fn containers_use_only_flags_and_variables_the_binaries_accept() {
+    let containers = containers();
+    assert!(containers.len() >= 3);
+    // Provider tokens are named by the packs (secret_key_ref.env), not by the binaries.
+    let pack = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/examples/policy-config.yaml")).unwrap();
+    for (image, c) in containers {
+        let args: Vec<&str> = c["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+        let out = Command::new(binary(&image)).arg(args[0]).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{image} {}: {}", args[0], String::from_utf8_lossy(&out.stderr));
+        let help = String::from_utf8_lossy(&out.stdout).to_string();
+        for flag in args[1..].iter().filter(|a| a.starts_with("--")) {
+            let name = flag.split('=').next().unwrap();
+            assert!(help.contains(name), "{image} {} does not accept {name}", args[0]);
+        }
+        for e in c["env"].as_array().into_iter().flatten() {
+            let name = e["name"].as_str().unwrap();
+            let known = help.contains(&format!("[env: {name}")) || name == "RUST_LOG" || pack.contains(&format!("env: {name}"));
+            assert!(known, "{image}: environment variable {name} is read by nothing");
+        }
+        // Declared ports are the ones the listen settings bind.
+        for p in c["ports"].as_array().into_iter().flatten() {
+            let port = p["containerPort"].as_i64().unwrap().to_string();
+            let bound = ["SLUICE_LISTEN", "SLUICE_HTTP_LISTEN", "SLUICE_GRPC_LISTEN"]
+                .iter()
+                .filter_map(|k| env_value(&c, k))
+                .any(|v| v.ends_with(&format!(":{port}")));
+            assert!(bound, "{image}: containerPort {port} is not bound by any *_LISTEN setting");
+        }
+    }
+}
+
+fn probe_paths(image: &str) -> Vec<String> {
+    containers()
+        .into_iter()
+        .filter(|(i, _)| i == image)
+        .flat_map(|(_, c)| {
+            ["readinessProbe", "livenessProbe"]
+                .iter()
+                .filter_map(|p| c[*p]["httpGet"]["path"].as_str().map(str::to_string))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn probe_paths_are_served_by_the_binaries() {
+    let gateway_paths = probe_paths("sluice-gateway");
+    assert!(gateway_paths.contains(&"/readyz".to_string()) && gateway_paths.contains(&"/healthz".to_string()));
+    let gw = Gateway::start_with(
+        "providers:\n  targets:\n    - id: t\n      provider: openai:m\n      base_url: http://127.0.0.1:9/v1\n",
+        GatewayOptions::default(),
+    );
+    for path in &gateway_paths {
+        let status = reqwest::get(gw.url(path)).await.unwrap().status();
+        assert_eq!(status, 200, "gateway {path}");
+    }
+    let db = Database::create().await;
+    let cp = ControlPlane::start(&db);
+    let cp_paths = probe_paths("sluice-control-plane");
+    assert!(!cp_paths.is_empty());
+    for path in &cp_paths {
+        let url = format!("http://127.0.0.1:{}{path}", cp.http_port);
+        assert_eq!(reqwest::get(url).await.unwrap().status(), 200, "control plane {path}");
+    }
+}

@@ -99,10 +99,19 @@ impl AuditService for Ingest {
             .enumerate()
             .map(|(i, r)| parse(i, r))
             .collect::<Result<Vec<_>, _>>()?;
+        let count = |result, n: u32| {
+            crate::metrics::get()
+                .audit_records
+                .get_or_create(&crate::metrics::ResultLabels { result })
+                .inc_by(u64::from(n));
+        };
         let ack = store(&self.pool, &chain, records).await.map_err(|e| {
             tracing::error!(gateway_id = %chain, error = %e, "audit batch not stored");
+            count("refused", batch.records.len() as u32);
             Status::unavailable("the audit batch could not be stored; resend it")
         })?;
+        count("stored", ack.stored);
+        count("duplicate", ack.duplicates);
         Ok(Response::new(ack))
     }
 }

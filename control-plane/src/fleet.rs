@@ -159,6 +159,7 @@ pub async fn watch_state(
             match load(&pool).await {
                 Ok(state) if state.digest != tx.borrow().digest => {
                     tracing::info!(deployments = state.deployments.len(), "fleet config changed");
+                    crate::metrics::get().config_reloads.inc();
                     if tx.send(Arc::new(state)).is_err() {
                         return;
                     }

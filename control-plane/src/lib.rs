@@ -10,7 +10,8 @@
 //! - [`push`]: the gRPC config stream to gateways, with ACK/NACK recording.
 //! - [`audit`]: audit ingestion from gateways (gRPC), retention by day
 //!   partition, chain verification.
-//! - [`error`]: the API's one error type.
+//! - [`error`]: the API's one error type; [`metrics`]: Prometheus text at
+//!   `/metrics`.
 //!
 //! [`run`] takes pre-bound listeners so tests can use free ports.
 
@@ -20,6 +21,7 @@ pub mod auth;
 pub mod db;
 pub mod error;
 pub mod fleet;
+pub mod metrics;
 pub mod push;
 
 use std::future::Future;

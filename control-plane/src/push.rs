@@ -61,6 +61,7 @@ impl ConfigService for ConfigPush {
             tracing::warn!(gateway_id = %id, error = %e, "cannot record the gateway in fleet status");
         }
         tracing::info!(gateway_id = %id, ?labels, "gateway connected");
+        crate::metrics::get().gateways_connected.inc();
         let (tx, rx) = mpsc::channel(4);
         let stream = GatewayStream {
             pool: self.pool.clone(),
@@ -126,6 +127,7 @@ impl GatewayStream {
         if let Err(e) = r {
             tracing::warn!(gateway_id = %self.id, error = %e, "cannot record the disconnect");
         }
+        crate::metrics::get().gateways_connected.dec();
         tracing::info!(gateway_id = %self.id, "gateway disconnected");
     }
 
@@ -161,12 +163,16 @@ impl GatewayStream {
                 })
             }
         };
+        if matches!(msg, control_message::Msg::Snapshot(_)) {
+            crate::metrics::get().snapshots_sent.inc();
+        }
         tx.send(Ok(ControlMessage { msg: Some(msg) })).await.is_ok()
     }
 
     async fn record(&mut self, msg: gateway_message::Msg) {
         let r = match msg {
             gateway_message::Msg::Ack(a) => {
+                result("ack");
                 tracing::info!(gateway_id = %self.id, version = %a.version, "gateway ACKed");
                 self.applied_sha256 = a.sha256.clone();
                 sqlx::query(
@@ -180,6 +186,7 @@ impl GatewayStream {
                 .await
             }
             gateway_message::Msg::Nack(n) => {
+                result("nack");
                 tracing::warn!(gateway_id = %self.id, version = %n.version, error = %n.error, "gateway NACKed a snapshot");
                 sqlx::query(
                     "UPDATE gateways SET last_result = 'nack', last_error = $2, last_nack_at = now(),
@@ -204,6 +211,13 @@ impl GatewayStream {
             .execute(&self.pool)
             .await;
     }
+}
+
+fn result(result: &'static str) {
+    crate::metrics::get()
+        .snapshot_results
+        .get_or_create(&crate::metrics::ResultLabels { result })
+        .inc();
 }
 
 async fn register(

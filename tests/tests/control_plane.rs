@@ -160,6 +160,12 @@ async fn a_pack_created_through_the_api_reaches_the_gateway_and_its_traffic() {
     }
     assert!(!history.to_string().contains(&secret) && !history.to_string().contains(&secret2));
     assert!(!cp.process.logs().contains(&secret) && !gw.logs().contains(&secret));
+
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", cp.http_port)).await.unwrap().text().await.unwrap();
+    for line in ["sluice_cp_gateways_connected 1", "sluice_cp_snapshot_results_total{result=\"ack\"}", "sluice_cp_api_responses_total{method=\"POST\",status=\"201\"}"] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+    assert!(!metrics.contains("gw-1") && !metrics.contains(&secret));
 }
 
 #[tokio::test]

@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/openapi.yaml", get(openapi))
+        .route("/metrics", get(metrics))
         .route("/v1/packs", get(packs::list).post(packs::create))
         .route("/v1/packs/{name}", get(packs::get))
         .route(
@@ -56,7 +57,38 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit", get(audit::query))
         .route("/v1/audit/verify", get(audit::verify))
         .fallback(|| async { ApiError::NotFound("no such endpoint; see /openapi.yaml".into()) })
+        .layer(axum::middleware::from_fn(count_responses))
         .with_state(state)
+}
+
+async fn count_responses(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    // Extension methods would grow the series: count them as "other".
+    let method = match *req.method() {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::PATCH => "PATCH",
+        axum::http::Method::PUT => "PUT",
+        axum::http::Method::DELETE => "DELETE",
+        axum::http::Method::HEAD => "HEAD",
+        _ => "other",
+    };
+    let resp = next.run(req).await;
+    crate::metrics::get()
+        .api_responses
+        .get_or_create(&crate::metrics::ApiLabels {
+            method,
+            status: resp.status().as_u16(),
+        })
+        .inc();
+    resp
+}
+
+async fn metrics() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        crate::metrics::get().encode(),
+    )
+        .into_response()
 }
 
 async fn openapi() -> Response {

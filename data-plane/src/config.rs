@@ -123,12 +123,16 @@ pub fn watch(path: PathBuf, store: Arc<ConfigStore>) -> notify::Result<WatchGuar
             match load_file(&path) {
                 Ok(pack) if pack.sha256 == last_sha => {}
                 Ok(pack) => {
-                    last_sha = pack.sha256.clone();
+                    let sha = pack.sha256.clone();
                     tracing::info!(file = %path.display(), "pack file changed; applying");
-                    if let Err(e) = store.publish(pack) {
-                        tracing::error!(
+                    match store.publish(pack) {
+                        // Remembered only on success: a pack that failed to
+                        // compile (say, its audit directory was missing) is
+                        // retried when the file is touched again.
+                        Ok(()) => last_sha = sha,
+                        Err(e) => tracing::error!(
                             "pack change REFUSED, the previous config keeps serving: {e}"
-                        );
+                        ),
                     }
                 }
                 Err(LoadError::Read { source, .. })

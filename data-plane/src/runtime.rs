@@ -31,8 +31,9 @@ pub struct ControlPlaneLink {
 
 pub const DEFAULT_HF_INFERENCE_URL: &str = "https://api-inference.huggingface.co";
 
-/// A credential read from the environment. Its `Debug` and `Display` never
-/// show the value, so it cannot leak through a log line or an error.
+/// A credential read from the environment. It has no `Display` and its
+/// `Debug` never shows the value, so it cannot leak through a log line or
+/// an error; `expose` is the one way to read it.
 #[derive(Clone)]
 pub struct Secret(String);
 

@@ -179,7 +179,10 @@ pub fn load(text: &str) -> Result<Loaded, ConfigErrors> {
         },
         None => Vec::new(),
     };
-    let ids: Vec<&str> = targets.iter().map(|t| t.id.as_str()).collect();
+    let ids: Vec<(&str, bool)> = targets
+        .iter()
+        .map(|t| (t.id.as_str(), t.serves_chat()))
+        .collect();
     let chain = match r.get("policies") {
         Some(n) => policies::validate_policies(&mut d, n, "policies", &ids),
         None => Vec::new(),

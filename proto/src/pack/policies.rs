@@ -170,7 +170,7 @@ pub fn validate_policies(
     d: &mut Diagnostics,
     node: &Node,
     path: &str,
-    target_ids: &[&str],
+    targets: &[(&str, bool)],
 ) -> Vec<Policy> {
     let Some(mut r) = MapReader::new(d, node, path) else {
         return Vec::new();
@@ -252,7 +252,7 @@ pub fn validate_policies(
             Some(n) if n.value != Value::Null => n,
             _ => &empty,
         };
-        if let Some(p) = validate_policy(d, name, cnode, &cpath, target_ids) {
+        if let Some(p) = validate_policy(d, name, cnode, &cpath, targets) {
             policies.push(p);
         }
     }
@@ -264,7 +264,7 @@ fn validate_policy(
     name: &str,
     node: &Node,
     path: &str,
-    target_ids: &[&str],
+    targets: &[(&str, bool)],
 ) -> Option<Policy> {
     let mut r = MapReader::new(d, node, path)?;
     let policy = match name {
@@ -368,7 +368,7 @@ fn validate_policy(
                     .or(spool_default),
             })
         }
-        "router" => Policy::Router(validate_router(d, &mut r, target_ids)?),
+        "router" => Policy::Router(validate_router(d, &mut r, targets)?),
         _ => unreachable!("chain names are checked against POLICY_NAMES first"),
     };
     r.finish(d);
@@ -378,7 +378,7 @@ fn validate_policy(
 fn validate_router(
     d: &mut Diagnostics,
     r: &mut MapReader<'_>,
-    target_ids: &[&str],
+    targets: &[(&str, bool)],
 ) -> Option<Router> {
     let rules_path = r.key_path("rules");
     let node = r.required(d, "rules")?;
@@ -421,16 +421,27 @@ fn validate_router(
         let Some((when_role, target, mark)) = rule else {
             continue;
         };
-        if !target_ids.contains(&target.as_str()) {
-            d.error(
-                &ipath.to_string(),
-                mark,
-                format!(
-                    "rule names unknown target '{target}'{}",
-                    did_you_mean(&target, target_ids.iter().copied())
-                ),
-            );
-            continue;
+        match targets.iter().find(|(id, _)| *id == target) {
+            None => {
+                d.error(
+                    &ipath.to_string(),
+                    mark,
+                    format!(
+                        "rule names unknown target '{target}'{}",
+                        did_you_mean(&target, targets.iter().map(|(id, _)| *id))
+                    ),
+                );
+                continue;
+            }
+            Some((_, false)) => {
+                d.error(
+                    &ipath.to_string(),
+                    mark,
+                    format!("target '{target}' serves embeddings only; the router picks chat targets"),
+                );
+                continue;
+            }
+            Some(_) => {}
         }
         if when_role.is_none() && rules.iter().any(|r: &RouteRule| r.when_role.is_none()) {
             d.error(&ipath, item.mark, "only one default rule is allowed");

@@ -232,3 +232,16 @@ fn json_packs_validate_like_yaml() {
     assert_eq!(pack.targets[0].model, "gpt");
     assert_eq!(pack.targets[0].family, Family::OpenAi);
 }
+
+#[test]
+fn router_rules_must_name_chat_targets() {
+    let text = format!(
+        "{BASE}    - id: emb\n      provider: huggingface\n      model: org/emb\n      secret_key_ref:\n        env: HF_API_TOKEN\npolicies:\n  chain: [router]\n  policy:\n    router:\n      rules:\n        - when_role: search\n          target: emb\n"
+    );
+    let errs = errors(&text);
+    let e = errs
+        .iter()
+        .find(|e| e.path == "policies.policy.router.rules[0]")
+        .expect("router error");
+    assert!(e.message.contains("embeddings only"), "{}", e.message);
+}

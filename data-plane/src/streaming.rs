@@ -157,6 +157,18 @@ impl State {
     }
 }
 
+/// The client went away mid-stream (axum drops the body): the request
+/// still gets its audit record and metrics, with status 499 ("client closed
+/// request"), and the upstream stream is dropped with it.
+impl Drop for State {
+    fn drop(&mut self) {
+        if self.ex.is_some() {
+            tracing::info!("client disconnected mid-stream");
+            self.end(499);
+        }
+    }
+}
+
 /// A chunk whose delta became empty (its text is held back) and that
 /// carries nothing else is not worth an event.
 fn is_empty_delta(chunk: &Value) -> bool {

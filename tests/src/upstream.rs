@@ -123,7 +123,9 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     }
     let broken = mode == "broken";
     if path.ends_with("/chat/completions") {
-        openai_chat(&body, broken, reply_pieces(&mode))
+        // `/slowstream/`: 300 ms between events, so a client can leave mid-stream.
+        let delay = Duration::from_millis(if mode == "slowstream" { 300 } else { 5 });
+        openai_chat(&body, broken, reply_pieces(&mode), delay)
     } else if path.ends_with("/embeddings") {
         openai_embeddings(&body)
     } else if path.ends_with("/generate_stream") {
@@ -144,7 +146,7 @@ fn last_user_text(body: &Value) -> String {
         .to_string()
 }
 
-fn sse_body(events: Vec<String>, break_at_end: bool) -> Response {
+fn sse_body(events: Vec<String>, break_at_end: bool, delay: Duration) -> Response {
     let mut items: Vec<Result<Bytes, std::io::Error>> = events
         .into_iter()
         .map(|e| Ok(Bytes::from(format!("data: {e}\n\n"))))
@@ -154,8 +156,8 @@ fn sse_body(events: Vec<String>, break_at_end: bool) -> Response {
         // the client sees the stream break, not a clean end.
         items.push(Err(std::io::Error::other("upstream crashed")));
     }
-    let stream = futures::stream::iter(items).then(|item| async move {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    let stream = futures::stream::iter(items).then(move |item| async move {
+        tokio::time::sleep(delay).await;
         item
     });
     Response::builder()
@@ -186,7 +188,7 @@ pub fn reply_pieces(mode: &str) -> Vec<&'static str> {
     }
 }
 
-fn openai_chat(body: &Value, broken: bool, pieces: Vec<&'static str>) -> Response {
+fn openai_chat(body: &Value, broken: bool, pieces: Vec<&'static str>, delay: Duration) -> Response {
     let model = body["model"].as_str().unwrap_or("").to_string();
     if body["stream"].as_bool() == Some(true) {
         let chunk = |delta: Value, finish: Value| {
@@ -199,7 +201,7 @@ fn openai_chat(body: &Value, broken: bool, pieces: Vec<&'static str>) -> Respons
             chunk(json!({"content": pieces[0]}), Value::Null),
         ];
         if broken {
-            return sse_body(events, true);
+            return sse_body(events, true, delay);
         }
         for p in &pieces[1..] {
             events.push(chunk(json!({"content": p}), Value::Null));
@@ -210,7 +212,7 @@ fn openai_chat(body: &Value, broken: bool, pieces: Vec<&'static str>) -> Respons
                                "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}).to_string());
         }
         events.push("[DONE]".to_string());
-        return sse_body(events, false);
+        return sse_body(events, false, delay);
     }
     axum::Json(json!({
         "id": "chatcmpl-up", "object": "chat.completion", "created": 1, "model": model,
@@ -247,14 +249,14 @@ fn tgi_stream(broken: bool) -> Response {
     let mut events = vec![token(1, "Hi", false), token(2, " there", false)];
     if broken {
         events.push(json!({"error": "CUDA out of memory", "error_type": "generation"}).to_string());
-        return sse_body(events, false);
+        return sse_body(events, false, Duration::from_millis(5));
     }
     events.push(
         json!({"index": 3, "token": {"id": 2, "text": "</s>", "logprob": -0.1, "special": true}, "generated_text": "Hi there",
                "details": {"finish_reason": "length", "generated_tokens": 3, "seed": null, "input_length": 9}})
         .to_string(),
     );
-    sse_body(events, false)
+    sse_body(events, false, Duration::from_millis(5))
 }
 
 fn feature_extraction(body: &Value, token_level: bool) -> Response {

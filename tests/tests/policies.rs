@@ -541,3 +541,31 @@ async fn the_api_destination_spools_to_disk_within_its_bound() {
     assert!(used <= 2048, "the spool grew past its bound: {used} bytes");
     assert!(used > 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_leaving_mid_stream_still_gets_an_audit_record() {
+    let up = Upstream::start().await;
+    let dir = sluice_e2e::tempdir::TempDir::new();
+    let audit = dir.path().join("audit");
+    let pack = format!(
+        "policies:\n  chain: [audit-logger]\n  policy:\n    audit-logger:\n      path: {}\n      include_response: true\nproviders:\n  targets:\n    - id: slow\n      provider: openai:org/slow\n      base_url: {}/v1\n",
+        audit.display(),
+        up.base("slowstream")
+    );
+    let gw = Gateway::start(&pack);
+    let mut resp = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&json!({"model": "slow", "stream": true, "messages": [{"role": "user", "content": "Tell me a story."}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // Read the first event, then hang up.
+    let first = resp.chunk().await.unwrap().expect("a first event");
+    assert!(String::from_utf8_lossy(&first).starts_with("data:"));
+    drop(resp);
+    let records = wait_records(&audit, 1).await;
+    assert_eq!(records[0]["status"], 499, "{records:?}");
+    assert_eq!(records[0]["stream"], true);
+    assert!(gw.wait_for_log("client disconnected mid-stream", Duration::from_secs(5)), "{}", gw.logs());
+}

@@ -86,7 +86,9 @@ impl AuditService for Ingest {
         let batch = request.into_inner();
         let chain = batch.gateway_id.trim().to_string();
         if chain.is_empty() || chain.len() > 128 {
-            return Err(Status::invalid_argument("gateway_id must be 1–128 characters"));
+            return Err(Status::invalid_argument(
+                "gateway_id must be 1–128 characters",
+            ));
         }
         if batch.records.len() > MAX_BATCH {
             return Err(Status::invalid_argument(format!(
@@ -116,7 +118,11 @@ impl AuditService for Ingest {
     }
 }
 
-async fn store(pool: &PgPool, chain: &str, records: Vec<Incoming>) -> Result<AuditAck, sqlx::Error> {
+async fn store(
+    pool: &PgPool,
+    chain: &str,
+    records: Vec<Incoming>,
+) -> Result<AuditAck, sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("INSERT INTO audit_chain_heads (chain) VALUES ($1) ON CONFLICT DO NOTHING")
         .bind(chain)
@@ -165,7 +171,9 @@ async fn insert(
     let record = Value::Object(r.record);
     let mut body = Vec::with_capacity(512);
     audit_chain::canonical(&record, &mut body);
-    let Value::Object(map) = &record else { unreachable!("built as an object") };
+    let Value::Object(map) = &record else {
+        unreachable!("built as an object")
+    };
     let inserted = sqlx::query(
         "INSERT INTO audit_records (day, request_id, chain, seq, time, key_id, role, target, model,
              status, outcome, prev_hash, hash, body, record)
@@ -206,10 +214,9 @@ pub async fn enforce_retention(pool: &PgPool, days: u32) -> Result<usize, sqlx::
     .await?;
     let mut dropped = 0;
     for part in parts {
-        let Some(day) = part
-            .strip_prefix("audit_records_")
-            .and_then(|d| time::Date::parse(d, time::macros::format_description!("[year][month][day]")).ok())
-        else {
+        let Some(day) = part.strip_prefix("audit_records_").and_then(|d| {
+            time::Date::parse(d, time::macros::format_description!("[year][month][day]")).ok()
+        }) else {
             continue;
         };
         if day >= cutoff {
@@ -224,7 +231,9 @@ pub async fn enforce_retention(pool: &PgPool, days: u32) -> Result<usize, sqlx::
         ))
         .execute(&mut *tx)
         .await?;
-        sqlx::query(&format!("DROP TABLE {part}")).execute(&mut *tx).await?;
+        sqlx::query(&format!("DROP TABLE {part}"))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         tracing::info!(partition = %part, "audit retention dropped a day");
         dropped += 1;
@@ -262,7 +271,13 @@ pub async fn verify(pool: &PgPool, only: Option<&str>) -> Result<Vec<ChainReport
                 .fetch_optional(pool)
                 .await?;
         let (mut seq, mut prev) = anchor.unwrap_or((0, GENESIS.to_string()));
-        let mut report = ChainReport { chain: chain.clone(), records: 0, ok: true, broken_at: None, reason: None };
+        let mut report = ChainReport {
+            chain: chain.clone(),
+            records: 0,
+            ok: true,
+            broken_at: None,
+            reason: None,
+        };
         let mut rows = sqlx::query_as::<_, (i64, String)>(
             "SELECT seq, body FROM audit_records WHERE chain = $1 AND seq > $2 ORDER BY seq",
         )
@@ -273,9 +288,17 @@ pub async fn verify(pool: &PgPool, only: Option<&str>) -> Result<Vec<ChainReport
         while let Some((row_seq, body)) = rows.try_next().await? {
             let problem = match audit_chain::check(&body) {
                 Err(e) => Some(e),
-                Ok(link) if link.seq as i64 != row_seq => Some("the seq column disagrees with the sealed record".into()),
-                Ok(_) if row_seq != seq + 1 => Some(format!("records {} to {} are missing", seq + 1, row_seq - 1)),
-                Ok(link) if link.prev_hash != prev => Some("prev_hash does not match the previous record's hash".into()),
+                Ok(link) if link.seq as i64 != row_seq => {
+                    Some("the seq column disagrees with the sealed record".into())
+                }
+                Ok(_) if row_seq != seq + 1 => Some(format!(
+                    "records {} to {} are missing",
+                    seq + 1,
+                    row_seq - 1
+                )),
+                Ok(link) if link.prev_hash != prev => {
+                    Some("prev_hash does not match the previous record's hash".into())
+                }
                 Ok(link) => {
                     prev = link.hash;
                     None
@@ -293,7 +316,9 @@ pub async fn verify(pool: &PgPool, only: Option<&str>) -> Result<Vec<ChainReport
         if report.ok && seq != head_seq {
             report.ok = false;
             report.broken_at = Some(seq + 1);
-            report.reason = Some(format!("the chain head is at {head_seq} but the records end at {seq}"));
+            report.reason = Some(format!(
+                "the chain head is at {head_seq} but the records end at {seq}"
+            ));
         }
         reports.push(report);
     }

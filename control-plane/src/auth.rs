@@ -68,7 +68,10 @@ impl FromRequestParts<AppState> for Operator {
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
@@ -76,12 +79,11 @@ impl FromRequestParts<AppState> for Operator {
                     "missing operator token: send it as 'Authorization: Bearer <token>'".into(),
                 )
             })?;
-        let row: Option<(String, String)> = sqlx::query_as(
-            "SELECT name, role FROM operators WHERE token_sha256 = $1 AND enabled",
-        )
-        .bind(sha256_hex(token))
-        .fetch_optional(&state.pool)
-        .await?;
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT name, role FROM operators WHERE token_sha256 = $1 AND enabled")
+                .bind(sha256_hex(token))
+                .fetch_optional(&state.pool)
+                .await?;
         let (name, role) = row.ok_or_else(|| {
             ApiError::Unauthorized("invalid operator token (unknown or disabled)".into())
         })?;

@@ -158,14 +158,19 @@ pub async fn watch_state(
             }
             match load(&pool).await {
                 Ok(state) if state.digest != tx.borrow().digest => {
-                    tracing::info!(deployments = state.deployments.len(), "fleet config changed");
+                    tracing::info!(
+                        deployments = state.deployments.len(),
+                        "fleet config changed"
+                    );
                     crate::metrics::get().config_reloads.inc();
                     if tx.send(Arc::new(state)).is_err() {
                         return;
                     }
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot reload the fleet config; gateways keep the last one"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot reload the fleet config; gateways keep the last one")
+                }
             }
         }
     });
@@ -213,7 +218,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -237,7 +245,10 @@ mod tests {
         };
         let state = FleetState::new(vec![
             (Selector::parse("").unwrap(), snap("all")),
-            (Selector::parse("env=prod,region=eu").unwrap(), snap("prod-eu")),
+            (
+                Selector::parse("env=prod,region=eu").unwrap(),
+                snap("prod-eu"),
+            ),
             (Selector::parse("env=prod").unwrap(), snap("prod")),
         ]);
         let pick = |l: &[(&str, &str)]| state.snapshot_for(&labels(l)).unwrap().version.clone();

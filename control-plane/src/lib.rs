@@ -55,19 +55,41 @@ pub async fn run(
         state,
     });
     let mut grpc_stop = stop_rx.clone();
-    let grpc_server = tonic::transport::Server::builder()
+    let grpc_stop = async move {
+        let _ = grpc_stop.wait_for(|s| *s).await;
+    };
+    let router = tonic::transport::Server::builder()
         // Dead gateways (and half-open connections) are detected by HTTP/2
         // pings, not by waiting for TCP to time out.
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(5)))
         .add_service(push)
-        .add_service(AuditServiceServer::new(audit::Ingest { pool: pool.clone() }))
-        .serve_with_incoming_shutdown(
+        .add_service(AuditServiceServer::new(audit::Ingest {
+            pool: pool.clone(),
+        }));
+    type Serving =
+        std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
+    let grpc_server: Serving = match &options.grpc_tls {
+        None => Box::pin(router.serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(grpc),
-            async move {
-                let _ = grpc_stop.wait_for(|s| *s).await;
-            },
-        );
+            grpc_stop,
+        )),
+        Some(files) => {
+            let cert = sluice_tls::Reloading::load(files.clone())?;
+            let watch = cert.watch()?;
+            let acceptor =
+                sluice_tls::TlsAcceptor::from(sluice_tls::server_config(&cert, &[b"h2"])?);
+            let incoming = futures::StreamExt::map(sluice_tls::incoming(grpc, acceptor), |r| {
+                r.map(tls_io::TlsIo)
+            });
+            Box::pin(async move {
+                let _watch = watch;
+                router
+                    .serve_with_incoming_shutdown(incoming, grpc_stop)
+                    .await
+            })
+        }
+    };
     let mut http_stop = stop_rx;
     let http_server = axum::serve(http, api::router(api::AppState { pool }))
         .with_graceful_shutdown(async move {
@@ -86,6 +108,63 @@ pub struct Options {
     pub poll: Duration,
     /// Drop ingested audit records older than this many days (whole days).
     pub audit_retention_days: Option<u32>,
+    /// TLS for the gateway-facing gRPC port; with `ca`, gateways must
+    /// present a client certificate it signed (mutual TLS).
+    pub grpc_tls: Option<sluice_tls::Files>,
+}
+
+/// tonic wants connection info from what it serves; a TLS stream over TCP
+/// offers none we use.
+mod tls_io {
+    use std::io;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+    use tokio::net::TcpStream;
+
+    pub struct TlsIo(pub tokio_rustls::server::TlsStream<TcpStream>);
+
+    impl tonic::transport::server::Connected for TlsIo {
+        type ConnectInfo = ();
+        fn connect_info(&self) -> Self::ConnectInfo {}
+    }
+
+    impl AsyncRead for TlsIo {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.0).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for TlsIo {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.0).poll_write(cx, buf)
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.0).poll_flush(cx)
+        }
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.0).poll_shutdown(cx)
+        }
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+        }
+        fn is_write_vectored(&self) -> bool {
+            self.0.is_write_vectored()
+        }
+    }
 }
 
 /// Applies audit retention at start and then hourly.
@@ -106,5 +185,6 @@ pub enum Error {
     Database(#[from] sqlx::Error),
     #[error("serving: {0}")]
     Serve(String),
+    #[error("TLS: {0}")]
+    Tls(#[from] sluice_tls::TlsError),
 }
-

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use sluice_control_plane::db;
 
 #[derive(Parser)]
-#[command(name = "sluice-control-plane", version, about = "Sluice control plane: operator API and config push")]
+#[command(
+    name = "sluice-control-plane",
+    version,
+    about = "Sluice control plane: operator API and config push"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -33,6 +37,15 @@ enum Command {
         /// Drop ingested audit records older than this many days (by whole day).
         #[arg(long, env = "SLUICE_AUDIT_RETENTION_DAYS")]
         audit_retention_days: Option<u32>,
+        /// PEM certificate chain for TLS on the gRPC port (reloaded on change).
+        #[arg(long, env = "SLUICE_GRPC_TLS_CERT", requires = "grpc_tls_key")]
+        grpc_tls_cert: Option<std::path::PathBuf>,
+        /// PEM private key for --grpc-tls-cert.
+        #[arg(long, env = "SLUICE_GRPC_TLS_KEY", requires = "grpc_tls_cert")]
+        grpc_tls_key: Option<std::path::PathBuf>,
+        /// PEM CA bundle: gateways must present a client certificate it signed (mutual TLS).
+        #[arg(long, env = "SLUICE_GRPC_CLIENT_CA", requires = "grpc_tls_cert")]
+        grpc_client_ca: Option<std::path::PathBuf>,
     },
     /// Apply the database migrations and exit.
     Migrate {
@@ -68,7 +81,9 @@ fn main() -> ExitCode {
 async fn execute(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Migrate { database_url } => {
-            let pool = db::connect(&database_url).await.context("connecting to the database")?;
+            let pool = db::connect(&database_url)
+                .await
+                .context("connecting to the database")?;
             db::migrate(&pool).await.context("migrating")?;
             tracing::info!("database migrated");
             Ok(())
@@ -80,28 +95,51 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             bootstrap_admin_token,
             poll_ms,
             audit_retention_days,
+            grpc_tls_cert,
+            grpc_tls_key,
+            grpc_client_ca,
         } => {
-            let pool = db::connect(&database_url).await.context("connecting to the database")?;
+            let pool = db::connect(&database_url)
+                .await
+                .context("connecting to the database")?;
             db::migrate(&pool).await.context("migrating")?;
             match bootstrap_admin_token.filter(|t| !t.trim().is_empty()) {
                 Some(token) => {
-                    if db::bootstrap_admin(&pool, token.trim()).await.context("creating the bootstrap admin")? {
+                    if db::bootstrap_admin(&pool, token.trim())
+                        .await
+                        .context("creating the bootstrap admin")?
+                    {
                         tracing::info!("bootstrap admin created from SLUICE_BOOTSTRAP_ADMIN_TOKEN");
                     }
                 }
                 None => {
-                    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM operators").fetch_one(&pool).await?;
+                    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM operators")
+                        .fetch_one(&pool)
+                        .await?;
                     if n == 0 {
-                        tracing::warn!("no operator exists: set SLUICE_BOOTSTRAP_ADMIN_TOKEN (or --bootstrap-admin-token) to create the first admin");
+                        tracing::warn!(
+                            "no operator exists: set SLUICE_BOOTSTRAP_ADMIN_TOKEN (or --bootstrap-admin-token) to create the first admin"
+                        );
                     }
                 }
             }
-            let http = tokio::net::TcpListener::bind(&http_listen).await.with_context(|| format!("binding {http_listen}"))?;
-            let grpc = tokio::net::TcpListener::bind(&grpc_listen).await.with_context(|| format!("binding {grpc_listen}"))?;
+            let http = tokio::net::TcpListener::bind(&http_listen)
+                .await
+                .with_context(|| format!("binding {http_listen}"))?;
+            let grpc = tokio::net::TcpListener::bind(&grpc_listen)
+                .await
+                .with_context(|| format!("binding {grpc_listen}"))?;
             tracing::info!(http = %http.local_addr()?, grpc = %grpc.local_addr()?, "sluice-control-plane listening");
             let options = sluice_control_plane::Options {
                 poll: Duration::from_millis(poll_ms.max(100)),
                 audit_retention_days,
+                grpc_tls: grpc_tls_cert
+                    .zip(grpc_tls_key)
+                    .map(|(cert, key)| sluice_tls::Files {
+                        cert,
+                        key,
+                        ca: grpc_client_ca,
+                    }),
             };
             sluice_control_plane::run(pool, http, grpc, options, shutdown_signal()).await?;
             tracing::info!("shut down cleanly");

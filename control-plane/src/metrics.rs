@@ -50,12 +50,36 @@ pub fn get() -> &'static Metrics {
             audit_records: Family::default(),
             api_responses: Family::default(),
         };
-        registry.register("sluice_cp_gateways_connected", "Gateway config streams open on this replica", m.gateways_connected.clone());
-        registry.register("sluice_cp_snapshots_sent", "Config snapshots sent to gateways", m.snapshots_sent.clone());
-        registry.register("sluice_cp_snapshot_results", "Gateway answers to snapshots (ack, nack)", m.snapshot_results.clone());
-        registry.register("sluice_cp_config_reloads", "Fleet config reloads that changed what gateways run", m.config_reloads.clone());
-        registry.register("sluice_cp_audit_records", "Audit records ingested (stored, duplicate, refused)", m.audit_records.clone());
-        registry.register("sluice_cp_api_responses", "Operator API responses by method and status", m.api_responses.clone());
+        registry.register(
+            "sluice_cp_gateways_connected",
+            "Gateway config streams open on this replica",
+            m.gateways_connected.clone(),
+        );
+        registry.register(
+            "sluice_cp_snapshots_sent",
+            "Config snapshots sent to gateways",
+            m.snapshots_sent.clone(),
+        );
+        registry.register(
+            "sluice_cp_snapshot_results",
+            "Gateway answers to snapshots (ack, nack)",
+            m.snapshot_results.clone(),
+        );
+        registry.register(
+            "sluice_cp_config_reloads",
+            "Fleet config reloads that changed what gateways run",
+            m.config_reloads.clone(),
+        );
+        registry.register(
+            "sluice_cp_audit_records",
+            "Audit records ingested (stored, duplicate, refused)",
+            m.audit_records.clone(),
+        );
+        registry.register(
+            "sluice_cp_api_responses",
+            "Operator API responses by method and status",
+            m.api_responses.clone(),
+        );
         Metrics { registry, ..m }
     })
 }

@@ -18,13 +18,15 @@ use prost::Message;
 use rand::Rng;
 use sluice_proto::pack::{self, KeySecret};
 use sluice_proto::wire::{
-    self, Ack, ControlMessage, GatewayMessage, Hello, Nack, Snapshot, control_message,
-    config_service_client::ConfigServiceClient, gateway_message,
+    self, Ack, ControlMessage, GatewayMessage, Hello, Nack, Snapshot,
+    config_service_client::ConfigServiceClient, control_message, gateway_message,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::config::ConfigStore;
+use crate::runtime::ControlPlaneLink;
+use tonic::transport::Channel;
 
 const CACHE_FILE: &str = "snapshot.pb";
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
@@ -33,17 +35,67 @@ const BACKOFF_MAX: Duration = Duration::from_secs(15);
 /// How this gateway finds and introduces itself to its control plane.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// gRPC URL, e.g. `http://control-plane:41001`.
-    pub url: String,
-    pub gateway_id: String,
+    pub link: ControlPlaneLink,
     pub labels: BTreeMap<String, String>,
     pub cache_dir: PathBuf,
+}
+
+/// Opens a gRPC channel to the control plane (TLS when configured: the CA
+/// is re-read on every connect, so a reconnect picks up a rotated bundle;
+/// the client certificate follows its files). Shared by the config stream
+/// and the audit shipper.
+pub async fn connect(link: &ControlPlaneLink) -> Result<Channel, String> {
+    let endpoint = tonic::transport::Endpoint::from_shared(link.url.clone())
+        .map_err(|e| format!("invalid --control-plane URL '{}': {e}", link.url))?
+        .connect_timeout(Duration::from_secs(5))
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(5))
+        .keep_alive_while_idle(true);
+    let Some(tls) = &link.tls else {
+        return endpoint
+            .connect()
+            .await
+            .map_err(|e| format!("cannot connect: {e}"));
+    };
+    let config =
+        sluice_tls::client_config(&tls.ca, tls.identity.clone()).map_err(|e| e.to_string())?;
+    let connector = sluice_tls::TlsConnector::from(config);
+    let host = endpoint
+        .uri()
+        .host()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_string();
+    let name = sluice_tls::ServerName::try_from(host.clone())
+        .map_err(|_| format!("'{host}' in --control-plane is not a valid TLS server name"))?;
+    let service = tower::service_fn(move |uri: http::Uri| {
+        let (connector, name) = (connector.clone(), name.clone());
+        async move {
+            let addr = format!(
+                "{}:{}",
+                uri.host().unwrap_or_default().trim_matches(['[', ']']),
+                uri.port_u16().unwrap_or(443)
+            );
+            let tcp = tokio::net::TcpStream::connect(addr).await?;
+            tcp.set_nodelay(true)?;
+            let tls = connector.connect(name, tcp).await?;
+            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+        }
+    });
+    endpoint
+        .connect_with_connector(service)
+        .await
+        .map_err(|e| format!("cannot connect over TLS: {e}"))
 }
 
 /// Parses `k=v[,k=v…]` label arguments.
 pub fn parse_labels(args: &[String]) -> Result<BTreeMap<String, String>, String> {
     let mut labels = BTreeMap::new();
-    for pair in args.iter().flat_map(|a| a.split(',')).filter(|p| !p.is_empty()) {
+    for pair in args
+        .iter()
+        .flat_map(|a| a.split(','))
+        .filter(|p| !p.is_empty())
+    {
         let (k, v) = pair
             .split_once('=')
             .filter(|(k, _)| !k.trim().is_empty())
@@ -99,8 +151,12 @@ pub async fn run(opts: Options, store: Arc<ConfigStore>) {
     loop {
         let started = tokio::time::Instant::now();
         match session(&opts, &store, &mut applied).await {
-            Ok(()) => tracing::warn!(url = %opts.url, "control plane closed the config stream; reconnecting"),
-            Err(e) => tracing::warn!(url = %opts.url, "config stream failed: {e}; reconnecting"),
+            Ok(()) => {
+                tracing::warn!(url = %opts.link.url, "control plane closed the config stream; reconnecting")
+            }
+            Err(e) => {
+                tracing::warn!(url = %opts.link.url, "config stream failed: {e}; reconnecting")
+            }
         }
         // A stream that lived a while was healthy: start backing off afresh.
         if started.elapsed() > Duration::from_secs(30) {
@@ -118,18 +174,10 @@ async fn session(
     store: &Arc<ConfigStore>,
     applied: &mut Applied,
 ) -> Result<(), String> {
-    let channel = tonic::transport::Endpoint::from_shared(opts.url.clone())
-        .map_err(|e| format!("invalid --control-plane URL '{}': {e}", opts.url))?
-        .connect_timeout(Duration::from_secs(5))
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(Duration::from_secs(5))
-        .keep_alive_while_idle(true)
-        .connect()
-        .await
-        .map_err(|e| format!("cannot connect: {e}"))?;
+    let channel = connect(&opts.link).await?;
     let (tx, rx) = mpsc::channel(8);
     let hello = Hello {
-        gateway_id: opts.gateway_id.clone(),
+        gateway_id: opts.link.gateway_id.clone(),
         labels: opts.labels.clone().into_iter().collect(),
         applied_version: applied.version.clone(),
         applied_sha256: applied.sha256.clone(),
@@ -140,7 +188,7 @@ async fn session(
         .await
         .map_err(|s| format!("control plane refused the stream: {}", s.message()))?
         .into_inner();
-    tracing::info!(url = %opts.url, gateway_id = %opts.gateway_id, "config stream open");
+    tracing::info!(url = %opts.link.url, gateway_id = %opts.link.gateway_id, "config stream open");
     while let Some(msg) = inbound
         .message()
         .await
@@ -179,18 +227,21 @@ async fn receive(
 ) -> gateway_message::Msg {
     let (version, sha256) = (snapshot.version.clone(), snapshot.sha256.clone());
     if !snapshot.is_intact() {
-        return nack(version, sha256, "snapshot digest does not match its content".into());
+        return nack(
+            version,
+            sha256,
+            "snapshot digest does not match its content".into(),
+        );
     }
     if sha256 == applied.sha256 && store.current().is_some() {
         return gateway_message::Msg::Ack(Ack { version, sha256 });
     }
     // Compiling loads detector weights: keep it off the async workers.
     let store2 = store.clone();
-    let compiled = tokio::task::spawn_blocking(move || {
-        apply(&store2, &snapshot).map(|()| snapshot)
-    })
-    .await
-    .unwrap_or_else(|e| Err(format!("compiling the snapshot panicked: {e}")));
+    let compiled =
+        tokio::task::spawn_blocking(move || apply(&store2, &snapshot).map(|()| snapshot))
+            .await
+            .unwrap_or_else(|e| Err(format!("compiling the snapshot panicked: {e}")));
     match compiled {
         Ok(snapshot) => {
             tracing::info!(%version, %sha256, "snapshot applied");
@@ -227,7 +278,9 @@ fn apply(store: &ConfigStore, snapshot: &Snapshot) -> Result<(), String> {
         tracing::warn!(version = %snapshot.version, "{w}");
     }
     let mut pack = loaded.pack;
-    pack.clients.keys.extend(snapshot.client_keys.iter().map(to_pack_key));
+    pack.clients
+        .keys
+        .extend(snapshot.client_keys.iter().map(to_pack_key));
     pack.clients.require_key |= snapshot.require_client_key;
     store.publish(pack).map_err(|e| e.to_string())
 }
@@ -300,8 +353,11 @@ mod tests {
         };
         write_cache(&dir, &snap).unwrap();
         let opts = Options {
-            url: "http://127.0.0.1:9".into(),
-            gateway_id: "g".into(),
+            link: ControlPlaneLink {
+                url: "http://127.0.0.1:9".into(),
+                gateway_id: "g".into(),
+                tls: None,
+            },
             labels: BTreeMap::new(),
             cache_dir: dir.clone(),
         };

@@ -17,6 +17,7 @@
 //!   metrics); [`metrics`]: the Prometheus registry behind `/metrics`.
 //! - [`openai`]: the OpenAI request types the gateway reads.
 //! - [`error`]: the one error type, mapped to HTTP status and OpenAI bodies.
+//! - [`https`]: the TLS listener behind [`run_tls`].
 //!
 //! [`run`] takes a pre-bound listener so tests can use free ports.
 
@@ -25,6 +26,7 @@ pub mod config;
 pub mod control;
 pub mod error;
 pub mod exchange;
+pub mod https;
 pub mod metrics;
 pub mod openai;
 pub mod policies;
@@ -45,10 +47,7 @@ pub async fn run(
     store: Arc<ConfigStore>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = server::router(server::AppState {
-        store,
-        http: server::http_client(),
-    });
+    let app = app(store);
     // Small responses and SSE events must not wait for Nagle's algorithm.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
@@ -58,4 +57,25 @@ pub async fn run(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Like [`run`], over TLS: the certificate behind `acceptor` may be
+/// reloaded at any time (see `sluice_tls::Reloading`).
+pub async fn run_tls(
+    listener: tokio::net::TcpListener,
+    acceptor: sluice_tls::TlsAcceptor,
+    store: Arc<ConfigStore>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = https::TlsListener::new(listener, acceptor)?;
+    axum::serve(listener, app(store))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn app(store: Arc<ConfigStore>) -> axum::Router {
+    server::router(server::AppState {
+        store,
+        http: server::http_client(),
+    })
 }

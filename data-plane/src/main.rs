@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sluice_data_plane::config::{self, ConfigStore};
 use sluice_data_plane::control;
-use sluice_data_plane::runtime::{ControlPlaneLink, DEFAULT_HF_INFERENCE_URL, Settings};
+use sluice_data_plane::runtime::{ClientTls, ControlPlaneLink, DEFAULT_HF_INFERENCE_URL, Settings};
 
 #[derive(Parser)]
 #[command(
@@ -21,6 +21,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at startup: the size of the `run` variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Serve the OpenAI-compatible API with a policy pack: from a file
@@ -29,7 +31,12 @@ enum Command {
         #[arg(long, default_value = "0.0.0.0:41002", env = "SLUICE_LISTEN")]
         listen: String,
         /// The pack file (YAML or JSON). Standalone mode.
-        #[arg(long, env = "SLUICE_POLICY_CONFIG", required_unless_present = "control_plane", conflicts_with = "control_plane")]
+        #[arg(
+            long,
+            env = "SLUICE_POLICY_CONFIG",
+            required_unless_present = "control_plane",
+            conflicts_with = "control_plane"
+        )]
         policy_config: Option<PathBuf>,
         /// gRPC URL of the control plane (e.g. http://127.0.0.1:41001).
         #[arg(long, env = "SLUICE_CONTROL_PLANE", requires_all = ["gateway_id", "cache_dir"])]
@@ -44,6 +51,26 @@ enum Command {
         /// control plane is unreachable at start.
         #[arg(long, env = "SLUICE_CACHE_DIR")]
         cache_dir: Option<PathBuf>,
+        /// PEM CA bundle that signed the control plane's certificate: talk
+        /// to it over TLS (use an https:// URL).
+        #[arg(long, env = "SLUICE_CONTROL_PLANE_CA", requires = "control_plane")]
+        control_plane_ca: Option<PathBuf>,
+        /// PEM certificate this gateway presents to the control plane (mutual TLS).
+        #[arg(long, env = "SLUICE_CONTROL_PLANE_CERT", requires_all = ["control_plane_key", "control_plane_ca"])]
+        control_plane_cert: Option<PathBuf>,
+        /// PEM private key for --control-plane-cert.
+        #[arg(
+            long,
+            env = "SLUICE_CONTROL_PLANE_KEY",
+            requires = "control_plane_cert"
+        )]
+        control_plane_key: Option<PathBuf>,
+        /// PEM certificate chain: serve HTTPS instead of HTTP (reloaded on change).
+        #[arg(long, env = "SLUICE_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for --tls-cert.
+        #[arg(long, env = "SLUICE_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
         /// Base URL of the Hugging Face serverless Inference API (for mirrors and tests).
         #[arg(long, env = "SLUICE_HF_INFERENCE_URL", default_value = DEFAULT_HF_INFERENCE_URL)]
         hf_inference_url: String,
@@ -93,17 +120,41 @@ fn main() -> ExitCode {
             gateway_id,
             labels,
             cache_dir,
+            control_plane_ca,
+            control_plane_cert,
+            control_plane_key,
+            tls_cert,
+            tls_key,
             hf_inference_url,
             log_format,
         } => {
             init_logging(log_format);
+            let client_tls = match control_plane_ca {
+                None => None,
+                Some(ca) => {
+                    let identity = match control_plane_cert.zip(control_plane_key) {
+                        None => None,
+                        Some((cert, key)) => match sluice_tls::identity(cert, key) {
+                            Ok(id) => Some(id),
+                            Err(e) => {
+                                eprintln!("sluice-gateway: --control-plane-cert: {e}");
+                                return ExitCode::from(2);
+                            }
+                        },
+                    };
+                    Some(ClientTls { ca, identity })
+                }
+            };
             let source = match (policy_config, control_plane, gateway_id, cache_dir) {
                 (Some(file), ..) => Source::File(file),
                 (None, Some(url), Some(gateway_id), Some(cache_dir)) => {
                     match control::parse_labels(&labels) {
                         Ok(labels) => Source::ControlPlane(control::Options {
-                            url,
-                            gateway_id,
+                            link: ControlPlaneLink {
+                                url,
+                                gateway_id,
+                                tls: client_tls,
+                            },
                             labels,
                             cache_dir,
                         }),
@@ -115,22 +166,26 @@ fn main() -> ExitCode {
                 }
                 // clap's requires/required_unless rules make this unreachable.
                 _ => {
-                    eprintln!("sluice-gateway: give --policy-config FILE, or --control-plane URL with --gateway-id and --cache-dir");
+                    eprintln!(
+                        "sluice-gateway: give --policy-config FILE, or --control-plane URL with --gateway-id and --cache-dir"
+                    );
                     return ExitCode::from(2);
                 }
             };
             let control_plane = match &source {
-                Source::ControlPlane(o) => Some(ControlPlaneLink {
-                    url: o.url.clone(),
-                    gateway_id: o.gateway_id.clone(),
-                }),
+                Source::ControlPlane(o) => Some(o.link.clone()),
                 Source::File(_) => None,
             };
             let settings = Settings {
                 hf_inference_url,
                 control_plane,
             };
-            match serve(listen, source, settings) {
+            let tls = tls_cert.zip(tls_key).map(|(cert, key)| sluice_tls::Files {
+                cert,
+                key,
+                ca: None,
+            });
+            match serve(listen, source, settings, tls) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -243,7 +298,17 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn serve(listen: String, source: Source, settings: Settings) -> anyhow::Result<()> {
+fn serve(
+    listen: String,
+    source: Source,
+    settings: Settings,
+    tls: Option<sluice_tls::Files>,
+) -> anyhow::Result<()> {
+    let settings_identity = settings
+        .control_plane
+        .as_ref()
+        .and_then(|l| l.tls.as_ref())
+        .and_then(|t| t.identity.clone());
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         // Both guards stop their config source when dropped at shutdown.
@@ -265,10 +330,28 @@ fn serve(listen: String, source: Source, settings: Settings) -> anyhow::Result<(
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
-        tracing::info!(listen = %listener.local_addr()?, "sluice-gateway listening");
-        sluice_data_plane::run(listener, store, shutdown_signal())
-            .await
-            .context("serving")?;
+        // The client certificate towards the control plane follows its files.
+        let _identity_watch = match settings_identity {
+            Some(id) => Some(id.watch().context("watching --control-plane-cert")?),
+            None => None,
+        };
+        match tls {
+            None => {
+                tracing::info!(listen = %listener.local_addr()?, "sluice-gateway listening");
+                sluice_data_plane::run(listener, store, shutdown_signal())
+                    .await
+                    .context("serving")?;
+            }
+            Some(files) => {
+                let cert = sluice_tls::Reloading::load(files).context("--tls-cert")?;
+                let _watch = cert.watch().context("watching --tls-cert")?;
+                let config = sluice_tls::server_config(&cert, &[b"h2", b"http/1.1"])?;
+                tracing::info!(listen = %listener.local_addr()?, "sluice-gateway listening (HTTPS)");
+                sluice_data_plane::run_tls(listener, config.into(), store, shutdown_signal())
+                    .await
+                    .context("serving")?;
+            }
+        }
         // Records of the last requests may still be queued: write them
         // before exiting so that a rolling restart loses none.
         if !tokio::task::block_in_place(|| {

@@ -25,8 +25,18 @@ pub struct Settings {
 /// A gateway's identity towards its control plane.
 #[derive(Debug, Clone)]
 pub struct ControlPlaneLink {
+    /// gRPC URL, e.g. `http://control-plane:41001` (`https://` with TLS).
     pub url: String,
     pub gateway_id: String,
+    pub tls: Option<ClientTls>,
+}
+
+/// TLS towards the control plane: the CA that signed its certificate and,
+/// for mutual TLS, this gateway's certificate.
+#[derive(Debug, Clone)]
+pub struct ClientTls {
+    pub ca: std::path::PathBuf,
+    pub identity: Option<Arc<sluice_tls::Reloading>>,
 }
 
 pub const DEFAULT_HF_INFERENCE_URL: &str = "https://api-inference.huggingface.co";
@@ -420,7 +430,10 @@ mod tests {
         };
         let e = rt.identify(&bearer("sk-old")).unwrap_err();
         assert!(e.to_string().contains("'old' has expired"), "{e}");
-        assert_eq!(rt.identify(&bearer("sk-new")).unwrap().key_id.as_deref(), Some("new"));
+        assert_eq!(
+            rt.identify(&bearer("sk-new")).unwrap().key_id.as_deref(),
+            Some("new")
+        );
 
         pack.clients.keys.clear();
         pack.clients.require_key = true;

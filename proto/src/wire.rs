@@ -54,9 +54,18 @@ mod tests {
         let a = snapshot_sha256("pack", &[key("a", "x"), key("b", "y")], false);
         let b = snapshot_sha256("pack", &[key("b", "y"), key("a", "x")], false);
         assert_eq!(a, b);
-        assert_ne!(a, snapshot_sha256("pack", &[key("a", "y"), key("b", "y")], false));
-        assert_ne!(a, snapshot_sha256("pack ", &[key("a", "x"), key("b", "y")], false));
-        assert_ne!(a, snapshot_sha256("pack", &[key("a", "x"), key("b", "y")], true));
+        assert_ne!(
+            a,
+            snapshot_sha256("pack", &[key("a", "y"), key("b", "y")], false)
+        );
+        assert_ne!(
+            a,
+            snapshot_sha256("pack ", &[key("a", "x"), key("b", "y")], false)
+        );
+        assert_ne!(
+            a,
+            snapshot_sha256("pack", &[key("a", "x"), key("b", "y")], true)
+        );
         // Length prefixes: moving a byte between fields changes the digest.
         assert_ne!(
             snapshot_sha256("ab", &[key("c", "r")], false),

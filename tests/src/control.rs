@@ -41,7 +41,9 @@ impl Database {
     }
 
     pub async fn connect(&self) -> sqlx::PgConnection {
-        sqlx::PgConnection::connect(&self.url).await.expect("connect to the test database")
+        sqlx::PgConnection::connect(&self.url)
+            .await
+            .expect("connect to the test database")
     }
 }
 
@@ -51,7 +53,10 @@ impl Drop for Database {
         // this usable from async tests.
         let name = self.name.clone();
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             rt.block_on(async move {
                 let mut conn = sqlx::PgConnection::connect(&admin_url()).await.ok()?;
                 sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -87,14 +92,19 @@ impl ControlPlane {
     /// to migrate it).
     pub fn start_replicas(db: &Database, n: usize) -> Vec<ControlPlane> {
         let spawned: Vec<ControlPlane> = (0..n)
-            .map(|_| Self::spawn(db, free_port(), free_port()))
+            .map(|_| Self::spawn(db, free_port(), free_port(), &[]))
             .collect();
         spawned.into_iter().map(Self::ready).collect()
     }
 
     /// Starts on given ports (a restart keeps the gateways' URL valid).
     pub fn start_on(db: &Database, http_port: u16, grpc_port: u16) -> ControlPlane {
-        Self::ready(Self::spawn(db, http_port, grpc_port))
+        Self::ready(Self::spawn(db, http_port, grpc_port, &[]))
+    }
+
+    /// Starts with extra environment (e.g. the gRPC TLS settings).
+    pub fn start_with_env(db: &Database, env: &[(&str, String)]) -> ControlPlane {
+        Self::ready(Self::spawn(db, free_port(), free_port(), env))
     }
 
     fn ready(mut cp: ControlPlane) -> ControlPlane {
@@ -105,7 +115,12 @@ impl ControlPlane {
         cp
     }
 
-    fn spawn(db: &Database, http_port: u16, grpc_port: u16) -> ControlPlane {
+    fn spawn(
+        db: &Database,
+        http_port: u16,
+        grpc_port: u16,
+        env: &[(&str, String)],
+    ) -> ControlPlane {
         let mut cmd = Command::new(binary("sluice-control-plane"));
         cmd.arg("run")
             .arg("--database-url")
@@ -116,6 +131,9 @@ impl ControlPlane {
             .arg(format!("127.0.0.1:{grpc_port}"))
             .env("SLUICE_BOOTSTRAP_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         ControlPlane {
             process: Process::spawn(cmd),
             http_port,
@@ -182,16 +200,29 @@ impl Api {
     }
 
     /// Polls fleet status until `check` holds for gateway `id`.
-    pub async fn wait_gateway(&self, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_gateway(
+        &self,
+        id: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let (status, v) = self.get("/v1/gateways").await;
             assert_eq!(status, 200, "{v}");
-            let gw = v["data"].as_array().unwrap().iter().find(|g| g["id"] == id).cloned();
+            let gw = v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|g| g["id"] == id)
+                .cloned();
             if let Some(g) = gw.filter(|g| check(g)) {
                 return g;
             }
-            assert!(Instant::now() < deadline, "gateway '{id}' never reached: {what}; fleet: {v}");
+            assert!(
+                Instant::now() < deadline,
+                "gateway '{id}' never reached: {what}; fleet: {v}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

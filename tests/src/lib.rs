@@ -2,6 +2,7 @@
 //! processes, and real HTTP upstreams (see [`upstream`]) on 127.0.0.1.
 
 pub mod control;
+pub mod pki;
 pub mod upstream;
 
 use std::io::{BufRead, BufReader};

@@ -26,11 +26,18 @@ async fn chat(gw: &Gateway, model: &str, key: Option<&str>) -> (u16, Value) {
         req = req.bearer_auth(k);
     }
     let resp = req.send().await.unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
 }
 
 async fn readyz(gw: &Gateway) -> u16 {
-    reqwest::get(gw.url("/readyz")).await.unwrap().status().as_u16()
+    reqwest::get(gw.url("/readyz"))
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }
 
 /// Creates and activates the pack for every gateway; returns the version.
@@ -44,7 +51,10 @@ async fn publish(cp: &ControlPlane, body: &str, create: bool) -> i64 {
     assert!(status == 201, "{status}: {v}");
     let version = v["version"].as_i64().unwrap();
     let (status, v) = api
-        .post("/v1/packs/team-pack/activate", json!({"version": version, "selector": "env=test"}))
+        .post(
+            "/v1/packs/team-pack/activate",
+            json!({"version": version, "selector": "env=test"}),
+        )
         .await;
     assert_eq!(status, 200, "{v}");
     version
@@ -65,14 +75,28 @@ async fn a_pack_created_through_the_api_reaches_the_gateway_and_its_traffic() {
     let cp = ControlPlane::start(&db);
     let up = Upstream::start().await;
     let cache = TempDir::new();
-    let gw = Gateway::start_managed(&cp.grpc_url(), "gw-1", "env=test,region=eu", cache.path(), GatewayOptions::default());
+    let gw = Gateway::start_managed(
+        &cp.grpc_url(),
+        "gw-1",
+        "env=test,region=eu",
+        cache.path(),
+        GatewayOptions::default(),
+    );
 
     // Connected, but nothing is deployed for it yet: not ready, 503.
-    cp.admin().wait_gateway("gw-1", "connected", |g| g["connected"] == true).await;
+    cp.admin()
+        .wait_gateway("gw-1", "connected", |g| g["connected"] == true)
+        .await;
     assert_eq!(readyz(&gw).await, 503);
     let (status, body) = chat(&gw, "org/m1", None).await;
     assert_eq!(status, 503, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("control plane"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("control plane"),
+        "{body}"
+    );
 
     let v1 = publish(&cp, &pack("first", "m1", &up, ""), true).await;
     assert_eq!(v1, 1);
@@ -84,14 +108,20 @@ async fn a_pack_created_through_the_api_reaches_the_gateway_and_its_traffic() {
     // A client key makes the gateway require keys; the key's role reaches it.
     let (status, key) = cp
         .admin()
-        .post("/v1/keys", json!({"id": "app-1", "owner": "team-a", "role": "analyst"}))
+        .post(
+            "/v1/keys",
+            json!({"id": "app-1", "owner": "team-a", "role": "analyst"}),
+        )
         .await;
     assert_eq!(status, 201, "{key}");
     let secret = key["key"].as_str().unwrap().to_string();
     assert!(secret.starts_with("sk-sluice-"));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while chat(&gw, "org/m1", None).await.0 != 401 {
-        assert!(std::time::Instant::now() < deadline, "the key never reached the gateway");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the key never reached the gateway"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(chat(&gw, "org/m1", Some(&secret)).await.0, 200);
@@ -99,25 +129,50 @@ async fn a_pack_created_through_the_api_reaches_the_gateway_and_its_traffic() {
     // Listed without the key; disabling it takes effect on the gateway.
     let (_, keys) = cp.admin().get("/v1/keys").await;
     assert!(!keys.to_string().contains(&secret), "{keys}");
-    let (status, _) = cp.admin().call("PATCH", "/v1/keys/app-1", Some(sluice_e2e::control::Body::Json(json!({"enabled": false})))).await;
+    let (status, _) = cp
+        .admin()
+        .call(
+            "PATCH",
+            "/v1/keys/app-1",
+            Some(sluice_e2e::control::Body::Json(json!({"enabled": false}))),
+        )
+        .await;
     assert_eq!(status, 200);
     while chat(&gw, "org/m1", Some(&secret)).await.0 != 401 {
-        assert!(std::time::Instant::now() < deadline, "disabling the key never reached the gateway");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "disabling the key never reached the gateway"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     // Version 2 serves another model; the diff shows the change.
     let v2 = publish(&cp, &pack("second", "m2", &up, ""), false).await;
     assert_eq!(v2, 2);
-    let key2 = cp.admin().post("/v1/keys", json!({"id": "app-2", "owner": "team-a", "role": "analyst"})).await.1;
+    let key2 = cp
+        .admin()
+        .post(
+            "/v1/keys",
+            json!({"id": "app-2", "owner": "team-a", "role": "analyst"}),
+        )
+        .await
+        .1;
     let secret2 = key2["key"].as_str().unwrap().to_string();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let g = cp.admin().wait_gateway("gw-1", "ack", |g| g["last_result"] == "ack").await;
-        if g["applied_version"] == "team-pack@2" && chat(&gw, "org/m2", Some(&secret2)).await.0 == 200 {
+        let g = cp
+            .admin()
+            .wait_gateway("gw-1", "ack", |g| g["last_result"] == "ack")
+            .await;
+        if g["applied_version"] == "team-pack@2"
+            && chat(&gw, "org/m2", Some(&secret2)).await.0 == 200
+        {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "version 2 never served: {g}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "version 2 never served: {g}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(chat(&gw, "org/m1", Some(&secret2)).await.0, 404);
@@ -125,23 +180,47 @@ async fn a_pack_created_through_the_api_reaches_the_gateway_and_its_traffic() {
     let (_, latest) = api.get("/v1/packs/team-pack").await;
     assert_eq!(latest["version"], 2);
     assert!(latest["body"].as_str().unwrap().contains("org/m2"));
-    assert_eq!(latest["parsed"]["providers"]["targets"][0]["provider"], "openai:org/m2");
+    assert_eq!(
+        latest["parsed"]["providers"]["targets"][0]["provider"],
+        "openai:org/m2"
+    );
     let (_, versions) = api.get("/v1/packs/team-pack/versions").await;
     assert_eq!(versions["data"].as_array().unwrap().len(), 2, "{versions}");
     // Sending the latest body again creates nothing.
-    let (status, same) = api.post_yaml("/v1/packs/team-pack/versions", &pack("second", "m2", &up, "")).await;
-    assert_eq!((status, &same["created"], &same["version"]), (200, &json!(false), &json!(2)));
+    let (status, same) = api
+        .post_yaml(
+            "/v1/packs/team-pack/versions",
+            &pack("second", "m2", &up, ""),
+        )
+        .await;
+    assert_eq!(
+        (status, &same["created"], &same["version"]),
+        (200, &json!(false), &json!(2))
+    );
     let (_, targets) = api.get("/v1/targets").await;
     assert_eq!(targets["data"][0]["provider"], "openai:org/m2", "{targets}");
     let (_, deployments) = api.get("/v1/deployments").await;
-    assert_eq!(deployments["data"][0]["selector"], "env=test", "{deployments}");
+    assert_eq!(
+        deployments["data"][0]["selector"], "env=test",
+        "{deployments}"
+    );
     let (status, diff) = cp.admin().get("/v1/packs/team-pack/diff?from=1&to=2").await;
     assert_eq!(status, 200);
     let d = diff["diff"].as_str().unwrap();
-    assert!(d.contains("-      provider: openai:org/m1") && d.contains("+      provider: openai:org/m2"), "{d}");
+    assert!(
+        d.contains("-      provider: openai:org/m1")
+            && d.contains("+      provider: openai:org/m2"),
+        "{d}"
+    );
 
     // Rollback is one call and brings version 1 back.
-    let (status, rb) = cp.admin().post("/v1/deployments/rollback", json!({"selector": " env = test "})).await;
+    let (status, rb) = cp
+        .admin()
+        .post(
+            "/v1/deployments/rollback",
+            json!({"selector": " env = test "}),
+        )
+        .await;
     assert_eq!(status, 200, "{rb}");
     assert_eq!(rb["version"], 1);
     applied(&cp, "gw-1", "team-pack@1").await;
@@ -149,20 +228,44 @@ async fn a_pack_created_through_the_api_reaches_the_gateway_and_its_traffic() {
 
     // Versions are immutable, even to a direct UPDATE.
     let mut conn = db.connect().await;
-    let err = sqlx::query("UPDATE pack_versions SET body = 'x'").execute(&mut conn).await.unwrap_err();
+    let err = sqlx::query("UPDATE pack_versions SET body = 'x'")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
 
     // Every write is in the history, without key material.
     let (_, history) = cp.admin().get("/v1/history").await;
-    let actions: Vec<&str> = history["data"].as_array().unwrap().iter().map(|h| h["action"].as_str().unwrap()).collect();
-    for a in ["pack.create", "pack.version", "deployment.activate", "deployment.rollback", "key.create", "key.update"] {
+    let actions: Vec<&str> = history["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "pack.create",
+        "pack.version",
+        "deployment.activate",
+        "deployment.rollback",
+        "key.create",
+        "key.update",
+    ] {
         assert!(actions.contains(&a), "{a} missing from {actions:?}");
     }
     assert!(!history.to_string().contains(&secret) && !history.to_string().contains(&secret2));
     assert!(!cp.process.logs().contains(&secret) && !gw.logs().contains(&secret));
 
-    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", cp.http_port)).await.unwrap().text().await.unwrap();
-    for line in ["sluice_cp_gateways_connected 1", "sluice_cp_snapshot_results_total{result=\"ack\"}", "sluice_cp_api_responses_total{method=\"POST\",status=\"201\"}"] {
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", cp.http_port))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "sluice_cp_gateways_connected 1",
+        "sluice_cp_snapshot_results_total{result=\"ack\"}",
+        "sluice_cp_api_responses_total{method=\"POST\",status=\"201\"}",
+    ] {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
     }
     assert!(!metrics.contains("gw-1") && !metrics.contains(&secret));
@@ -178,9 +281,15 @@ async fn an_invalid_pack_is_refused_with_every_error_and_its_position() {
     assert_eq!(v["error"]["code"], "invalid_pack");
     let errors = v["error"]["errors"].as_array().unwrap();
     assert!(errors.len() >= 2, "{v}");
-    let typo = errors.iter().find(|e| e["path"].as_str().unwrap().ends_with("treshold")).expect("the typo is reported");
+    let typo = errors
+        .iter()
+        .find(|e| e["path"].as_str().unwrap().ends_with("treshold"))
+        .expect("the typo is reported");
     assert_eq!(typo["line"], 7);
-    assert!(typo["message"].as_str().unwrap().contains("threshold"), "did-you-mean: {typo}");
+    assert!(
+        typo["message"].as_str().unwrap().contains("threshold"),
+        "did-you-mean: {typo}"
+    );
     // JSON bodies go through the same validation.
     let (status, v) = cp.admin().post("/v1/packs", json!({"pack": {"name": "j"}, "providers": {"targets": [{"id": "t", "provider": "openai:m"}]}})).await;
     assert_eq!(status, 422, "{v}");
@@ -196,7 +305,13 @@ async fn a_snapshot_the_gateway_cannot_compile_is_nacked_and_the_old_config_keep
     let cp = ControlPlane::start(&db);
     let up = Upstream::start().await;
     let cache = TempDir::new();
-    let gw = Gateway::start_managed(&cp.grpc_url(), "gw-nack", "env=test", cache.path(), GatewayOptions::default());
+    let gw = Gateway::start_managed(
+        &cp.grpc_url(),
+        "gw-nack",
+        "env=test",
+        cache.path(),
+        GatewayOptions::default(),
+    );
     publish(&cp, &pack("good", "m1", &up, ""), true).await;
     applied(&cp, "gw-nack", "team-pack@1").await;
 
@@ -209,9 +324,16 @@ async fn a_snapshot_the_gateway_cannot_compile_is_nacked_and_the_old_config_keep
         file.display()
     );
     publish(&cp, &pack("bad", "m2", &up, &audit), false).await;
-    let g = cp.admin().wait_gateway("gw-nack", "nack", |g| g["last_result"] == "nack").await;
+    let g = cp
+        .admin()
+        .wait_gateway("gw-nack", "nack", |g| g["last_result"] == "nack")
+        .await;
     assert_eq!(g["applied_version"], "team-pack@1", "{g}");
-    assert!(g["last_error"].as_str().unwrap().contains("team-pack@2") && g["last_error"].as_str().unwrap().contains("audit"), "{g}");
+    assert!(
+        g["last_error"].as_str().unwrap().contains("team-pack@2")
+            && g["last_error"].as_str().unwrap().contains("audit"),
+        "{g}"
+    );
     assert_eq!(chat(&gw, "org/m1", None).await.0, 200);
     assert_eq!(chat(&gw, "org/m2", None).await.0, 404);
 }
@@ -223,25 +345,50 @@ async fn gateways_keep_serving_without_the_control_plane_and_restart_from_their_
     let (http_port, grpc_port) = (cp.http_port, cp.grpc_port);
     let up = Upstream::start().await;
     let cache = TempDir::new();
-    let mut gw = Gateway::start_managed(&cp.grpc_url(), "gw-c", "env=test", cache.path(), GatewayOptions::default());
+    let mut gw = Gateway::start_managed(
+        &cp.grpc_url(),
+        "gw-c",
+        "env=test",
+        cache.path(),
+        GatewayOptions::default(),
+    );
     publish(&cp, &pack("cached", "m1", &up, ""), true).await;
     applied(&cp, "gw-c", "team-pack@1").await;
     let grpc_url = cp.grpc_url();
 
     cp.process.kill();
-    assert_eq!(chat(&gw, "org/m1", None).await.0, 200, "serves with the control plane gone");
+    assert_eq!(
+        chat(&gw, "org/m1", None).await.0,
+        200,
+        "serves with the control plane gone"
+    );
 
     // Restart the gateway while the control plane is down: the cache serves.
     gw.process.kill();
-    let gw = Gateway::start_managed(&grpc_url, "gw-c", "env=test", cache.path(), GatewayOptions::default());
-    assert!(gw.wait_for_log("serving the cached snapshot", Duration::from_secs(10)), "{}", gw.logs());
+    let gw = Gateway::start_managed(
+        &grpc_url,
+        "gw-c",
+        "env=test",
+        cache.path(),
+        GatewayOptions::default(),
+    );
+    assert!(
+        gw.wait_for_log("serving the cached snapshot", Duration::from_secs(10)),
+        "{}",
+        gw.logs()
+    );
     assert_eq!(readyz(&gw).await, 200);
     assert_eq!(chat(&gw, "org/m1", None).await.0, 200);
 
     // The control plane comes back on the same address: the gateway
     // reconnects on its own and reports what it runs.
     let cp = ControlPlane::start_on(&db, http_port, grpc_port);
-    let g = cp.admin().wait_gateway("gw-c", "reconnected", |g| g["connected"] == true && g["applied_version"] == "team-pack@1").await;
+    let g = cp
+        .admin()
+        .wait_gateway("gw-c", "reconnected", |g| {
+            g["connected"] == true && g["applied_version"] == "team-pack@1"
+        })
+        .await;
     assert_eq!(g["labels"], json!({"env": "test"}));
 }
 
@@ -253,31 +400,72 @@ async fn operators_need_a_valid_token_and_a_sufficient_role() {
     assert_eq!(anon.get("/v1/packs").await.0, 401);
     assert_eq!(cp.api("sop-not-a-token").get("/v1/packs").await.0, 401);
 
-    let (status, viewer) = cp.admin().post("/v1/operators", json!({"name": "vera", "role": "viewer"})).await;
+    let (status, viewer) = cp
+        .admin()
+        .post("/v1/operators", json!({"name": "vera", "role": "viewer"}))
+        .await;
     assert_eq!(status, 201, "{viewer}");
-    let (_, editor) = cp.admin().post("/v1/operators", json!({"name": "eddie", "role": "editor"})).await;
+    let (_, editor) = cp
+        .admin()
+        .post("/v1/operators", json!({"name": "eddie", "role": "editor"}))
+        .await;
     let viewer = cp.api(viewer["token"].as_str().unwrap());
     let editor = cp.api(editor["token"].as_str().unwrap());
 
     assert_eq!(viewer.get("/v1/packs").await.0, 200);
     let (status, v) = viewer.post_yaml("/v1/packs", "pack:\n  name: x\n").await;
     assert_eq!(status, 403, "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("editor"), "{v}");
-    assert_eq!(viewer.post("/v1/keys", json!({"owner": "o", "role": "r"})).await.0, 403);
-    assert_eq!(editor.post("/v1/keys", json!({"owner": "o", "role": "r"})).await.0, 201);
-    assert_eq!(editor.post("/v1/operators", json!({"name": "mallory", "role": "admin"})).await.0, 403);
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("editor"),
+        "{v}"
+    );
+    assert_eq!(
+        viewer
+            .post("/v1/keys", json!({"owner": "o", "role": "r"}))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        editor
+            .post("/v1/keys", json!({"owner": "o", "role": "r"}))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        editor
+            .post("/v1/operators", json!({"name": "mallory", "role": "admin"}))
+            .await
+            .0,
+        403
+    );
     assert_eq!(editor.get("/v1/operators").await.0, 403);
 
     // A disabled operator is locked out at once.
-    let (status, _) = cp.admin().call("PATCH", "/v1/operators/eddie", Some(sluice_e2e::control::Body::Json(json!({"enabled": false})))).await;
+    let (status, _) = cp
+        .admin()
+        .call(
+            "PATCH",
+            "/v1/operators/eddie",
+            Some(sluice_e2e::control::Body::Json(json!({"enabled": false}))),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(editor.get("/v1/packs").await.0, 401);
 
     // Tokens are stored hashed: the database never holds one.
     let mut conn = db.connect().await;
-    let hashes: Vec<String> = sqlx::query_scalar("SELECT token_sha256 FROM operators").fetch_all(&mut conn).await.unwrap();
+    let hashes: Vec<String> = sqlx::query_scalar("SELECT token_sha256 FROM operators")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(hashes.len(), 3);
-    assert!(hashes.iter().all(|h| h.len() == 64 && !h.starts_with("sop-")));
+    assert!(
+        hashes
+            .iter()
+            .all(|h| h.len() == 64 && !h.starts_with("sop-"))
+    );
     let (status, doc) = anon.get("/openapi.yaml").await;
     assert_eq!(status, 200);
     assert!(doc.as_str().unwrap().contains("/v1/packs/{name}/activate"));
@@ -293,7 +481,11 @@ async fn audit_records(cp: &ControlPlane, want: usize) -> Vec<Value> {
             assert_eq!(data.len(), want, "more records than requests: {v}");
             return data;
         }
-        assert!(std::time::Instant::now() < deadline, "only {} of {want} audit records arrived", data.len());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {want} audit records arrived",
+            data.len()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -306,19 +498,35 @@ async fn audit_records_reach_the_control_plane_once_across_outages_and_restarts(
     let up = Upstream::start().await;
     let cache = TempDir::new();
     let grpc_url = cp.grpc_url();
-    let mut gw = Gateway::start_managed(&grpc_url, "gw-audit", "env=test", cache.path(), GatewayOptions::default());
+    let mut gw = Gateway::start_managed(
+        &grpc_url,
+        "gw-audit",
+        "env=test",
+        cache.path(),
+        GatewayOptions::default(),
+    );
     let audit = format!(
         "policies:\n  chain: [pii-detector, audit-logger]\n  policy:\n    pii-detector:\n      action: redact\n    \
          audit-logger:\n      destination: api\n      path: {}/spool\n      immutable: true\n      include_request: true\n",
         cache.path().display()
     );
-    let (_, key) = cp.admin().post("/v1/keys", json!({"id": "app", "owner": "team-a", "role": "analyst"})).await;
+    let (_, key) = cp
+        .admin()
+        .post(
+            "/v1/keys",
+            json!({"id": "app", "owner": "team-a", "role": "analyst"}),
+        )
+        .await;
     let secret = key["key"].as_str().unwrap().to_string();
     publish(&cp, &pack("audited", "m1", &up, &audit), true).await;
     applied(&cp, "gw-audit", "team-pack@1").await;
 
     let send = |gw: &Gateway, text: &str| {
-        let (url, secret, text) = (gw.url("/v1/chat/completions"), secret.clone(), text.to_string());
+        let (url, secret, text) = (
+            gw.url("/v1/chat/completions"),
+            secret.clone(),
+            text.to_string(),
+        );
         async move {
             let resp = reqwest::Client::new()
                 .post(url)
@@ -341,7 +549,10 @@ async fn audit_records_reach_the_control_plane_once_across_outages_and_restarts(
     }
     let all = serde_json::to_string(&records).unwrap();
     assert!(!all.contains(&secret), "the client key is never recorded");
-    assert!(!all.contains("jane.doe@example.com") && all.contains("<EMAIL_ADDRESS>"), "bodies are recorded as redacted: {all}");
+    assert!(
+        !all.contains("jane.doe@example.com") && all.contains("<EMAIL_ADDRESS>"),
+        "bodies are recorded as redacted: {all}"
+    );
     let (_, redacted) = cp.admin().get("/v1/audit?outcome=redact").await;
     assert_eq!(redacted["data"].as_array().unwrap().len(), 1, "{redacted}");
     let (_, v) = cp.admin().get("/v1/audit/verify").await;
@@ -358,22 +569,44 @@ async fn audit_records_reach_the_control_plane_once_across_outages_and_restarts(
         let err = sqlx::query(sql).execute(&mut conn).await.unwrap_err();
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
     }
-    sqlx::query("SET session_replication_role = replica").execute(&mut conn).await.unwrap();
-    let err = sqlx::query("DELETE FROM audit_records").execute(&mut conn).await.unwrap_err();
+    sqlx::query("SET session_replication_role = replica")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let err = sqlx::query("DELETE FROM audit_records")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
-    sqlx::query("SET session_replication_role = origin").execute(&mut conn).await.unwrap();
+    sqlx::query("SET session_replication_role = origin")
+        .execute(&mut conn)
+        .await
+        .unwrap();
 
     // Control plane down: records wait in the spool, across a gateway restart too.
     cp.process.kill();
     send(&gw, "First request during the outage.").await;
     send(&gw, "Second request during the outage.").await;
     gw.process.terminate();
-    let gw = Gateway::start_managed(&grpc_url, "gw-audit", "env=test", cache.path(), GatewayOptions::default());
-    assert!(gw.wait_for_log("serving the cached snapshot", Duration::from_secs(10)), "{}", gw.logs());
+    let gw = Gateway::start_managed(
+        &grpc_url,
+        "gw-audit",
+        "env=test",
+        cache.path(),
+        GatewayOptions::default(),
+    );
+    assert!(
+        gw.wait_for_log("serving the cached snapshot", Duration::from_secs(10)),
+        "{}",
+        gw.logs()
+    );
     send(&gw, "Third request, after the gateway restarted.").await;
     cp = ControlPlane::start_on(&db, http_port, grpc_port);
     let records = audit_records(&cp, 6).await;
-    let mut ids: Vec<&str> = records.iter().map(|r| r["record"]["request_id"].as_str().unwrap()).collect();
+    let mut ids: Vec<&str> = records
+        .iter()
+        .map(|r| r["record"]["request_id"].as_str().unwrap())
+        .collect();
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), 6, "each request exactly once");
@@ -388,15 +621,26 @@ async fn audit_records_reach_the_control_plane_once_across_outages_and_restarts(
     .fetch_one(&mut conn)
     .await
     .unwrap();
-    sqlx::query(&format!("ALTER TABLE {part} DISABLE TRIGGER ALL")).execute(&mut conn).await.unwrap();
-    sqlx::query(&format!("UPDATE {part} SET body = replace(body, '\"status\":200', '\"status\":201') WHERE seq = 2"))
+    sqlx::query(&format!("ALTER TABLE {part} DISABLE TRIGGER ALL"))
         .execute(&mut conn)
         .await
         .unwrap();
+    sqlx::query(&format!(
+        "UPDATE {part} SET body = replace(body, '\"status\":200', '\"status\":201') WHERE seq = 2"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
     let (_, v) = cp.admin().get("/v1/audit/verify").await;
     assert_eq!(v["ok"], false, "{v}");
     assert_eq!(v["chains"][0]["broken_at"], 2, "{v}");
-    assert!(v["chains"][0]["reason"].as_str().unwrap().contains("altered"), "{v}");
+    assert!(
+        v["chains"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("altered"),
+        "{v}"
+    );
 }
 
 #[tokio::test]
@@ -406,10 +650,26 @@ async fn replicas_start_together_and_serve_one_fleet_consistently() {
     let replicas = ControlPlane::start_replicas(&db, 3);
     let up = Upstream::start().await;
     let (c1, c2) = (TempDir::new(), TempDir::new());
-    let gw1 = Gateway::start_managed(&replicas[1].grpc_url(), "gw-r1", "env=test", c1.path(), GatewayOptions::default());
-    let gw2 = Gateway::start_managed(&replicas[2].grpc_url(), "gw-r2", "env=test", c2.path(), GatewayOptions::default());
+    let gw1 = Gateway::start_managed(
+        &replicas[1].grpc_url(),
+        "gw-r1",
+        "env=test",
+        c1.path(),
+        GatewayOptions::default(),
+    );
+    let gw2 = Gateway::start_managed(
+        &replicas[2].grpc_url(),
+        "gw-r2",
+        "env=test",
+        c2.path(),
+        GatewayOptions::default(),
+    );
     let (_, operators) = replicas[0].admin().get("/v1/operators").await;
-    assert_eq!(operators["data"].as_array().unwrap().len(), 1, "one bootstrap admin: {operators}");
+    assert_eq!(
+        operators["data"].as_array().unwrap().len(),
+        1,
+        "one bootstrap admin: {operators}"
+    );
 
     // A write through replica 0 reaches gateways streaming from 1 and 2.
     publish(&replicas[0], &pack("r", "m1", &up, ""), true).await;

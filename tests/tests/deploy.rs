@@ -56,20 +56,45 @@ fn manifests_validate_against_the_kubernetes_schemas() {
         .args(&files)
         .output()
         .unwrap_or_else(|e| panic!("{}: {e}", validate.display()));
-    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && !report.contains("ERROR"), "{report}");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && !report.contains("ERROR"),
+        "{report}"
+    );
     // Only kustomizations and the CloudNativePG CRD have no bundled schema.
-    for line in report.lines().filter(|l| l.contains("Couldn't find schema")) {
-        assert!(line.contains("kind Kustomization") || line.contains("kind Cluster with api version postgresql.cnpg.io"), "{line}");
+    for line in report
+        .lines()
+        .filter(|l| l.contains("Couldn't find schema"))
+    {
+        assert!(
+            line.contains("kind Kustomization")
+                || line.contains("kind Cluster with api version postgresql.cnpg.io"),
+            "{line}"
+        );
     }
-    let passed = report.lines().filter(|l| l.contains(" passed for resource ")).count();
+    let passed = report
+        .lines()
+        .filter(|l| l.contains(" passed for resource "))
+        .count();
     assert!(passed >= 12, "{report}");
 
     // Every kustomization lists files that exist.
-    for (file, doc) in documents().iter().filter(|(_, d)| d["kind"] == "Kustomization") {
+    for (file, doc) in documents()
+        .iter()
+        .filter(|(_, d)| d["kind"] == "Kustomization")
+    {
         for r in doc["resources"].as_array().unwrap() {
             let p = file.parent().unwrap().join(r.as_str().unwrap());
-            assert!(p.exists(), "{}: resource {} does not exist", file.display(), p.display());
+            assert!(
+                p.exists(),
+                "{}: resource {} does not exist",
+                file.display(),
+                p.display()
+            );
         }
     }
 }
@@ -78,10 +103,16 @@ fn manifests_validate_against_the_kubernetes_schemas() {
 fn containers() -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for (_, doc) in documents() {
-        if !matches!(doc["kind"].as_str(), Some("Deployment" | "Job" | "StatefulSet")) {
+        if !matches!(
+            doc["kind"].as_str(),
+            Some("Deployment" | "Job" | "StatefulSet")
+        ) {
             continue;
         }
-        for c in doc["spec"]["template"]["spec"]["containers"].as_array().unwrap() {
+        for c in doc["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+        {
             out.push((c["image"].as_str().unwrap().to_string(), c.clone()));
         }
     }
@@ -89,7 +120,9 @@ fn containers() -> Vec<(String, Value)> {
 }
 
 fn env_value(c: &Value, name: &str) -> Option<String> {
-    c["env"].as_array()?.iter().find(|e| e["name"] == name)?["value"].as_str().map(str::to_string)
+    c["env"].as_array()?.iter().find(|e| e["name"] == name)?["value"]
+        .as_str()
+        .map(str::to_string)
 }
 
 #[test]
@@ -97,20 +130,47 @@ fn containers_use_only_flags_and_variables_the_binaries_accept() {
     let containers = containers();
     assert!(containers.len() >= 3);
     // Provider tokens are named by the packs (secret_key_ref.env), not by the binaries.
-    let pack = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/examples/policy-config.yaml")).unwrap();
+    let pack = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/examples/policy-config.yaml"
+    ))
+    .unwrap();
     for (image, c) in containers {
-        let args: Vec<&str> = c["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
-        let out = Command::new(binary(&image)).arg(args[0]).arg("--help").output().unwrap();
-        assert!(out.status.success(), "{image} {}: {}", args[0], String::from_utf8_lossy(&out.stderr));
+        let args: Vec<&str> = c["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let out = Command::new(binary(&image))
+            .arg(args[0])
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{image} {}: {}",
+            args[0],
+            String::from_utf8_lossy(&out.stderr)
+        );
         let help = String::from_utf8_lossy(&out.stdout).to_string();
         for flag in args[1..].iter().filter(|a| a.starts_with("--")) {
             let name = flag.split('=').next().unwrap();
-            assert!(help.contains(name), "{image} {} does not accept {name}", args[0]);
+            assert!(
+                help.contains(name),
+                "{image} {} does not accept {name}",
+                args[0]
+            );
         }
         for e in c["env"].as_array().into_iter().flatten() {
             let name = e["name"].as_str().unwrap();
-            let known = help.contains(&format!("[env: {name}")) || name == "RUST_LOG" || pack.contains(&format!("env: {name}"));
-            assert!(known, "{image}: environment variable {name} is read by nothing");
+            let known = help.contains(&format!("[env: {name}"))
+                || name == "RUST_LOG"
+                || pack.contains(&format!("env: {name}"));
+            assert!(
+                known,
+                "{image}: environment variable {name} is read by nothing"
+            );
         }
         // Declared ports are the ones the listen settings bind.
         for p in c["ports"].as_array().into_iter().flatten() {
@@ -119,7 +179,10 @@ fn containers_use_only_flags_and_variables_the_binaries_accept() {
                 .iter()
                 .filter_map(|k| env_value(&c, k))
                 .any(|v| v.ends_with(&format!(":{port}")));
-            assert!(bound, "{image}: containerPort {port} is not bound by any *_LISTEN setting");
+            assert!(
+                bound,
+                "{image}: containerPort {port} is not bound by any *_LISTEN setting"
+            );
         }
     }
 }
@@ -140,7 +203,10 @@ fn probe_paths(image: &str) -> Vec<String> {
 #[tokio::test]
 async fn probe_paths_are_served_by_the_binaries() {
     let gateway_paths = probe_paths("sluice-gateway");
-    assert!(gateway_paths.contains(&"/readyz".to_string()) && gateway_paths.contains(&"/healthz".to_string()));
+    assert!(
+        gateway_paths.contains(&"/readyz".to_string())
+            && gateway_paths.contains(&"/healthz".to_string())
+    );
     let gw = Gateway::start_with(
         "providers:\n  targets:\n    - id: t\n      provider: openai:m\n      base_url: http://127.0.0.1:9/v1\n",
         GatewayOptions::default(),
@@ -155,6 +221,10 @@ async fn probe_paths_are_served_by_the_binaries() {
     assert!(!cp_paths.is_empty());
     for path in &cp_paths {
         let url = format!("http://127.0.0.1:{}{path}", cp.http_port);
-        assert_eq!(reqwest::get(url).await.unwrap().status(), 200, "control plane {path}");
+        assert_eq!(
+            reqwest::get(url).await.unwrap().status(),
+            200,
+            "control plane {path}"
+        );
     }
 }

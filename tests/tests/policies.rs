@@ -567,5 +567,9 @@ async fn a_client_leaving_mid_stream_still_gets_an_audit_record() {
     let records = wait_records(&audit, 1).await;
     assert_eq!(records[0]["status"], 499, "{records:?}");
     assert_eq!(records[0]["stream"], true);
-    assert!(gw.wait_for_log("client disconnected mid-stream", Duration::from_secs(5)), "{}", gw.logs());
+    assert!(
+        gw.wait_for_log("client disconnected mid-stream", Duration::from_secs(5)),
+        "{}",
+        gw.logs()
+    );
 }

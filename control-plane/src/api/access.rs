@@ -19,7 +19,8 @@ use super::AppState;
 fn valid_name(what: &str, s: &str) -> Result<(), ApiError> {
     let ok = !s.is_empty()
         && s.len() <= 64
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok {
         Ok(())
     } else {
@@ -47,7 +48,16 @@ pub struct NewKey {
     expires_at: Option<String>,
 }
 
-type KeyRow = (String, String, String, String, OffsetDateTime, String, Option<OffsetDateTime>, bool);
+type KeyRow = (
+    String,
+    String,
+    String,
+    String,
+    OffsetDateTime,
+    String,
+    Option<OffsetDateTime>,
+    bool,
+);
 
 fn key_json(r: &KeyRow) -> Value {
     let (id, owner, role, prefix, created_at, created_by, expires_at, enabled) = r;
@@ -56,7 +66,8 @@ fn key_json(r: &KeyRow) -> Value {
            "expires_at": expires_at.map(rfc3339), "enabled": enabled})
 }
 
-const KEY_COLUMNS: &str = "id, owner, role, key_prefix, created_at, created_by, expires_at, enabled";
+const KEY_COLUMNS: &str =
+    "id, owner, role, key_prefix, created_at, created_by, expires_at, enabled";
 
 /// `POST /v1/keys`: the answer's `key` is the only time the key is shown.
 pub async fn create_key(
@@ -93,9 +104,18 @@ pub async fn create_key(
     .bind(expires_at)
     .fetch_optional(&mut *tx)
     .await?;
-    let row = row.ok_or_else(|| ApiError::Conflict(format!("a client key with id '{id}' exists")))?;
+    let row =
+        row.ok_or_else(|| ApiError::Conflict(format!("a client key with id '{id}' exists")))?;
     let public = key_json(&row);
-    history(&mut tx, &op.name, "key.create", &format!("key/{id}"), None, Some(public.clone())).await?;
+    history(
+        &mut tx,
+        &op.name,
+        "key.create",
+        &format!("key/{id}"),
+        None,
+        Some(public.clone()),
+    )
+    .await?;
     tx.commit().await?;
     let mut answer = public;
     answer["key"] = json!(key);
@@ -104,10 +124,14 @@ pub async fn create_key(
 
 pub async fn list_keys(State(app): State<AppState>, op: Operator) -> Result<Json<Value>, ApiError> {
     op.require(Role::Viewer, "listing client keys")?;
-    let rows: Vec<KeyRow> = sqlx::query_as(&format!("SELECT {KEY_COLUMNS} FROM client_keys ORDER BY id"))
-        .fetch_all(&app.pool)
-        .await?;
-    Ok(Json(json!({"data": rows.iter().map(key_json).collect::<Vec<_>>()})))
+    let rows: Vec<KeyRow> = sqlx::query_as(&format!(
+        "SELECT {KEY_COLUMNS} FROM client_keys ORDER BY id"
+    ))
+    .fetch_all(&app.pool)
+    .await?;
+    Ok(Json(
+        json!({"data": rows.iter().map(key_json).collect::<Vec<_>>()}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -123,7 +147,9 @@ pub struct KeyChange {
 /// Distinguishes an absent field from an explicit null.
 mod double_option {
     use serde::{Deserialize, Deserializer};
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
         Option::<String>::deserialize(d).map(Some)
     }
 }
@@ -146,11 +172,13 @@ pub async fn update_key(
         None => None,
     };
     let mut tx = app.pool.begin().await?;
-    let before: KeyRow = sqlx::query_as(&format!("SELECT {KEY_COLUMNS} FROM client_keys WHERE id = $1 FOR UPDATE"))
-        .bind(&id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no client key with id '{id}'")))?;
+    let before: KeyRow = sqlx::query_as(&format!(
+        "SELECT {KEY_COLUMNS} FROM client_keys WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(&id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no client key with id '{id}'")))?;
     let after: KeyRow = sqlx::query_as(&format!(
         "UPDATE client_keys SET enabled = COALESCE($2, enabled), role = COALESCE($3, role),
              expires_at = CASE WHEN $4 THEN $5 ELSE expires_at END
@@ -164,7 +192,15 @@ pub async fn update_key(
     .fetch_one(&mut *tx)
     .await?;
     let after = key_json(&after);
-    history(&mut tx, &op.name, "key.update", &format!("key/{id}"), Some(key_json(&before)), Some(after.clone())).await?;
+    history(
+        &mut tx,
+        &op.name,
+        "key.update",
+        &format!("key/{id}"),
+        Some(key_json(&before)),
+        Some(after.clone()),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(after))
 }
@@ -210,23 +246,37 @@ pub async fn create_operator(
     .bind(&op.name)
     .fetch_optional(&mut *tx)
     .await?;
-    let row = row.ok_or_else(|| ApiError::Conflict(format!("an operator named '{}' exists", body.name)))?;
+    let row =
+        row.ok_or_else(|| ApiError::Conflict(format!("an operator named '{}' exists", body.name)))?;
     let public = operator_json(&row);
-    history(&mut tx, &op.name, "operator.create", &format!("operator/{}", body.name), None, Some(public.clone())).await?;
+    history(
+        &mut tx,
+        &op.name,
+        "operator.create",
+        &format!("operator/{}", body.name),
+        None,
+        Some(public.clone()),
+    )
+    .await?;
     tx.commit().await?;
     let mut answer = public;
     answer["token"] = json!(token);
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
-pub async fn list_operators(State(app): State<AppState>, op: Operator) -> Result<Json<Value>, ApiError> {
+pub async fn list_operators(
+    State(app): State<AppState>,
+    op: Operator,
+) -> Result<Json<Value>, ApiError> {
     op.require(Role::Admin, "listing operators")?;
     let rows: Vec<OperatorRow> = sqlx::query_as(
         "SELECT name, role, created_at, created_by, enabled FROM operators ORDER BY name",
     )
     .fetch_all(&app.pool)
     .await?;
-    Ok(Json(json!({"data": rows.iter().map(operator_json).collect::<Vec<_>>()})))
+    Ok(Json(
+        json!({"data": rows.iter().map(operator_json).collect::<Vec<_>>()}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -247,7 +297,8 @@ pub async fn update_operator(
 ) -> Result<Json<Value>, ApiError> {
     op.require(Role::Admin, "changing an operator")?;
     let role = change.role.as_deref().map(parse_role).transpose()?;
-    if name == op.name && (change.enabled == Some(false) || role.is_some_and(|r| r != Role::Admin)) {
+    if name == op.name && (change.enabled == Some(false) || role.is_some_and(|r| r != Role::Admin))
+    {
         return Err(ApiError::BadRequest(
             "an admin cannot disable or demote itself; ask another admin".into(),
         ));
@@ -270,7 +321,15 @@ pub async fn update_operator(
     .fetch_one(&mut *tx)
     .await?;
     let after = operator_json(&after);
-    history(&mut tx, &op.name, "operator.update", &format!("operator/{name}"), Some(operator_json(&before)), Some(after.clone())).await?;
+    history(
+        &mut tx,
+        &op.name,
+        "operator.update",
+        &format!("operator/{name}"),
+        Some(operator_json(&before)),
+        Some(after.clone()),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(after))
 }

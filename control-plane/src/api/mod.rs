@@ -7,11 +7,11 @@ mod audit;
 mod fleet;
 mod packs;
 
+use axum::Json;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
-use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 use sqlx::PgPool;
@@ -85,14 +85,21 @@ async fn count_responses(req: axum::extract::Request, next: axum::middleware::Ne
 
 async fn metrics() -> Response {
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         crate::metrics::get().encode(),
     )
         .into_response()
 }
 
 async fn openapi() -> Response {
-    ([(axum::http::header::CONTENT_TYPE, "application/yaml")], OPENAPI).into_response()
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/yaml")],
+        OPENAPI,
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]

@@ -115,7 +115,15 @@ pub async fn create(
     })?;
     let (version, _) = insert_version(&mut tx, id, &p, &body, &parsed, &op.name).await?;
     let after = json!({"pack": p.name, "version": version, "sha256": p.sha256});
-    history(&mut tx, &op.name, "pack.create", &format!("pack/{}", p.name), None, Some(after.clone())).await?;
+    history(
+        &mut tx,
+        &op.name,
+        "pack.create",
+        &format!("pack/{}", p.name),
+        None,
+        Some(after.clone()),
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(after)))
 }
@@ -140,10 +148,22 @@ pub async fn new_version(
     let (version, created) = insert_version(&mut tx, id, &p, &body, &parsed, &op.name).await?;
     let after = json!({"pack": name, "version": version, "sha256": p.sha256, "created": created});
     if created {
-        history(&mut tx, &op.name, "pack.version", &format!("pack/{name}"), None, Some(after.clone())).await?;
+        history(
+            &mut tx,
+            &op.name,
+            "pack.version",
+            &format!("pack/{name}"),
+            None,
+            Some(after.clone()),
+        )
+        .await?;
     }
     tx.commit().await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(after)))
 }
 
@@ -171,10 +191,11 @@ pub async fn get(
 ) -> Result<Json<Value>, ApiError> {
     op.require(Role::Viewer, "reading a pack")?;
     let id = pack_id(&app, &name).await?;
-    let latest: i32 = sqlx::query_scalar("SELECT max(version) FROM pack_versions WHERE pack_id = $1")
-        .bind(id)
-        .fetch_one(&app.pool)
-        .await?;
+    let latest: i32 =
+        sqlx::query_scalar("SELECT max(version) FROM pack_versions WHERE pack_id = $1")
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await?;
     let row = fetch_version(&app, &name, latest).await?;
     Ok(Json(version_json(&name, &row, true)))
 }
@@ -240,7 +261,9 @@ pub async fn diff(
         .unified_diff()
         .header(&format!("{name}@{}", q.from), &format!("{name}@{}", q.to))
         .to_string();
-    Ok(Json(json!({"pack": name, "from": q.from, "to": q.to, "diff": diff})))
+    Ok(Json(
+        json!({"pack": name, "from": q.from, "to": q.to, "diff": diff}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -301,7 +324,15 @@ pub async fn activate(
     let mut tx = app.pool.begin().await?;
     let before = set_deployment(&mut tx, &selector, id, body.version, &op.name).await?;
     let after = json!({"selector": selector.as_str(), "pack": name, "version": body.version});
-    history(&mut tx, &op.name, "deployment.activate", &format!("deployment/{}", selector.as_str()), before, Some(after.clone())).await?;
+    history(
+        &mut tx,
+        &op.name,
+        "deployment.activate",
+        &format!("deployment/{}", selector.as_str()),
+        before,
+        Some(after.clone()),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(after))
 }
@@ -341,12 +372,23 @@ pub async fn rollback(
     };
     let before = set_deployment(&mut tx, &selector, *pack_id, *version, &op.name).await?;
     let after = json!({"selector": selector.as_str(), "pack": name, "version": version});
-    history(&mut tx, &op.name, "deployment.rollback", &format!("deployment/{}", selector.as_str()), before, Some(after.clone())).await?;
+    history(
+        &mut tx,
+        &op.name,
+        "deployment.rollback",
+        &format!("deployment/{}", selector.as_str()),
+        before,
+        Some(after.clone()),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(after))
 }
 
-pub async fn deployments(State(app): State<AppState>, op: Operator) -> Result<Json<Value>, ApiError> {
+pub async fn deployments(
+    State(app): State<AppState>,
+    op: Operator,
+) -> Result<Json<Value>, ApiError> {
     op.require(Role::Viewer, "listing deployments")?;
     let rows: Vec<(String, String, i32, time::OffsetDateTime, String)> = sqlx::query_as(
         "SELECT d.selector, p.name, d.version, d.activated_at, d.activated_by
@@ -379,7 +421,9 @@ pub async fn targets(State(app): State<AppState>, op: Operator) -> Result<Json<V
     for (selector, name, version, body) in rows {
         // Stored versions validated when written; a schema change since
         // could make one fail, which must not hide the others.
-        let Ok(loaded) = pack::load(&body) else { continue };
+        let Ok(loaded) = pack::load(&body) else {
+            continue;
+        };
         for t in &loaded.pack.targets {
             data.push(json!({
                 "selector": selector, "pack": name, "version": version,

@@ -83,7 +83,9 @@ impl Auditor {
         if cfg.destination == AuditDestination::Api {
             match link {
                 Some(link) => ship::ensure(std::fs::canonicalize(&cfg.path)?, link.clone()),
-                None => tracing::warn!(path = %cfg.path, "audit-logger destination 'api': no control plane is connected in standalone mode; records are kept in the on-disk spool at this path until one is"),
+                None => {
+                    tracing::warn!(path = %cfg.path, "audit-logger destination 'api': no control plane is connected in standalone mode; records are kept in the on-disk spool at this path until one is")
+                }
             }
         }
         Ok(Auditor {

@@ -80,32 +80,46 @@ async fn ship_once(
 ) -> Result<bool, String> {
     let files = sink::files(dir).map_err(|e| format!("listing {}: {e}", dir.display()))?;
     let cursor = read_cursor(dir);
-    let name = |p: &PathBuf| p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+    let name = |p: &PathBuf| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string()
+    };
     // Files before the cursor's are fully shipped; a cursor whose file is
     // gone (shipped and deleted) points before the next one.
-    let Some((i, path)) = files.iter().enumerate().find(|(_, p)| name(p) >= cursor.file) else {
+    let Some((i, path)) = files
+        .iter()
+        .enumerate()
+        .find(|(_, p)| name(p) >= cursor.file)
+    else {
         return Ok(false);
     };
-    let offset = if name(path) == cursor.file { cursor.offset } else { 0 };
-    let (records, consumed) = read_batch(path, offset).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let offset = if name(path) == cursor.file {
+        cursor.offset
+    } else {
+        0
+    };
+    let (records, consumed) =
+        read_batch(path, offset).map_err(|e| format!("reading {}: {e}", path.display()))?;
     if records.is_empty() {
         if i + 1 < files.len() {
             // A newer day exists, so the writer is done with this file.
             std::fs::remove_file(path).map_err(|e| format!("removing {}: {e}", path.display()))?;
-            write_cursor(dir, &Cursor { file: name(&files[i + 1]), offset: 0 })
-                .map_err(|e| format!("writing the cursor: {e}"))?;
+            write_cursor(
+                dir,
+                &Cursor {
+                    file: name(&files[i + 1]),
+                    offset: 0,
+                },
+            )
+            .map_err(|e| format!("writing the cursor: {e}"))?;
             return Ok(true);
         }
         return Ok(false);
     }
     if client.is_none() {
-        let channel = tonic::transport::Endpoint::from_shared(link.url.clone())
-            .map_err(|e| format!("invalid control-plane URL: {e}"))?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
-            .connect()
-            .await
-            .map_err(|e| format!("cannot connect to the control plane: {e}"))?;
+        let channel = crate::control::connect(link).await?;
         *client = Some(AuditServiceClient::new(channel));
     }
     let n = records.len();
@@ -119,9 +133,20 @@ async fn ship_once(
         .await
         .map_err(|s| format!("control plane refused the batch: {}", s.message()))?
         .into_inner();
-    write_cursor(dir, &Cursor { file: name(path), offset: offset + consumed })
-        .map_err(|e| format!("writing the cursor: {e}"))?;
-    tracing::debug!(records = n, stored = ack.stored, duplicates = ack.duplicates, "audit batch shipped");
+    write_cursor(
+        dir,
+        &Cursor {
+            file: name(path),
+            offset: offset + consumed,
+        },
+    )
+    .map_err(|e| format!("writing the cursor: {e}"))?;
+    tracing::debug!(
+        records = n,
+        stored = ack.stored,
+        duplicates = ack.duplicates,
+        "audit batch shipped"
+    );
     Ok(true)
 }
 
@@ -178,7 +203,10 @@ mod tests {
         assert_eq!(consumed, 16);
         let (rest, n) = read_batch(&f, consumed).unwrap();
         assert!(rest.is_empty() && n == 0);
-        let c = Cursor { file: "audit-2026-11-24.jsonl".into(), offset: consumed };
+        let c = Cursor {
+            file: "audit-2026-11-24.jsonl".into(),
+            offset: consumed,
+        };
         write_cursor(&dir, &c).unwrap();
         assert_eq!(read_cursor(&dir), c);
         std::fs::remove_dir_all(dir).unwrap();

@@ -437,7 +437,9 @@ fn validate_router(
                 d.error(
                     &ipath.to_string(),
                     mark,
-                    format!("target '{target}' serves embeddings only; the router picks chat targets"),
+                    format!(
+                        "target '{target}' serves embeddings only; the router picks chat targets"
+                    ),
                 );
                 continue;
             }

@@ -282,7 +282,10 @@ impl Node {
         match &self.value {
             Value::Null => J::Null,
             Value::Scalar { text, quoted: true } => J::String(text.clone()),
-            Value::Scalar { text, quoted: false } => match text.as_str() {
+            Value::Scalar {
+                text,
+                quoted: false,
+            } => match text.as_str() {
                 "true" | "True" | "TRUE" => J::Bool(true),
                 "false" | "False" | "FALSE" => J::Bool(false),
                 "null" | "Null" | "NULL" | "~" => J::Null,

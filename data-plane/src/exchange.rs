@@ -26,10 +26,27 @@ pub struct Exchange {
     /// The routed target's model id: the only model label metrics use.
     model_label: Option<String>,
     first_token: Option<Duration>,
+    /// `ai_completion`: the request's trace span; it ends when the
+    /// exchange is finished (for streams, when the stream ends).
+    pub span: tracing::Span,
 }
 
 impl Exchange {
     pub fn new(rt: Arc<Runtime>, request_id: String, endpoint: &'static str) -> Self {
+        use tracing::field::Empty;
+        let operation = if endpoint == "embeddings" { "embeddings" } else { "chat" };
+        let span = tracing::info_span!(
+            "ai_completion",
+            "gen_ai.operation.name" = operation,
+            "gen_ai.request.model" = Empty,
+            "gen_ai.response.model" = Empty,
+            "gen_ai.response.finish_reasons" = Empty,
+            "gen_ai.usage.input_tokens" = Empty,
+            "gen_ai.usage.output_tokens" = Empty,
+            "http.response.status_code" = Empty,
+            "sluice.target" = Empty,
+            "sluice.overhead_ms" = Empty,
+        );
         let record = Record {
             request_id,
             endpoint,
@@ -44,6 +61,18 @@ impl Exchange {
             slot: None,
             model_label: None,
             first_token: None,
+            span,
+        }
+    }
+
+    /// Notes what a completion (or a streamed chunk) says about the answer:
+    /// its model and, once given, its finish reason.
+    pub fn response_seen(&self, v: &Value) {
+        if let Some(m) = v.get("model").and_then(Value::as_str) {
+            self.span.record("gen_ai.response.model", m);
+        }
+        if let Some(r) = v.pointer("/choices/0/finish_reason").and_then(Value::as_str) {
+            self.span.record("gen_ai.response.finish_reasons", r);
         }
     }
 
@@ -87,8 +116,14 @@ impl Exchange {
 
     /// Runs `call` and counts its time as upstream time.
     pub async fn upstream<T>(&mut self, call: impl std::future::Future<Output = T>) -> T {
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            "upstream",
+            "otel.kind" = "client",
+            "sluice.target" = self.record.target.as_deref().unwrap_or("none")
+        );
         let t = Instant::now();
-        let out = call.await;
+        let out = call.instrument(span).await;
         self.upstream += t.elapsed();
         out
     }
@@ -145,6 +180,17 @@ impl Exchange {
 
 impl Exchange {
     fn observe(&self, usage: Option<&Usage>) {
+        let span = &self.span;
+        span.record("gen_ai.request.model", self.record.model.as_str());
+        span.record("http.response.status_code", self.record.status);
+        span.record("sluice.overhead_ms", self.overhead().as_secs_f64() * 1000.0);
+        if let Some(t) = &self.record.target {
+            span.record("sluice.target", t.as_str());
+        }
+        if let Some(u) = usage {
+            span.record("gen_ai.usage.input_tokens", u.prompt_tokens);
+            span.record("gen_ai.usage.output_tokens", u.completion_tokens);
+        }
         let m = metrics::get();
         let target = self
             .record

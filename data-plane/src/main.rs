@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sluice_data_plane::config::{self, ConfigStore};
-use sluice_data_plane::control;
+use sluice_data_plane::{control, telemetry};
 use sluice_data_plane::runtime::{ClientTls, ControlPlaneLink, DEFAULT_HF_INFERENCE_URL, Settings};
 
 #[derive(Parser)]
@@ -128,7 +128,18 @@ fn main() -> ExitCode {
             hf_inference_url,
             log_format,
         } => {
-            init_logging(log_format);
+            // The OTLP exporter sends from the runtime: build it first.
+            let rt = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("sluice-gateway: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let _telemetry = {
+                let _enter = rt.enter();
+                telemetry::init(matches!(log_format, LogFormat::Json), "sluice-gateway")
+            };
             let client_tls = match control_plane_ca {
                 None => None,
                 Some(ca) => {
@@ -185,7 +196,7 @@ fn main() -> ExitCode {
                 key,
                 ca: None,
             });
-            match serve(listen, source, settings, tls) {
+            match serve(&rt, listen, source, settings, tls) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -284,21 +295,8 @@ fn verify(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
 fn serve(
+    rt: &tokio::runtime::Runtime,
     listen: String,
     source: Source,
     settings: Settings,
@@ -309,7 +307,6 @@ fn serve(
         .as_ref()
         .and_then(|l| l.tls.as_ref())
         .and_then(|t| t.identity.clone());
-    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         // Both guards stop their config source when dropped at shutdown.
         let (store, _watch, _control) = match source {

@@ -63,7 +63,8 @@ async fn request_id(mut req: Request, next: Next) -> Response {
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    // The trace's root: every log line of the request carries its id.
+    let span = tracing::info_span!("request", "otel.kind" = "server", request_id = %id, method = %req.method(), path = %req.uri().path());
     req.extensions_mut().insert(RequestId(id.clone()));
     let mut resp = next.run(req).instrument(span).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
@@ -93,9 +94,11 @@ async fn chat_completions(
         return ApiError::no_config().into_response();
     };
     let mut ex = Exchange::new(rt, id, "chat.completions");
-    match chat_path(&app, &mut ex, &headers, body).await {
+    let span = ex.span.clone();
+    match chat_path(&app, &mut ex, &headers, body).instrument(span).await {
         Ok(ChatReply::Stream(s)) => streaming::respond(ex, s),
         Ok(ChatReply::Full(v)) => {
+            ex.response_seen(&v);
             let usage = usage_of(&v);
             let mut resp = Json(&v).into_response();
             ex.decorate(&mut resp);
@@ -160,7 +163,8 @@ async fn embeddings(
         return ApiError::no_config().into_response();
     };
     let mut ex = Exchange::new(rt, id, "embeddings");
-    match embeddings_path(&app, &mut ex, &headers, body).await {
+    let span = ex.span.clone();
+    match embeddings_path(&app, &mut ex, &headers, body).instrument(span).await {
         Ok(v) => {
             let usage = usage_of(&v);
             let mut resp = Json(v).into_response();

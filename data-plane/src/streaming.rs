@@ -48,8 +48,13 @@ pub fn respond(ex: Exchange, upstream: ChunkStream) -> Response {
         flushed: false,
         out: VecDeque::new(),
     };
-    let mut resp =
-        Sse::new(futures::stream::unfold(state, next).map(Ok::<_, Infallible>)).into_response();
+    // Each step runs inside the request's span, so the policies and the
+    // logs of a stream belong to its trace.
+    let steps = futures::stream::unfold(state, |st| {
+        let span = st.ex.as_ref().map_or_else(tracing::Span::none, |e| e.span.clone());
+        tracing::Instrument::instrument(next(st), span)
+    });
+    let mut resp = Sse::new(steps.map(Ok::<_, Infallible>)).into_response();
     for (k, v) in head.headers() {
         if k.as_str().starts_with("x-sluice-") {
             resp.headers_mut().insert(k.clone(), v.clone());
@@ -87,6 +92,9 @@ impl State {
     fn chunk(&mut self, mut chunk: Value) {
         if let Some(u) = usage_of(&chunk) {
             self.usage = Some(u);
+        }
+        if let Some(ex) = &self.ex {
+            ex.response_seen(&chunk);
         }
         let finishing = chunk
             .pointer("/choices/0/finish_reason")

@@ -157,6 +157,11 @@ pub struct Text<'a> {
     pub text: &'a mut String,
 }
 
+/// A child span of `ai_completion` for one policy's check.
+fn policy_span(policy: &'static str, stage: &'static str) -> tracing::Span {
+    tracing::info_span!("policy", "sluice.policy" = policy, "sluice.stage" = stage)
+}
+
 /// One policy of the chain.
 pub trait Policy: Send + Sync {
     fn name(&self) -> &'static str;
@@ -211,6 +216,7 @@ impl Chain {
         decisions: &mut Vec<Decision>,
     ) -> Result<(), ApiError> {
         for p in &self.policies {
+            let _span = policy_span(p.name(), "request").entered();
             let d = p.check_request(texts);
             let blocked = d.outcome == Outcome::Block;
             decisions.push(d);
@@ -228,6 +234,7 @@ impl Chain {
         decisions: &mut Vec<Decision>,
     ) -> Result<(), ApiError> {
         for p in &self.policies {
+            let _span = policy_span(p.name(), "response").entered();
             let Some(d) = p.check_response(text) else {
                 continue;
             };

@@ -1,0 +1,87 @@
+//! Logs and traces. Logs go to stderr through `tracing-subscriber` (text or
+//! JSON, filter from `RUST_LOG`); every line logged while serving a request
+//! carries its span, hence its `request_id`. When the standard
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is
+//! set, spans are also exported over OTLP/gRPC: one `ai_completion` span per
+//! request with the GenAI semantic-convention attributes, a child span per
+//! policy and one for the upstream call. Prompts and completions are never
+//! put in spans: the audit log is where content is kept, under its own
+//! settings.
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Keeps the exporter alive; flushes pending spans when dropped.
+pub struct Guard(Option<SdkTracerProvider>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take()
+            && let Err(e) = p.shutdown()
+        {
+            eprintln!("sluice-gateway: flushing traces at exit failed: {e}");
+        }
+    }
+}
+
+fn otlp_configured() -> bool {
+    ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+        .iter()
+        .any(|k| std::env::var(k).is_ok_and(|v| !v.trim().is_empty()))
+}
+
+/// Installs the global subscriber. Must run inside the tokio runtime (the
+/// OTLP exporter's batches are sent from it). `json`: JSON log lines.
+pub fn init(json: bool, service: &'static str) -> Guard {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    let fmt = if json { fmt.json().boxed() } else { fmt.boxed() };
+    let mut provider = None;
+    let mut otel_error = None;
+    let otel = if otlp_configured() {
+        match opentelemetry_otlp::SpanExporter::builder().with_tonic().build() {
+            Ok(exporter) => {
+                let processor = opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
+                    exporter,
+                    opentelemetry_sdk::runtime::Tokio,
+                )
+                .build();
+                let p = SdkTracerProvider::builder()
+                    .with_span_processor(processor)
+                    .with_resource(
+                        opentelemetry_sdk::Resource::builder()
+                            .with_service_name(service)
+                            .build(),
+                    )
+                    .build();
+                let tracer = p.tracer(service);
+                provider = Some(p);
+                Some(tracing_opentelemetry::layer().with_tracer(tracer))
+            }
+            Err(e) => {
+                otel_error = Some(e.to_string());
+                None
+            }
+        }
+    } else {
+        None
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .init();
+    if let Some(e) = otel_error {
+        tracing::error!("OTLP trace export is configured but could not start: {e}");
+    } else if provider.is_some() {
+        tracing::info!("exporting traces over OTLP");
+    }
+    Guard(provider)
+}

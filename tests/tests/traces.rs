@@ -1,0 +1,134 @@
+//! OTLP trace export, received by a real OTLP/gRPC collector running in
+//! this test: one `ai_completion` span per request with the GenAI
+//! attributes, and child spans for each policy and for the upstream call.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use serde_json::json;
+use sluice_e2e::upstream::Upstream;
+use sluice_e2e::{Gateway, GatewayOptions};
+
+#[derive(Default, Clone)]
+struct Collector(Arc<Mutex<Vec<Span>>>);
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut spans = self.0.lock().unwrap();
+        for rs in request.into_inner().resource_spans {
+            for ss in rs.scope_spans {
+                spans.extend(ss.spans);
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+fn attrs(span: &Span) -> HashMap<String, String> {
+    span.attributes
+        .iter()
+        .map(|kv| {
+            let v = match kv.value.as_ref().and_then(|v| v.value.clone()) {
+                Some(Any::StringValue(s)) => s,
+                Some(Any::IntValue(i)) => i.to_string(),
+                Some(Any::DoubleValue(d)) => d.to_string(),
+                Some(Any::BoolValue(b)) => b.to_string(),
+                other => format!("{other:?}"),
+            };
+            (kv.key.clone(), v)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn completions_are_traced_with_policy_and_upstream_child_spans() {
+    let collector = Collector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tonic::transport::Server::builder()
+        .add_service(TraceServiceServer::new(collector.clone()))
+        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+    tokio::spawn(server);
+
+    let up = Upstream::start().await;
+    let pack = format!(
+        "policies:\n  chain: [prompt-injection, pii-detector]\n  policy:\n    prompt-injection:\n      action: monitor\n    pii-detector:\n      action: redact\n\
+         providers:\n  targets:\n    - id: chat\n      provider: openai:org/m\n      base_url: {}/v1\n",
+        up.base("ok")
+    );
+    let gw = Gateway::start_with(
+        &pack,
+        GatewayOptions {
+            env: vec![
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{port}")),
+                ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
+            ],
+            ..GatewayOptions::default()
+        },
+    );
+    let resp = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&json!({"model": "org/m", "messages": [{"role": "user", "content": "Write to jane.doe@example.com about the launch."}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let spans = loop {
+        let spans = collector.0.lock().unwrap().clone();
+        if spans.iter().any(|s| s.name == "ai_completion") && spans.iter().filter(|s| s.name == "policy").count() >= 4 {
+            break spans;
+        }
+        assert!(Instant::now() < deadline, "spans never arrived: {:?}\n{}", spans.iter().map(|s| &s.name).collect::<Vec<_>>(), gw.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let root = spans.iter().find(|s| s.name == "ai_completion").unwrap();
+    let a = attrs(root);
+    assert_eq!(a["gen_ai.operation.name"], "chat");
+    assert_eq!(a["gen_ai.request.model"], "org/m");
+    assert_eq!(a["gen_ai.response.model"], "org/m");
+    assert_eq!(a["gen_ai.response.finish_reasons"], "stop");
+    assert!(a["gen_ai.usage.input_tokens"].parse::<u64>().unwrap() > 0, "{a:?}");
+    assert!(a.contains_key("gen_ai.usage.output_tokens"), "{a:?}");
+    assert_eq!(a["http.response.status_code"], "200");
+    assert_eq!(a["sluice.target"], "chat");
+    let http = spans.iter().find(|s| s.span_id == root.parent_span_id).expect("ai_completion's parent");
+    assert_eq!(http.name, "request");
+    assert!(http.parent_span_id.is_empty(), "the HTTP request span is the trace's root");
+    assert_eq!(attrs(http)["request_id"], request_id);
+
+    let children: Vec<&Span> = spans.iter().filter(|s| s.parent_span_id == root.span_id).collect();
+    let policies: Vec<(String, String)> = children
+        .iter()
+        .filter(|s| s.name == "policy")
+        .map(|s| {
+            let a = attrs(s);
+            (a["sluice.policy"].clone(), a["sluice.stage"].clone())
+        })
+        .collect();
+    for want in [("prompt-injection", "request"), ("pii-detector", "request"), ("pii-detector", "response")] {
+        assert!(policies.contains(&(want.0.into(), want.1.into())), "{want:?} missing from {policies:?}");
+    }
+    let upstream = children.iter().find(|s| s.name == "upstream").expect("an upstream child span");
+    assert_eq!(attrs(upstream)["sluice.target"], "chat");
+    assert!(children.iter().all(|s| s.trace_id == root.trace_id));
+
+    // Content stays out of traces.
+    let all = format!("{spans:?}");
+    assert!(!all.contains("jane.doe"), "prompt text leaked into a span");
+}

@@ -73,7 +73,14 @@ async fn next(mut st: State) -> Option<(Event, State)> {
             return Some((ev, st));
         }
         st.ex.as_ref()?; // finished: the stream is over
-        match st.upstream.next().await {
+        // Waiting for the upstream's next chunk is upstream time, not
+        // Sluice's overhead.
+        let waited = std::time::Instant::now();
+        let item = st.upstream.next().await;
+        if let Some(ex) = st.ex.as_mut() {
+            ex.add_upstream(waited.elapsed());
+        }
+        match item {
             Some(Ok(chunk)) => st.chunk(chunk),
             Some(Err(e)) => st.fail(e),
             None => {

@@ -573,3 +573,32 @@ async fn a_client_leaving_mid_stream_still_gets_an_audit_record() {
         gw.logs()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stream_overhead_excludes_the_time_spent_waiting_for_the_upstream() {
+    let up = Upstream::start().await;
+    let dir = sluice_e2e::tempdir::TempDir::new();
+    let audit = dir.path().join("audit");
+    let pack = format!(
+        "policies:\n  chain: [pii-detector, audit-logger]\n  policy:\n    audit-logger:\n      path: {}\nproviders:\n  targets:\n    - id: slow\n      provider: openai:org/slow\n      base_url: {}/v1\n",
+        audit.display(),
+        up.base("slowstream")
+    );
+    let gw = Gateway::start(&pack);
+    let resp = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&json!({"model": "slow", "stream": true, "messages": [{"role": "user", "content": "Tell me a story."}]}))
+        .send()
+        .await
+        .unwrap();
+    let events = sluice_e2e::sse_events(resp).await;
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let records = wait_records(&audit, 1).await;
+    let (latency, overhead) = (
+        records[0]["latency_ms"].as_f64().unwrap(),
+        records[0]["overhead_ms"].as_f64().unwrap(),
+    );
+    // The upstream pauses 300 ms between events.
+    assert!(latency > 900.0, "{records:?}");
+    assert!(overhead < 200.0, "overhead {overhead} ms counts upstream waits: {records:?}");
+}

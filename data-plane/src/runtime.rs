@@ -367,7 +367,12 @@ fn endpoints(spec: &Target, settings: &Settings) -> Endpoints {
     };
     let native = match base {
         None => serverless.clone(),
-        Some(b) => b.trim_end_matches("/v1").to_string(),
+        // `…/v1` and `…/v1/chat/completions` both name the server's root
+        // for the native API.
+        Some(b) => b
+            .trim_end_matches("/chat/completions")
+            .trim_end_matches("/v1")
+            .to_string(),
     };
     let embeddings = match spec.protocol {
         Protocol::FeatureExtraction => base.map(str::to_string).unwrap_or(serverless),
@@ -464,6 +469,10 @@ mod tests {
             tgi.targets[0].endpoints.generate_stream,
             "https://e.test/generate_stream"
         );
+        let full = runtime(
+            "providers:\n  targets:\n    - id: t\n      provider: huggingface:chat:o/m\n      base_url: https://e.test/v1/chat/completions\n      format: huggingface\n      provider_type: huggingface\n      secret_key_ref: {env: X}\n",
+        );
+        assert_eq!(full.targets[0].endpoints.generate, "https://e.test/generate");
         let serverless = runtime(
             "providers:\n  targets:\n    - id: s\n      provider: huggingface:chat:o/m\n      secret_key_ref: {env: X}\n",
         );

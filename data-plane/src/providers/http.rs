@@ -164,7 +164,9 @@ fn upstream_message(body: &str) -> String {
     truncate(msg.unwrap_or(body), 500).to_string()
 }
 
-fn truncate(s: &str, max: usize) -> &str {
+/// At most `max` characters of an upstream's message: upstreams can send
+/// whole stack traces, which clients and logs do not need.
+pub fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
         None => s,

@@ -44,10 +44,13 @@ pub async fn chat(
                 Ok(data) => match serde_json::from_str::<Value>(&data) {
                     Ok(v) if v.get("error").is_some() => Err(ApiError::Upstream(format!(
                         "target '{id}' reported an error mid-stream: {}",
-                        v.pointer("/error/message")
-                            .or_else(|| v.get("error"))
-                            .map(value_text)
-                            .unwrap_or_default()
+                        super::http::truncate(
+                            &v.pointer("/error/message")
+                                .or_else(|| v.get("error"))
+                                .map(value_text)
+                                .unwrap_or_default(),
+                            500
+                        )
                     ))),
                     Ok(v) => {
                         finished |= v

@@ -171,7 +171,8 @@ pub async fn chat(
                     .unwrap_or_else(|| err.to_string());
                 let _ = tx
                     .send(Err(ApiError::Upstream(format!(
-                        "target '{tid}' reported an error mid-stream: {msg}"
+                        "target '{tid}' reported an error mid-stream: {}",
+                        super::http::truncate(&msg, 500)
                     ))))
                     .await;
                 return;

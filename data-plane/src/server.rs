@@ -119,12 +119,14 @@ async fn chat_path(
 ) -> Result<ChatReply, ApiError> {
     let rt = ex.rt.clone();
     ex.admit()?;
+    // Authenticate before reading the body: an unknown caller gets 401
+    // without making the gateway read and parse megabytes for it.
+    let caller = rt.identify(headers)?;
+    ex.caller(&caller);
     let mut req: ChatRequest = read_json(body, rt.pack.gateway.max_request_bytes).await?;
     ex.record.model = req.model.clone();
     ex.record.stream = req.stream;
     req.validate()?;
-    let caller = rt.identify(headers)?;
-    ex.caller(&caller);
     rt.chain
         .check_request(&mut policies::chat_texts(&mut req), &mut ex.decisions)?;
     let target = rt.route_chat(&req.model, &caller)?;
@@ -186,10 +188,10 @@ async fn embeddings_path(
 ) -> Result<serde_json::Value, ApiError> {
     let rt = ex.rt.clone();
     ex.admit()?;
-    let mut req: EmbeddingsRequest = read_json(body, rt.pack.gateway.max_request_bytes).await?;
-    ex.record.model = req.model.clone();
     let caller = rt.identify(headers)?;
     ex.caller(&caller);
+    let mut req: EmbeddingsRequest = read_json(body, rt.pack.gateway.max_request_bytes).await?;
+    ex.record.model = req.model.clone();
     rt.chain
         .check_request(&mut req.texts_mut(), &mut ex.decisions)?;
     let target = rt.route_embeddings(&req.model)?;

@@ -246,6 +246,14 @@ async fn client_keys_give_roles_and_the_router_routes_by_role() {
     );
     let (status, _) = chat(&gw, "small", &[]).await;
     assert_eq!(status, 401);
+    // Callers are authenticated before their body is read.
+    let resp = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .body("{ not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
     assert!(
         !gw.logs().contains("sk-prod-key-456"),
         "client keys never reach the logs"

@@ -32,8 +32,9 @@ fn gateway_binary() -> PathBuf {
         .expect("exe dir")
         .to_path_buf();
     let path = dir.join("sluice-gateway");
-    if !path.exists() {
-        eprintln!("building sluice-gateway (release)…");
+    // cargo runs every time (a no-op when current): never measure a stale binary.
+    {
+        eprintln!("building sluice-gateway (release) if it is out of date…");
         let ok = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .args([
                 "build",

@@ -134,7 +134,7 @@ impl GatewayStream {
     /// Sends what the gateway should run if that changed. Returns false once
     /// the gateway is gone.
     async fn offer(&mut self, state: &FleetState, tx: &Outbound) -> bool {
-        let msg = match state.snapshot_for(&self.labels) {
+        let (msg, offered_version) = match state.snapshot_for(&self.labels) {
             Some(snap) if snap.sha256 == self.offered => return true,
             Some(snap) if snap.sha256 == self.applied_sha256 => {
                 self.offered = snap.sha256.clone();
@@ -142,31 +142,35 @@ impl GatewayStream {
             }
             Some(snap) => {
                 self.offered = snap.sha256.clone();
-                let r = sqlx::query("UPDATE gateways SET offered_version = $2 WHERE id = $1")
-                    .bind(&self.id)
-                    .bind(&snap.version)
-                    .execute(&self.pool)
-                    .await;
-                if let Err(e) = r {
-                    tracing::warn!(gateway_id = %self.id, error = %e, "cannot record the offered version");
-                }
-                control_message::Msg::Snapshot((*snap).clone())
+                crate::metrics::get().snapshots_sent.inc();
+                let version = snap.version.clone();
+                (control_message::Msg::Snapshot((*snap).clone()), Some(version))
             }
             None if self.offered == "none" => return true,
             None => {
                 self.offered = "none".into();
-                control_message::Msg::NoDeployment(NoDeployment {
-                    reason: format!(
-                        "no deployment's selector matches the labels {:?}; activate a pack for them",
-                        self.labels
-                    ),
-                })
+                let reason = format!(
+                    "no deployment's selector matches the labels {:?}; activate a pack for them",
+                    self.labels
+                );
+                (control_message::Msg::NoDeployment(NoDeployment { reason }), None)
             }
         };
-        if matches!(msg, control_message::Msg::Snapshot(_)) {
-            crate::metrics::get().snapshots_sent.inc();
+        // Send first: fleet status is bookkeeping and must not delay the push.
+        if tx.send(Ok(ControlMessage { msg: Some(msg) })).await.is_err() {
+            return false;
         }
-        tx.send(Ok(ControlMessage { msg: Some(msg) })).await.is_ok()
+        if let Some(version) = offered_version {
+            let r = sqlx::query("UPDATE gateways SET offered_version = $2 WHERE id = $1")
+                .bind(&self.id)
+                .bind(&version)
+                .execute(&self.pool)
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(gateway_id = %self.id, error = %e, "cannot record the offered version");
+            }
+        }
+        true
     }
 
     async fn record(&mut self, msg: gateway_message::Msg) {

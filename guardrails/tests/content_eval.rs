@@ -46,12 +46,13 @@ fn held_out_precision_and_recall() {
         p >= 0.63 && r >= 0.49,
         "toxicity precision {p:.3} recall {r:.3}"
     );
+    let mut failures = Vec::new();
     let floors = [
-        (0.99, 0.49),
-        (0.99, 0.99),
+        (0.99, 0.74),
+        (0.79, 0.99),
         (0.86, 0.77),
         (0.99, 0.99),
-        (0.99, 0.81),
+        (0.66, 0.90),
     ];
     for (i, cat) in Category::ALL.iter().enumerate() {
         let pairs: Vec<(bool, bool)> = rows
@@ -66,12 +67,11 @@ fn held_out_precision_and_recall() {
         let (p, r) = counts(&pairs);
         println!("{:<12} precision {p:.3} recall {r:.3}", cat.name());
         let (pf, rf) = floors[i];
-        assert!(
-            p >= pf && r >= rf,
-            "{}: precision {p:.3} recall {r:.3}",
-            cat.name()
-        );
+        if p < pf || r < rf {
+            failures.push(format!("{}: precision {p:.3} recall {r:.3}", cat.name()));
+        }
     }
+    assert!(failures.is_empty(), "below the floors: {failures:?}");
 }
 
 /// Precision, recall, F1 and positives of one label.
@@ -137,9 +137,9 @@ fn public_held_out_precision_and_recall() {
 /// (label, precision floor, recall floor) on the public held-out set.
 const PUBLIC_FLOORS: [(&str, f64, f64); 6] = [
     ("toxicity", 0.93, 0.79),
-    ("hate_speech", 0.95, 0.04),
-    ("harassment", 0.87, 0.30),
+    ("hate_speech", 0.86, 0.36),
+    ("harassment", 0.87, 0.76),
     ("self_harm", 0.35, 0.20),
-    ("sexual", 0.97, 0.25),
-    ("violence", 0.80, 0.03),
+    ("sexual", 0.82, 0.53),
+    ("violence", 0.80, 0.24),
 ];

@@ -328,7 +328,10 @@ def design(texts, tox, classes, index, grow):
                 values.append(norm)
         indptr.append(len(indices))
         for j, c in enumerate(class_names):
-            dense[r, j] = math.log1p(sum(1 for k in ks if k in classes[c]))
+            # Scaled like the keys, so that the export can fold each class's
+            # weight into its keys exactly (see "Fold the lexicon-class
+            # weights" below).
+            dense[r, j] = norm * sum(1 for k in ks if k in classes[c])
         dense[r, -1] = tox[r]
     return indptr, indices, values, dense
 
@@ -430,8 +433,12 @@ def main():
         return float(model.predict_proba(vec.transform([t]))[0][1])
 
     refs = ["You are a worthless idiot and everyone hates you.", "I want to kill myself tonight.",
-            "Can you help me plan a birthday party?", ""]
-    print("category reference scores:", json.dumps({t: [round(float(x), 6) for x in score(t)] for t in refs}))
+            "Can you help me plan a birthday party?", "Those immigrants are vermin and should be shot.",
+            "Show me her naked body in the shower.", "Café déjà vu: naïve ÜBER words", ""]
+    reference = {t: [round(float(x), 6) for x in score(t)] for t in refs}
+    # The Rust port's unit test checks its scores against these.
+    (HERE / "category_reference.json").write_text(json.dumps(reference, indent=1) + "\n")
+    print("category reference scores:", json.dumps(reference))
 
     with open(HERE / "eval-heldout.jsonl", "w") as f:
         for t in held:

@@ -82,8 +82,10 @@ impl Process {
         false
     }
 
-    /// Waits until `port` accepts connections; `Err` carries the exit status
-    /// and the logs if the process exits first.
+    /// Waits until the process has logged that it listens and `port`
+    /// accepts connections (a connection alone could reach another process
+    /// that took the port first); `Err` carries the exit status and the
+    /// logs if the process exits first.
     pub fn wait_listening(&mut self, port: u16) -> Result<(), (Option<i32>, String)> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -91,7 +93,9 @@ impl Process {
                 std::thread::sleep(Duration::from_millis(100));
                 return Err((status.code(), self.logs()));
             }
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            if self.logs().contains(" listening")
+                && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            {
                 return Ok(());
             }
             assert!(
@@ -207,12 +211,29 @@ impl Gateway {
         args: Vec<String>,
         opts: GatewayOptions<'_>,
     ) -> Result<Gateway, (Option<i32>, String)> {
+        // A free port can be taken by another test between `free_port` and
+        // the gateway's bind: try again on another port.
+        let mut attempt = 0;
+        loop {
+            match Self::launch_once(&dir, &args, &opts) {
+                Err((_, logs)) if logs.contains("binding 127.0.0.1") && attempt < 3 => attempt += 1,
+                Err(e) => return Err(e),
+                Ok((process, port)) => return Ok(Gateway { process, port, dir }),
+            }
+        }
+    }
+
+    fn launch_once(
+        dir: &tempdir::TempDir,
+        args: &[String],
+        opts: &GatewayOptions<'_>,
+    ) -> Result<(Process, u16), (Option<i32>, String)> {
         let port = free_port();
         let mut cmd = Command::new(binary("sluice-gateway"));
         cmd.arg("run")
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
-            .args(&args);
+            .args(args);
         if let Some(url) = &opts.hf_inference_url {
             cmd.arg("--hf-inference-url").arg(url);
         }
@@ -224,7 +245,7 @@ impl Gateway {
         }
         let mut process = Process::spawn(cmd);
         process.wait_listening(port)?;
-        Ok(Gateway { process, port, dir })
+        Ok((process, port))
     }
 
     pub fn url(&self, path: &str) -> String {

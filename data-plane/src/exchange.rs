@@ -34,7 +34,11 @@ pub struct Exchange {
 impl Exchange {
     pub fn new(rt: Arc<Runtime>, request_id: String, endpoint: &'static str) -> Self {
         use tracing::field::Empty;
-        let operation = if endpoint == "embeddings" { "embeddings" } else { "chat" };
+        let operation = if endpoint == "embeddings" {
+            "embeddings"
+        } else {
+            "chat"
+        };
         let span = tracing::info_span!(
             "ai_completion",
             "gen_ai.operation.name" = operation,
@@ -43,6 +47,8 @@ impl Exchange {
             "gen_ai.response.finish_reasons" = Empty,
             "gen_ai.usage.input_tokens" = Empty,
             "gen_ai.usage.output_tokens" = Empty,
+            "gen_ai.input.messages" = Empty,
+            "gen_ai.output.messages" = Empty,
             "http.response.status_code" = Empty,
             "sluice.target" = Empty,
             "sluice.overhead_ms" = Empty,
@@ -65,13 +71,32 @@ impl Exchange {
         }
     }
 
+    /// With content capture on: the request's messages as they leave Sluice.
+    pub fn capture_input(&self, messages: &impl serde::Serialize) {
+        if crate::telemetry::capture_content()
+            && let Ok(text) = serde_json::to_string(messages)
+        {
+            self.span.record("gen_ai.input.messages", text.as_str());
+        }
+    }
+
+    /// With content capture on: the answer as the client received it.
+    pub fn capture_output(&self, output: &str) {
+        if crate::telemetry::capture_content() {
+            self.span.record("gen_ai.output.messages", output);
+        }
+    }
+
     /// Notes what a completion (or a streamed chunk) says about the answer:
     /// its model and, once given, its finish reason.
     pub fn response_seen(&self, v: &Value) {
         if let Some(m) = v.get("model").and_then(Value::as_str) {
             self.span.record("gen_ai.response.model", m);
         }
-        if let Some(r) = v.pointer("/choices/0/finish_reason").and_then(Value::as_str) {
+        if let Some(r) = v
+            .pointer("/choices/0/finish_reason")
+            .and_then(Value::as_str)
+        {
             self.span.record("gen_ai.response.finish_reasons", r);
         }
     }

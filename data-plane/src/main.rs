@@ -7,8 +7,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sluice_data_plane::config::{self, ConfigStore};
-use sluice_data_plane::{control, telemetry};
 use sluice_data_plane::runtime::{ClientTls, ControlPlaneLink, DEFAULT_HF_INFERENCE_URL, Settings};
+use sluice_data_plane::{control, telemetry};
 
 #[derive(Parser)]
 #[command(

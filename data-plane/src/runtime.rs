@@ -472,7 +472,10 @@ mod tests {
         let full = runtime(
             "providers:\n  targets:\n    - id: t\n      provider: huggingface:chat:o/m\n      base_url: https://e.test/v1/chat/completions\n      format: huggingface\n      provider_type: huggingface\n      secret_key_ref: {env: X}\n",
         );
-        assert_eq!(full.targets[0].endpoints.generate, "https://e.test/generate");
+        assert_eq!(
+            full.targets[0].endpoints.generate,
+            "https://e.test/generate"
+        );
         let serverless = runtime(
             "providers:\n  targets:\n    - id: s\n      provider: huggingface:chat:o/m\n      secret_key_ref: {env: X}\n",
         );

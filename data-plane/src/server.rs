@@ -95,10 +95,16 @@ async fn chat_completions(
     };
     let mut ex = Exchange::new(rt, id, "chat.completions");
     let span = ex.span.clone();
-    match chat_path(&app, &mut ex, &headers, body).instrument(span).await {
+    match chat_path(&app, &mut ex, &headers, body)
+        .instrument(span)
+        .await
+    {
         Ok(ChatReply::Stream(s)) => streaming::respond(ex, s),
         Ok(ChatReply::Full(v)) => {
             ex.response_seen(&v);
+            if let Some(choices) = v.get("choices") {
+                ex.capture_output(&choices.to_string());
+            }
             let usage = usage_of(&v);
             let mut resp = Json(&v).into_response();
             ex.decorate(&mut resp);
@@ -131,6 +137,7 @@ async fn chat_path(
         .check_request(&mut policies::chat_texts(&mut req), &mut ex.decisions)?;
     let target = rt.route_chat(&req.model, &caller)?;
     ex.routed(&target);
+    ex.capture_input(&req.messages);
     if ex.audits_request() {
         ex.record.request = serde_json::to_value(&req).ok();
     }
@@ -166,7 +173,10 @@ async fn embeddings(
     };
     let mut ex = Exchange::new(rt, id, "embeddings");
     let span = ex.span.clone();
-    match embeddings_path(&app, &mut ex, &headers, body).instrument(span).await {
+    match embeddings_path(&app, &mut ex, &headers, body)
+        .instrument(span)
+        .await
+    {
         Ok(v) => {
             let usage = usage_of(&v);
             let mut resp = Json(v).into_response();

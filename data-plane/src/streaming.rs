@@ -33,7 +33,7 @@ struct State {
 
 pub fn respond(ex: Exchange, upstream: ChunkStream) -> Response {
     let pipeline = ex.rt.chain.stream_guards();
-    let text = ex.audits_response().then(String::new);
+    let text = (ex.audits_response() || crate::telemetry::capture_content()).then(String::new);
     // Headers go out before the response policies see any text: they carry
     // the request-side decisions; the audit record has all of them.
     let mut head = Sse::new(futures::stream::empty::<Result<Event, Infallible>>()).into_response();
@@ -51,7 +51,10 @@ pub fn respond(ex: Exchange, upstream: ChunkStream) -> Response {
     // Each step runs inside the request's span, so the policies and the
     // logs of a stream belong to its trace.
     let steps = futures::stream::unfold(state, |st| {
-        let span = st.ex.as_ref().map_or_else(tracing::Span::none, |e| e.span.clone());
+        let span = st
+            .ex
+            .as_ref()
+            .map_or_else(tracing::Span::none, |e| e.span.clone());
         tracing::Instrument::instrument(next(st), span)
     });
     let mut resp = Sse::new(steps.map(Ok::<_, Infallible>)).into_response();
@@ -166,8 +169,11 @@ impl State {
             ex.decisions.extend(self.pipeline.decisions());
             ex.record.status = status;
             ex.record.stream = true;
-            let response = self.text.take().map(Value::String);
-            ex.finish(self.usage.take(), response);
+            let response = self.text.take();
+            if let Some(text) = &response {
+                ex.capture_output(text);
+            }
+            ex.finish(self.usage.take(), response.map(Value::String));
         }
     }
 }

@@ -4,15 +4,26 @@
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is
 //! set, spans are also exported over OTLP/gRPC: one `ai_completion` span per
 //! request with the GenAI semantic-convention attributes, a child span per
-//! policy and one for the upstream call. Prompts and completions are never
-//! put in spans: the audit log is where content is kept, under its own
-//! settings.
+//! policy and one for the upstream call. Prompts and completions go into
+//! spans only when the operator opts in with
+//! `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true` (the name the
+//! OpenTelemetry GenAI instrumentations use), and then as they left Sluice,
+//! i.e. after redaction.
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+
+/// Whether the operator asked for prompts and completions in spans.
+pub fn capture_content() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        std::env::var("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
+            .is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    })
+}
 
 /// Keeps the exporter alive; flushes pending spans when dropped.
 pub struct Guard(Option<SdkTracerProvider>);
@@ -28,9 +39,12 @@ impl Drop for Guard {
 }
 
 fn otlp_configured() -> bool {
-    ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
-        .iter()
-        .any(|k| std::env::var(k).is_ok_and(|v| !v.trim().is_empty()))
+    [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|k| std::env::var(k).is_ok_and(|v| !v.trim().is_empty()))
 }
 
 /// Installs the global subscriber. Must run inside the tokio runtime (the
@@ -42,11 +56,18 @@ pub fn init(json: bool, service: &'static str) -> Guard {
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
-    let fmt = if json { fmt.json().boxed() } else { fmt.boxed() };
+    let fmt = if json {
+        fmt.json().boxed()
+    } else {
+        fmt.boxed()
+    };
     let mut provider = None;
     let mut otel_error = None;
     let otel = if otlp_configured() {
-        match opentelemetry_otlp::SpanExporter::builder().with_tonic().build() {
+        match opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()
+        {
             Ok(exporter) => {
                 let processor = opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
                     exporter,

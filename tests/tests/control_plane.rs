@@ -689,16 +689,27 @@ async fn retention_drops_old_days_and_the_chain_still_verifies() {
     let db = Database::create().await;
     let mut cp = ControlPlane::start(&db);
     let mut client = AuditServiceClient::connect(cp.grpc_url()).await.unwrap();
-    let record = |id: &str, time: &str| json!({"request_id": id, "time": time, "endpoint": "chat.completions", "model": "m", "status": 200}).to_string();
+    let record = |id: &str, time: &str| {
+        json!({"request_id": id, "time": time, "endpoint": "chat.completions", "model": "m", "status": 200}).to_string()
+    };
     let old = (std::time::SystemTime::now() - Duration::from_secs(10 * 86400))
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
     let old_time = time_rfc3339(old);
-    let now_time = time_rfc3339(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+    let now_time = time_rfc3339(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    );
     let batch = AuditBatch {
         gateway_id: "gw-old".into(),
-        records: vec![record("r1", &old_time), record("r2", &old_time), record("r3", &now_time)],
+        records: vec![
+            record("r1", &old_time),
+            record("r2", &old_time),
+            record("r3", &now_time),
+        ],
     };
     let ack = client.ingest(batch.clone()).await.unwrap().into_inner();
     assert_eq!((ack.stored, ack.duplicates), (3, 0));
@@ -711,9 +722,19 @@ async fn retention_drops_old_days_and_the_chain_still_verifies() {
     // Restart with a 3-day retention: the old day's partition goes.
     cp.process.kill();
     let cp = ControlPlane::start_with_env(&db, &[("SLUICE_AUDIT_RETENTION_DAYS", "3".into())]);
-    assert!(cp.process.wait_for_log("audit retention dropped a day", Duration::from_secs(10)), "{}", cp.process.logs());
+    assert!(
+        cp.process
+            .wait_for_log("audit retention dropped a day", Duration::from_secs(10)),
+        "{}",
+        cp.process.logs()
+    );
     let (_, records) = cp.admin().get("/v1/audit").await;
-    let ids: Vec<&str> = records["data"].as_array().unwrap().iter().map(|r| r["record"]["request_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = records["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["record"]["request_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec!["r3"]);
     let (_, v) = cp.admin().get("/v1/audit/verify").await;
     assert_eq!(v["ok"], true, "{v}");

@@ -600,5 +600,8 @@ async fn stream_overhead_excludes_the_time_spent_waiting_for_the_upstream() {
     );
     // The upstream pauses 300 ms between events.
     assert!(latency > 900.0, "{records:?}");
-    assert!(overhead < 200.0, "overhead {overhead} ms counts upstream waits: {records:?}");
+    assert!(
+        overhead < 200.0,
+        "overhead {overhead} ms counts upstream waits: {records:?}"
+    );
 }

@@ -144,7 +144,10 @@ impl GatewayStream {
                 self.offered = snap.sha256.clone();
                 crate::metrics::get().snapshots_sent.inc();
                 let version = snap.version.clone();
-                (control_message::Msg::Snapshot((*snap).clone()), Some(version))
+                (
+                    control_message::Msg::Snapshot((*snap).clone()),
+                    Some(version),
+                )
             }
             None if self.offered == "none" => return true,
             None => {
@@ -153,11 +156,18 @@ impl GatewayStream {
                     "no deployment's selector matches the labels {:?}; activate a pack for them",
                     self.labels
                 );
-                (control_message::Msg::NoDeployment(NoDeployment { reason }), None)
+                (
+                    control_message::Msg::NoDeployment(NoDeployment { reason }),
+                    None,
+                )
             }
         };
         // Send first: fleet status is bookkeeping and must not delay the push.
-        if tx.send(Ok(ControlMessage { msg: Some(msg) })).await.is_err() {
+        if tx
+            .send(Ok(ControlMessage { msg: Some(msg) }))
+            .await
+            .is_err()
+        {
             return false;
         }
         if let Some(version) = offered_version {

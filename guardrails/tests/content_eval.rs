@@ -130,7 +130,10 @@ fn public_held_out_precision_and_recall() {
             .find(|(n, ..)| *n == name)
             .map(|(_, p, r)| (*p, *r))
             .unwrap();
-        assert!(p >= pf && r >= rf, "{name}: precision {p:.3} recall {r:.3} below {pf}/{rf}");
+        assert!(
+            p >= pf && r >= rf,
+            "{name}: precision {p:.3} recall {r:.3} below {pf}/{rf}"
+        );
     }
 }
 

@@ -36,9 +36,9 @@ const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// FNV-1a 64, continuing from `h`.
 fn fnv(h: u64, bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .fold(h, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
+    bytes.iter().fold(h, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// Distinct unigram and bigram keys of lowercased text; tokens are runs of
@@ -103,9 +103,14 @@ impl Model {
         KEYS.with(|k| {
             let mut ks = k.borrow_mut();
             keys(lower, &mut ks);
-            let norm = if ks.is_empty() { 0.0 } else { 1.0 / (ks.len() as f64).sqrt() };
-            let mut z: [f64; CATEGORIES] =
-                std::array::from_fn(|i| f64::from(self.bias[i]) + f64::from(self.toxicity[i]) * f64::from(toxicity));
+            let norm = if ks.is_empty() {
+                0.0
+            } else {
+                1.0 / (ks.len() as f64).sqrt()
+            };
+            let mut z: [f64; CATEGORIES] = std::array::from_fn(|i| {
+                f64::from(self.bias[i]) + f64::from(self.toxicity[i]) * f64::from(toxicity)
+            });
             for key in ks.iter() {
                 if let Some(w) = self.weights.get(key) {
                     for i in 0..CATEGORIES {
@@ -137,7 +142,11 @@ mod tests {
             let got = model.scores(&lower, toxicity.toxicity(text));
             for (i, w) in want.as_array().unwrap().iter().enumerate() {
                 let w = w.as_f64().unwrap() as f32;
-                assert!((got[i] - w).abs() < 2e-3, "{text:?} category {i}: rust {} python {w}", got[i]);
+                assert!(
+                    (got[i] - w).abs() < 2e-3,
+                    "{text:?} category {i}: rust {} python {w}",
+                    got[i]
+                );
             }
         }
     }

@@ -85,7 +85,7 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     pub fn start(db: &Database) -> ControlPlane {
-        Self::start_on(db, free_port(), free_port())
+        Self::start_with_env(db, &[])
     }
 
     /// Starts `n` replicas on one database at the same moment (they race
@@ -102,9 +102,19 @@ impl ControlPlane {
         Self::ready(Self::spawn(db, http_port, grpc_port, &[]))
     }
 
-    /// Starts with extra environment (e.g. the gRPC TLS settings).
+    /// Starts with extra environment (e.g. the gRPC TLS settings) on free
+    /// ports; if another test took one of them first, tries new ones.
     pub fn start_with_env(db: &Database, env: &[(&str, String)]) -> ControlPlane {
-        Self::ready(Self::spawn(db, free_port(), free_port(), env))
+        let mut attempt = 0;
+        loop {
+            let mut cp = Self::spawn(db, free_port(), free_port(), env);
+            let port = cp.http_port;
+            match cp.process.wait_listening(port) {
+                Ok(()) => return cp,
+                Err((_, logs)) if logs.contains("binding 127.0.0.1") && attempt < 3 => attempt += 1,
+                Err((code, logs)) => panic!("control plane exited ({code:?}):\n{logs}"),
+            }
+        }
     }
 
     fn ready(mut cp: ControlPlane) -> ControlPlane {

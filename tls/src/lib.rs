@@ -355,6 +355,10 @@ pub fn incoming(
 ) -> impl Stream<Item = Result<TlsStream<TcpStream>, std::io::Error>> + Send + 'static {
     futures::stream::unfold(listener, |l| async move {
         let accepted = l.accept().await;
+        if accepted.is_err() {
+            // E.g. out of file descriptors: do not spin on it.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         Some((accepted, l))
     })
     .map(move |accepted| {

@@ -6,7 +6,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SAFETY: build scripts are single-threaded; prost-build reads PROTOC.
     unsafe { std::env::set_var("PROTOC", protoc) };
     println!("cargo:rerun-if-changed=proto");
-    tonic_prost_build::configure()
-        .compile_protos(&["proto/sluice/v1/control.proto"], &["proto"])?;
+    tonic_prost_build::configure().compile_protos(
+        &[
+            "proto/sluice/v1/control.proto",
+            "proto/sluice/v1/inference.proto",
+        ],
+        &["proto"],
+    )?;
     Ok(())
 }

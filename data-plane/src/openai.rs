@@ -151,6 +151,19 @@ pub enum EmbeddingInput {
 }
 
 impl EmbeddingsRequest {
+    /// The input texts, for providers that take text only; `kind` names
+    /// the target in the error (e.g. "target 'x' (feature-extraction)").
+    pub fn text_inputs(&self, kind: &str) -> Result<Vec<String>, ApiError> {
+        match &self.input {
+            EmbeddingInput::One(s) => Ok(vec![s.clone()]),
+            EmbeddingInput::Many(v) => Ok(v.clone()),
+            EmbeddingInput::Tokens(_) => Err(ApiError::InvalidParam {
+                message: format!("{kind} takes text input, not token ids"),
+                param: "input",
+            }),
+        }
+    }
+
     /// The input texts, for request policies (token-id input has none).
     pub fn texts_mut(&mut self) -> Vec<crate::policies::Text<'_>> {
         match &mut self.input {

@@ -77,6 +77,8 @@ pub struct TargetRuntime {
     pub endpoints: Endpoints,
     /// Compiled chat template (TGI-native targets only).
     pub template: Option<crate::providers::template::ChatTemplate>,
+    /// The worker pool (local-model targets only).
+    pub workers: Option<Arc<crate::providers::worker::WorkerPool>>,
 }
 
 impl TargetRuntime {
@@ -334,12 +336,19 @@ fn compile_target(spec: Target, settings: &Settings) -> TargetRuntime {
         },
         _ => None,
     };
+    let workers = (spec.protocol == Protocol::Worker).then(|| {
+        Arc::new(crate::providers::worker::WorkerPool::new(
+            &spec.id,
+            &spec.workers,
+        ))
+    });
     TargetRuntime {
         spec,
         token,
         unavailable,
         endpoints,
         template,
+        workers,
     }
 }
 

@@ -1,4 +1,4 @@
-//! gRPC types generated from `proto/sluice/v1/control.proto`, and the
+//! gRPC types generated from `proto/sluice/v1/{control,inference}.proto`, and the
 //! snapshot digest.
 
 use sha2::{Digest, Sha256};

@@ -2,8 +2,11 @@
 //! processes, and real HTTP upstreams (see [`upstream`]) on 127.0.0.1.
 
 pub mod control;
+pub mod hub;
 pub mod pki;
+pub mod tiny_model;
 pub mod upstream;
+pub mod worker;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -29,6 +32,57 @@ pub fn binary(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Serves `app` on a free 127.0.0.1 port until the returned sender is
+/// dropped.
+pub async fn serve(app: axum::Router) -> (u16, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+    });
+    (port, tx)
+}
+
+/// The virtualenv's Python with the `openai` package (scripts/test makes
+/// it; `SLUICE_PYTHON` points elsewhere).
+pub fn python() -> PathBuf {
+    let path = std::env::var_os("SLUICE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/sluice-venv/bin/python")
+        });
+    assert!(
+        path.exists(),
+        "{} not found: run ./scripts/test, which creates the virtualenv with the openai package (or set SLUICE_PYTHON)",
+        path.display()
+    );
+    path
+}
+
+/// Runs `tests/python/<script>` with the openai package against the
+/// gateway at `base_url` (…/v1).
+pub async fn run_python(script: &str, base_url: String) -> std::process::Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("python")
+        .join(script);
+    tokio::task::spawn_blocking(move || {
+        Command::new(python())
+            .arg(script)
+            .env("SLUICE_BASE_URL", base_url)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
 }
 
 pub fn free_port() -> u16 {

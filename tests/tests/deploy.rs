@@ -164,8 +164,14 @@ fn containers_use_only_flags_and_variables_the_binaries_accept() {
         }
         for e in c["env"].as_array().into_iter().flatten() {
             let name = e["name"].as_str().unwrap();
+            // The worker reads the token from the variable SLUICE_HF_TOKEN_ENV
+            // names; HF_HOME is where mistral.rs and the token lookup look.
+            let worker_reads = image == "sluice-worker"
+                && (name == "HF_HOME"
+                    || env_value(&c, "SLUICE_HF_TOKEN_ENV").as_deref() == Some(name));
             let known = help.contains(&format!("[env: {name}"))
                 || name == "RUST_LOG"
+                || worker_reads
                 || pack.contains(&format!("env: {name}"));
             assert!(
                 known,
@@ -225,6 +231,23 @@ async fn probe_paths_are_served_by_the_binaries() {
             reqwest::get(url).await.unwrap().status(),
             200,
             "control plane {path}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn worker_probe_paths_are_served_by_the_worker() {
+    let paths = probe_paths("sluice-worker");
+    assert!(paths.contains(&"/readyz".to_string()) && paths.contains(&"/healthz".to_string()));
+    let (_dir, model) = sluice_e2e::worker::tiny_model(3);
+    let worker = sluice_e2e::worker::Worker::start(&["--model", model.to_str().unwrap()], &[]);
+    worker.wait_ready(std::time::Duration::from_secs(60)).await;
+    for path in &paths {
+        let url = format!("http://{}{path}", worker.http);
+        assert_eq!(
+            reqwest::get(url).await.unwrap().status(),
+            200,
+            "worker {path}"
         );
     }
 }

@@ -1,26 +1,8 @@
 //! Compatibility with the official `openai` Python package (installed into a
 //! virtualenv by scripts/test): chat, streaming, embeddings, models, errors.
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use sluice_e2e::upstream::Upstream;
-use sluice_e2e::{Gateway, GatewayOptions};
-
-fn python() -> PathBuf {
-    let path = std::env::var_os("SLUICE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".cache/sluice-venv/bin/python")
-        });
-    assert!(
-        path.exists(),
-        "{} not found: run ./scripts/test, which creates the virtualenv with the openai package (or set SLUICE_PYTHON)",
-        path.display()
-    );
-    path
-}
+use sluice_e2e::{Gateway, GatewayOptions, run_python};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_official_openai_client_works_against_the_gateway() {
@@ -51,17 +33,7 @@ async fn the_official_openai_client_works_against_the_gateway() {
             ..Default::default()
         },
     );
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/openai_compat.py");
-    let base = gw.url("/v1");
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(python())
-            .arg(script)
-            .env("SLUICE_BASE_URL", base)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = run_python("openai_compat.py", gw.url("/v1")).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::{http, json_body};
 use crate::error::ApiError;
-use crate::openai::{EmbeddingInput, EmbeddingsRequest};
+use crate::openai::EmbeddingsRequest;
 use crate::runtime::TargetRuntime;
 
 pub async fn embeddings(
@@ -18,19 +18,7 @@ pub async fn embeddings(
     target: &Arc<TargetRuntime>,
     req: &EmbeddingsRequest,
 ) -> Result<Value, ApiError> {
-    let inputs = match &req.input {
-        EmbeddingInput::One(s) => vec![s.clone()],
-        EmbeddingInput::Many(v) => v.clone(),
-        EmbeddingInput::Tokens(_) => {
-            return Err(ApiError::InvalidParam {
-                message: format!(
-                    "target '{}' (feature-extraction) takes text input, not token ids",
-                    target.spec.id
-                ),
-                param: "input",
-            });
-        }
-    };
+    let inputs = req.text_inputs(&format!("target '{}' (feature-extraction)", target.spec.id))?;
     if inputs.is_empty() {
         return Err(ApiError::InvalidParam {
             message: "input must not be empty".into(),

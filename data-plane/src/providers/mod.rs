@@ -8,6 +8,7 @@ pub mod http;
 mod openai_compat;
 pub mod template;
 mod tgi;
+pub mod worker;
 
 use std::sync::Arc;
 
@@ -36,6 +37,7 @@ pub async fn chat(
     match target.spec.protocol {
         Protocol::OpenAiCompatible => openai_compat::chat(http, target, req).await,
         Protocol::TgiNative => tgi::chat(http, target, req).await,
+        Protocol::Worker => worker::chat(target, req).await,
         Protocol::FeatureExtraction => Err(ApiError::BadRequest(format!(
             "target '{}' serves embeddings only",
             target.spec.id
@@ -52,10 +54,33 @@ pub async fn embeddings(
     match target.spec.protocol {
         Protocol::OpenAiCompatible => openai_compat::embeddings(http, target, req).await,
         Protocol::FeatureExtraction => feature_extraction::embeddings(http, target, req).await,
+        Protocol::Worker => worker::embeddings(target, req).await,
         Protocol::TgiNative => Err(ApiError::BadRequest(format!(
             "target '{}' serves chat only",
             target.spec.id
         ))),
+    }
+}
+
+/// What every chunk of one translated stream repeats, for providers whose
+/// upstream does not speak OpenAI's stream format (TGI native, workers).
+struct ChunkHead {
+    id: String,
+    created: u64,
+    model: String,
+}
+
+impl ChunkHead {
+    fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> Value {
+        serde_json::json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": null}]})
+    }
+
+    /// The extra last chunk of `stream_options.include_usage`.
+    fn usage(&self, usage: crate::openai::Usage) -> Value {
+        serde_json::json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+            "model": self.model, "choices": [], "usage": usage})
     }
 }
 

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
-use super::{ChatReply, channel_stream, http, json_body};
+use super::{ChatReply, ChunkHead, channel_stream, http, json_body};
 use crate::error::ApiError;
 use crate::openai::{ChatRequest, Usage, now_unix};
 use crate::runtime::TargetRuntime;
@@ -133,10 +133,8 @@ pub async fn chat(
     let target = target.clone();
     Ok(ChatReply::Stream(channel_stream(move |tx| async move {
         let tid = target.spec.id.clone();
-        let chunk = |delta: Value, reason: Option<&str>| {
-            json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-                   "choices": [{"index": 0, "delta": delta, "finish_reason": reason, "logprobs": null}]})
-        };
+        let head = ChunkHead { id, created, model };
+        let chunk = |delta: Value, reason: Option<&str>| head.chunk(delta, reason);
         if tx
             .send(Ok(chunk(json!({"role": "assistant", "content": ""}), None)))
             .await
@@ -208,8 +206,7 @@ pub async fn chat(
                         .and_then(Value::as_u64)
                         .unwrap_or(0);
                     let _ = tx
-                        .send(Ok(json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-                                        "choices": [], "usage": Usage::new(prompt, completion)})))
+                        .send(Ok(head.usage(Usage::new(prompt, completion))))
                         .await;
                 }
                 return;

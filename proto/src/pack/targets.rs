@@ -17,12 +17,16 @@ pub enum Protocol {
     /// HF feature-extraction (`{"inputs": [...]}` → vectors): bare
     /// `provider: huggingface` without `format`.
     FeatureExtraction,
+    /// Sluice inference workers over gRPC (`local:huggingface:ORG/MODEL`).
+    Worker,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
     HuggingFace,
     OpenAi,
+    /// A model served by sluice-worker pods.
+    Local,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +46,11 @@ pub struct Target {
     pub stream_timeout: Duration,
     /// Jinja chat template for `TgiNative` targets (HF `chat_template` syntax).
     pub chat_template: Option<String>,
+    /// `Worker` targets: `host:port` entries; a host that resolves to several
+    /// addresses (a Kubernetes headless Service) stands for all of them.
+    pub workers: Vec<String>,
+    /// `Worker` targets: the revision pinned in the provider string.
+    pub revision: Option<String>,
     pub mark: Mark,
 }
 
@@ -50,9 +59,11 @@ impl Target {
         !matches!(self.protocol, Protocol::FeatureExtraction)
     }
 
+    /// Worker targets may serve embeddings; whether this model does is
+    /// known only once a worker answers (`ModelInfo`), so the gateway asks.
     pub fn serves_embeddings(&self) -> bool {
         match self.protocol {
-            Protocol::FeatureExtraction => true,
+            Protocol::FeatureExtraction | Protocol::Worker => true,
             Protocol::OpenAiCompatible => self.family == Family::OpenAi,
             Protocol::TgiNative => false,
         }
@@ -70,7 +81,13 @@ impl Target {
 
 pub const DEFAULT_TIMEOUT_SECONDS: f64 = 120.0;
 pub const DEFAULT_STREAM_TIMEOUT_SECONDS: f64 = 60.0;
-const PROVIDER_FORMS: [&str; 4] = ["huggingface", "huggingface:chat:", "openai", "openai:"];
+const PROVIDER_FORMS: [&str; 5] = [
+    "huggingface",
+    "huggingface:chat:",
+    "openai",
+    "openai:",
+    "local:huggingface:",
+];
 
 pub fn validate_targets(d: &mut Diagnostics, node: &Node, path: &str) -> Vec<Target> {
     let Value::Seq(items) = &node.value else {
@@ -133,6 +150,8 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
         .number(d, "stream_timeout_seconds", 0.001, 86_400.0)
         .unwrap_or(DEFAULT_STREAM_TIMEOUT_SECONDS);
     let chat_template = r.string(d, "chat_template");
+    let workers_node = r.get("workers");
+    let workers = r.string_list(d, "workers");
     if let (Some(t), Some(n)) = (&chat_template, r.get("chat_template"))
         && let Err(e) = minijinja::Environment::new().template_from_str(t)
     {
@@ -171,11 +190,15 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
         (Family::OpenAi, None)
     } else if let Some(m) = provider.strip_prefix("openai:") {
         (Family::OpenAi, Some(m.to_string()))
+    } else if let Some(m) = provider.strip_prefix("local:huggingface:") {
+        (Family::Local, Some(m.to_string()))
     } else if provider.starts_with("local:") {
         d.error(
             &provider_path,
             provider_mark,
-            format!("'{provider}': local-model targets (served by sluice-worker) are not available in this build of the gateway yet; use an openai:{{model}} target with base_url pointing at an OpenAI-compatible server instead"),
+            format!(
+                "'{provider}': local models are written local:huggingface:ORG/MODEL[@REVISION]"
+            ),
         );
         return None;
     } else {
@@ -198,6 +221,13 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
         );
     }
 
+    let (provider_model, revision) = match (family, provider_model) {
+        (Family::Local, Some(m)) => match m.split_once('@') {
+            Some((repo, rev)) => (Some(repo.to_string()), Some(rev.to_string())),
+            None => (Some(m), None),
+        },
+        (_, m) => (m, None),
+    };
     let model = match (provider_model, model_field) {
         (Some(p), Some(m)) if p != m => {
             d.error(
@@ -239,6 +269,7 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
         );
     }
     let protocol = match (family, hf_translate, provider.as_str()) {
+        (Family::Local, _, _) => Protocol::Worker,
         (Family::HuggingFace, true, _) => Protocol::TgiNative,
         (Family::HuggingFace, false, "huggingface") => Protocol::FeatureExtraction,
         _ => Protocol::OpenAiCompatible,
@@ -251,7 +282,27 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
         );
     }
 
-    if let Some(url) = &base_url {
+    let workers = workers.unwrap_or_default();
+    if family == Family::Local {
+        check_local(
+            d,
+            path,
+            node,
+            &workers,
+            workers_node,
+            &base_url,
+            hf_translate,
+        );
+    } else if let Some(n) = workers_node {
+        d.error(
+            &format!("{path}.workers"),
+            n.mark,
+            "workers applies to local:huggingface: targets only",
+        );
+    }
+
+    // Local targets were checked above (base_url is refused there).
+    if let Some(url) = base_url.as_ref().filter(|_| family != Family::Local) {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             d.error(
                 &format!("{path}.base_url"),
@@ -283,10 +334,64 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
         timeout: Duration::from_secs_f64(timeout),
         stream_timeout: Duration::from_secs_f64(stream_timeout),
         chat_template,
+        workers: workers.into_iter().map(|(w, _)| w).collect(),
+        revision,
         mark: node.mark,
     };
     if let Some(ph) = target.base_url_placeholder() {
         d.warn(&format!("{path}.base_url"), base_url_mark, format!("base_url still holds the placeholder {ph}; this target answers 503 until it is replaced with your endpoint's value"));
     }
     (d.errors.len() == errors_before).then_some(target)
+}
+
+/// `local:huggingface:` targets: workers are `host:port`; HTTP-only keys
+/// make no sense for them and would silently do nothing.
+fn check_local(
+    d: &mut Diagnostics,
+    path: &str,
+    node: &Node,
+    workers: &[(String, Mark)],
+    workers_node: Option<&Node>,
+    base_url: &Option<String>,
+    hf_translate: bool,
+) {
+    match workers_node {
+        None => d.error(
+            path,
+            node.mark,
+            "local:huggingface: targets need workers: a list of sluice-worker addresses (host:port), or one DNS name whose every address is a worker (a Kubernetes headless Service)",
+        ),
+        Some(n) if workers.is_empty() && matches!(n.value, Value::Seq(_)) => d.error(
+            &format!("{path}.workers"),
+            n.mark,
+            "workers is empty; list at least one host:port",
+        ),
+        Some(_) => {}
+    }
+    for (i, (w, mark)) in workers.iter().enumerate() {
+        let ok = w.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && !host.contains('/') && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if !ok {
+            d.error(
+                &format!("{path}.workers[{i}]"),
+                *mark,
+                format!("'{w}' is not host:port (e.g. sluice-worker-0.sluice-worker:50051)"),
+            );
+        }
+    }
+    if base_url.is_some() {
+        d.error(
+            &format!("{path}.base_url"),
+            node.mark,
+            "base_url does not apply to local:huggingface: targets; list the workers under workers",
+        );
+    }
+    if hf_translate {
+        d.error(
+            path,
+            node.mark,
+            "format/provider_type do not apply to local:huggingface: targets (workers speak gRPC)",
+        );
+    }
 }

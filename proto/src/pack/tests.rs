@@ -215,12 +215,34 @@ fn client_keys_never_accept_a_key_in_clear() {
 }
 
 #[test]
-fn local_targets_are_refused_honestly() {
+fn local_targets_name_workers() {
+    let pack = load("providers:\n  targets:\n    - id: l\n      provider: local:huggingface:org/m@v1.2\n      workers: [\"w-0:50051\", \"sluice-worker.ns.svc:50051\"]\n")
+        .unwrap()
+        .pack;
+    let t = &pack.targets[0];
+    assert_eq!(t.family, Family::Local);
+    assert_eq!(t.protocol, Protocol::Worker);
+    assert_eq!(t.model, "org/m");
+    assert_eq!(t.revision.as_deref(), Some("v1.2"));
+    assert_eq!(t.workers, ["w-0:50051", "sluice-worker.ns.svc:50051"]);
+
+    let errs =
+        errors("providers:\n  targets:\n    - id: l\n      provider: local:huggingface:org/m\n");
+    assert!(errs[0].message.contains("need workers"), "{errs:?}");
     let errs = errors(
-        "providers:\n  targets:\n    - id: l\n      provider: local:huggingface:org/m@main\n",
+        "providers:\n  targets:\n    - id: l\n      provider: local:huggingface:org/m\n      workers: [\"w-0\"]\n      base_url: http://x/v1\n",
+    );
+    assert!(errs.iter().any(|e| e.path == "providers.targets[0].workers[0]" && e.message.contains("host:port")), "{errs:?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.path == "providers.targets[0].base_url"),
+        "{errs:?}"
+    );
+    let errs = errors(
+        "providers:\n  targets:\n    - id: l\n      provider: local:org/m\n      workers: [\"w:1\"]\n",
     );
     assert!(
-        errs[0].message.contains("not available in this build"),
+        errs[0].message.contains("local:huggingface:ORG/MODEL"),
         "{errs:?}"
     );
 }

@@ -1,0 +1,571 @@
+//! Local models: `local:huggingface:ORG/MODEL` targets served by
+//! sluice-worker pods over gRPC.
+//!
+//! - Workers are `host:port` entries; a host is re-resolved every few
+//!   seconds and every address it has is a worker, so one Kubernetes
+//!   headless Service name covers a StatefulSet that scales.
+//! - Balancing: least outstanding requests among healthy workers (ties go
+//!   take turns, so idle workers share the load).
+//! - A worker that fails before the first token (cannot connect, busy,
+//!   broke off) is marked unhealthy for a moment and the request is retried
+//!   on another. After the first token the client has seen output, so a
+//!   failure ends the stream with an error event — never a hang and never a
+//!   clean `[DONE]`: a dead connection surfaces at once (the kernel resets
+//!   it) and HTTP/2 keepalives catch a vanished host.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sluice_proto::wire::inference_client::InferenceClient;
+use sluice_proto::wire::{
+    ChatTurn, EmbedRequest, GenerateRequest, GenerateResponse, generate_response,
+};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status, Streaming};
+
+use super::{ChatReply, ChunkHead, channel_stream};
+use crate::error::ApiError;
+use crate::openai::{ChatRequest, EmbeddingsRequest, Usage, now_unix};
+use crate::runtime::TargetRuntime;
+
+const RESOLVE_EVERY: Duration = Duration::from_secs(5);
+const COOLDOWN: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+struct Worker {
+    addr: SocketAddr,
+    client: InferenceClient<Channel>,
+    outstanding: AtomicUsize,
+    unhealthy_until: std::sync::Mutex<Option<Instant>>,
+}
+
+impl Worker {
+    fn new(addr: SocketAddr) -> Worker {
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .expect("a socket address is a valid URI")
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .keep_alive_while_idle(true)
+            .connect_lazy();
+        Worker {
+            addr,
+            client: InferenceClient::new(channel),
+            outstanding: AtomicUsize::new(0),
+            unhealthy_until: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn healthy(&self, now: Instant) -> bool {
+        self.unhealthy_until
+            .lock()
+            .unwrap()
+            .is_none_or(|until| now >= until)
+    }
+
+    fn mark_unhealthy(&self) {
+        *self.unhealthy_until.lock().unwrap() = Some(Instant::now() + COOLDOWN);
+    }
+}
+
+/// Counts a request against a worker while it runs.
+struct Outstanding(Arc<Worker>);
+
+impl Outstanding {
+    fn new(w: Arc<Worker>) -> Outstanding {
+        w.outstanding.fetch_add(1, Ordering::SeqCst);
+        Outstanding(w)
+    }
+}
+
+impl Drop for Outstanding {
+    fn drop(&mut self) {
+        self.0.outstanding.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+struct Resolved {
+    at: Option<Instant>,
+    workers: Vec<Arc<Worker>>,
+}
+
+/// The workers of one target (rebuilt with each config version).
+pub struct WorkerPool {
+    target: String,
+    entries: Vec<String>,
+    resolved: tokio::sync::Mutex<Resolved>,
+    /// Rotates ties, so idle workers take turns.
+    turn: AtomicUsize,
+}
+
+impl std::fmt::Debug for WorkerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerPool")
+            .field("target", &self.target)
+            .field("entries", &self.entries)
+            .finish()
+    }
+}
+
+impl WorkerPool {
+    pub fn new(target: &str, entries: &[String]) -> WorkerPool {
+        WorkerPool {
+            target: target.to_string(),
+            entries: entries.to_vec(),
+            resolved: tokio::sync::Mutex::new(Resolved {
+                at: None,
+                workers: Vec::new(),
+            }),
+            turn: AtomicUsize::new(0),
+        }
+    }
+
+    /// The current workers, re-resolving the entries when stale. Workers
+    /// that stay in the answer keep their connection and counters.
+    async fn workers(&self) -> Vec<Arc<Worker>> {
+        let mut r = self.resolved.lock().await;
+        if r.at.is_some_and(|at| at.elapsed() < RESOLVE_EVERY) {
+            return r.workers.clone();
+        }
+        let mut addrs: Vec<SocketAddr> = Vec::new();
+        for entry in &self.entries {
+            match tokio::net::lookup_host(entry.as_str()).await {
+                Ok(found) => addrs.extend(found),
+                Err(e) => {
+                    tracing::warn!(target_id = %self.target, worker = %entry, error = %e, "cannot resolve worker address")
+                }
+            }
+        }
+        addrs.sort();
+        addrs.dedup();
+        if addrs.is_empty() && !r.workers.is_empty() {
+            // DNS trouble: keep serving with what we knew.
+            r.at = Some(Instant::now());
+            return r.workers.clone();
+        }
+        let old = std::mem::take(&mut r.workers);
+        r.workers = addrs
+            .into_iter()
+            .map(|a| {
+                old.iter()
+                    .find(|w| w.addr == a)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(Worker::new(a)))
+            })
+            .collect();
+        r.at = Some(Instant::now());
+        r.workers.clone()
+    }
+
+    /// Least outstanding among healthy workers not yet tried; unhealthy
+    /// ones only when nothing else is left. Ties take turns.
+    fn pick(&self, workers: &[Arc<Worker>], tried: &HashSet<SocketAddr>) -> Option<Arc<Worker>> {
+        let now = Instant::now();
+        let candidates: Vec<&Arc<Worker>> = workers
+            .iter()
+            .filter(|w| !tried.contains(&w.addr))
+            .collect();
+        let healthy: Vec<&Arc<Worker>> = candidates
+            .iter()
+            .copied()
+            .filter(|w| w.healthy(now))
+            .collect();
+        let pool = if healthy.is_empty() {
+            candidates
+        } else {
+            healthy
+        };
+        let least = pool
+            .iter()
+            .map(|w| w.outstanding.load(Ordering::SeqCst))
+            .min()?;
+        let best: Vec<&&Arc<Worker>> = pool
+            .iter()
+            .filter(|w| w.outstanding.load(Ordering::SeqCst) == least)
+            .collect();
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        Some((*best[turn % best.len()]).clone())
+    }
+}
+
+fn pool(target: &TargetRuntime) -> Result<&WorkerPool, ApiError> {
+    target
+        .workers
+        .as_deref()
+        .ok_or_else(|| ApiError::Unavailable(format!("target '{}' has no workers", target.spec.id)))
+}
+
+/// Whether another worker may succeed where this one failed.
+fn retryable(s: &Status) -> bool {
+    matches!(
+        s.code(),
+        Code::Unavailable
+            | Code::ResourceExhausted
+            | Code::Unknown
+            | Code::Cancelled
+            | Code::DeadlineExceeded
+            | Code::Aborted
+            | Code::Internal
+    )
+}
+
+fn client_error(target: &str, s: &Status) -> ApiError {
+    match s.code() {
+        Code::InvalidArgument | Code::OutOfRange => ApiError::UpstreamRejected {
+            status: axum::http::StatusCode::BAD_REQUEST,
+            message: format!(
+                "target '{target}': {}",
+                super::http::truncate(s.message(), 500)
+            ),
+        },
+        Code::Unimplemented => ApiError::BadRequest(format!(
+            "target '{target}': {}",
+            super::http::truncate(s.message(), 500)
+        )),
+        Code::ResourceExhausted => ApiError::RateLimited {
+            message: format!("target '{target}': every worker is busy; retry shortly"),
+            retry_after: Some(axum::http::HeaderValue::from_static("1")),
+        },
+        Code::DeadlineExceeded => ApiError::UpstreamTimeout(format!("target '{target}' timed out")),
+        _ => ApiError::Upstream(format!(
+            "target '{target}': no worker could serve the request"
+        )),
+    }
+}
+
+fn generate_request(req: &ChatRequest, request_id: &str) -> Result<GenerateRequest, ApiError> {
+    for (key, what) in [("tools", "tools"), ("response_format", "response_format")] {
+        if req.extra.get(key).is_some_and(|v| !v.is_null()) {
+            return Err(ApiError::InvalidParam {
+                message: format!(
+                    "{what} is not supported by local-model targets (sluice-worker generates plain text)"
+                ),
+                param: "messages",
+            });
+        }
+    }
+    Ok(GenerateRequest {
+        request_id: request_id.to_string(),
+        messages: req
+            .messages
+            .iter()
+            .map(|m| ChatTurn {
+                // The worker's chat templates know `system`, not OpenAI's newer name.
+                role: if m.role == "developer" {
+                    "system".into()
+                } else {
+                    m.role.clone()
+                },
+                content: m.text(),
+            })
+            .collect(),
+        max_tokens: req.max_tokens(),
+        temperature: req.temperature.map(|t| t as f32),
+        top_p: req.top_p.map(|p| p as f32),
+        // mistral.rs has one engine-wide sampler seed; see docs/inference-worker.md.
+        seed: req.seed.map(|s| s as u64),
+        stop: req.stop.as_ref().map(|s| s.to_vec()).unwrap_or_default(),
+    })
+}
+
+/// A started generation: the worker, its stream, and the first event
+/// (already received, which is what commits us to this worker).
+struct Started {
+    _outstanding: Outstanding,
+    first: GenerateResponse,
+    stream: Streaming<GenerateResponse>,
+}
+
+async fn start(
+    target: &TargetRuntime,
+    greq: GenerateRequest,
+    deadline: Duration,
+) -> Result<Started, ApiError> {
+    let pool = pool(target)?;
+    let workers = pool.workers().await;
+    if workers.is_empty() {
+        return Err(ApiError::Unavailable(format!(
+            "target '{}': no worker address resolves ({})",
+            target.spec.id,
+            pool.entries.join(", ")
+        )));
+    }
+    let mut tried = HashSet::new();
+    let mut last: Option<Status> = None;
+    while let Some(w) = pool.pick(&workers, &tried) {
+        tried.insert(w.addr);
+        let outstanding = Outstanding::new(w.clone());
+        let mut client = w.client.clone();
+        let mut request = tonic::Request::new(greq.clone());
+        request.set_timeout(deadline);
+        let attempt = async {
+            let mut stream = client.generate(request).await?.into_inner();
+            match stream.message().await? {
+                Some(first) => Ok((first, stream)),
+                None => Err(Status::unavailable("the worker closed the stream at once")),
+            }
+        };
+        match tokio::time::timeout(deadline, attempt).await {
+            Ok(Ok((first, stream))) => {
+                return Ok(Started {
+                    _outstanding: outstanding,
+                    first,
+                    stream,
+                });
+            }
+            Ok(Err(s)) if retryable(&s) => {
+                tracing::warn!(target_id = %target.spec.id, worker = %w.addr, code = ?s.code(), error = %s.message(), "worker failed before the first token; trying another");
+                if s.code() != Code::ResourceExhausted {
+                    w.mark_unhealthy();
+                }
+                last = Some(s);
+            }
+            Ok(Err(s)) => return Err(client_error(&target.spec.id, &s)),
+            Err(_) => {
+                w.mark_unhealthy();
+                last = Some(Status::deadline_exceeded("no first token in time"));
+            }
+        }
+    }
+    let last = last.unwrap_or_else(|| Status::unavailable("no worker"));
+    Err(client_error(&target.spec.id, &last))
+}
+
+pub async fn chat(target: &Arc<TargetRuntime>, req: &ChatRequest) -> Result<ChatReply, ApiError> {
+    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let greq = generate_request(req, &id)?;
+    let model = target.spec.model.clone();
+    let created = now_unix();
+    let limit = if req.stream {
+        target.spec.stream_timeout
+    } else {
+        target.spec.timeout
+    };
+    let started = start(target, greq, limit).await?;
+    let tid = target.spec.id.clone();
+
+    if !req.stream {
+        let mut text = String::new();
+        let finish = collect(started, &mut text, &tid, limit).await?;
+        return Ok(ChatReply::Full(json!({
+            "id": id, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                         "finish_reason": finish.finish_reason, "logprobs": null}],
+            "usage": Usage::new(finish.prompt_tokens.into(), finish.completion_tokens.into()),
+        })));
+    }
+
+    let include_usage = req.include_usage();
+    let idle = target.spec.stream_timeout;
+    Ok(ChatReply::Stream(channel_stream(move |tx| async move {
+        let head = ChunkHead { id, created, model };
+        let chunk = |delta: Value, reason: Option<&str>| head.chunk(delta, reason);
+        if tx
+            .send(Ok(chunk(json!({"role": "assistant", "content": ""}), None)))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let Started {
+            _outstanding,
+            first,
+            mut stream,
+        } = started;
+        let mut next = Some(first);
+        loop {
+            let msg = match next.take() {
+                Some(m) => m,
+                None => {
+                    match tokio::time::timeout(idle, stream.message()).await {
+                        Err(_) => {
+                            let _ = tx
+                                .send(Err(ApiError::UpstreamTimeout(format!(
+                                    "target '{tid}': the worker sent nothing for {} s",
+                                    idle.as_secs_f64()
+                                ))))
+                                .await;
+                            return;
+                        }
+                        Ok(Ok(Some(m))) => m,
+                        Ok(Ok(None)) => {
+                            let _ = tx.send(Err(ApiError::Upstream(format!("target '{tid}': the worker closed the stream before it finished")))).await;
+                            return;
+                        }
+                        Ok(Err(s)) => {
+                            tracing::warn!(target_id = %tid, code = ?s.code(), error = %s.message(), "worker failed mid-stream");
+                            let _ = tx
+                                .send(Err(ApiError::Upstream(format!(
+                                    "target '{tid}': the worker failed mid-stream"
+                                ))))
+                                .await;
+                            return;
+                        }
+                    }
+                }
+            };
+            match msg.event {
+                Some(generate_response::Event::Text(t)) => {
+                    if tx
+                        .send(Ok(chunk(json!({"content": t.text}), None)))
+                        .await
+                        .is_err()
+                    {
+                        return; // client gone: dropping the stream cancels the worker's generation
+                    }
+                }
+                Some(generate_response::Event::Finish(f)) => {
+                    let _ = tx.send(Ok(chunk(json!({}), Some(&f.finish_reason)))).await;
+                    if include_usage {
+                        let _ = tx
+                            .send(Ok(head.usage(Usage::new(
+                                f.prompt_tokens.into(),
+                                f.completion_tokens.into(),
+                            ))))
+                            .await;
+                    }
+                    return;
+                }
+                None => {}
+            }
+        }
+    })))
+}
+
+/// Reads a whole generation into `text`.
+async fn collect(
+    started: Started,
+    text: &mut String,
+    tid: &str,
+    limit: Duration,
+) -> Result<sluice_proto::wire::Finish, ApiError> {
+    let Started {
+        _outstanding,
+        first,
+        mut stream,
+    } = started;
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut next = Some(first);
+    loop {
+        let msg = match next.take() {
+            Some(m) => m,
+            None => match tokio::time::timeout_at(deadline, stream.message()).await {
+                Err(_) => {
+                    return Err(ApiError::UpstreamTimeout(format!(
+                        "target '{tid}' timed out"
+                    )));
+                }
+                Ok(Ok(Some(m))) => m,
+                Ok(Ok(None)) => {
+                    return Err(ApiError::Upstream(format!(
+                        "target '{tid}': the worker closed the stream before it finished"
+                    )));
+                }
+                Ok(Err(s)) => {
+                    tracing::warn!(target_id = %tid, code = ?s.code(), error = %s.message(), "worker failed mid-generation");
+                    return Err(client_error(tid, &s));
+                }
+            },
+        };
+        match msg.event {
+            Some(generate_response::Event::Text(t)) => text.push_str(&t.text),
+            Some(generate_response::Event::Finish(f)) => return Ok(f),
+            None => {}
+        }
+    }
+}
+
+pub async fn embeddings(
+    target: &Arc<TargetRuntime>,
+    req: &EmbeddingsRequest,
+) -> Result<Value, ApiError> {
+    let pool = pool(target)?;
+    let workers = pool.workers().await;
+    let inputs = req.text_inputs(&format!("target '{}' (local model)", target.spec.id))?;
+    let mut tried = HashSet::new();
+    let mut last = None;
+    while let Some(w) = pool.pick(&workers, &tried) {
+        tried.insert(w.addr);
+        let _outstanding = Outstanding::new(w.clone());
+        let mut request = tonic::Request::new(EmbedRequest {
+            request_id: String::new(),
+            inputs: inputs.clone(),
+        });
+        request.set_timeout(target.spec.timeout);
+        match w.client.clone().embed(request).await {
+            Ok(resp) => {
+                let resp = resp.into_inner();
+                let data: Vec<Value> = resp
+                    .embeddings
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, e)| json!({"object": "embedding", "index": i, "embedding": e.values}))
+                    .collect();
+                return Ok(json!({
+                    "object": "list", "data": data, "model": target.spec.model,
+                    "usage": {"prompt_tokens": resp.prompt_tokens, "total_tokens": resp.prompt_tokens},
+                }));
+            }
+            Err(s) if retryable(&s) => {
+                w.mark_unhealthy();
+                last = Some(s);
+            }
+            Err(s) => return Err(client_error(&target.spec.id, &s)),
+        }
+    }
+    Err(client_error(
+        &target.spec.id,
+        &last.unwrap_or_else(|| Status::unavailable("no worker")),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker(port: u16, outstanding: usize) -> Arc<Worker> {
+        let w = Arc::new(Worker::new(SocketAddr::from(([127, 0, 0, 1], port))));
+        w.outstanding.store(outstanding, Ordering::SeqCst);
+        w
+    }
+
+    #[tokio::test]
+    async fn least_outstanding_among_healthy_untried_workers() {
+        let pool = WorkerPool::new("t", &[]);
+        let ws = vec![worker(1, 3), worker(2, 1), worker(3, 2)];
+        let mut tried = HashSet::new();
+        assert_eq!(pool.pick(&ws, &tried).unwrap().addr.port(), 2);
+        ws[1].mark_unhealthy();
+        assert_eq!(pool.pick(&ws, &tried).unwrap().addr.port(), 3);
+        tried.insert(ws[2].addr);
+        assert_eq!(pool.pick(&ws, &tried).unwrap().addr.port(), 1);
+        tried.insert(ws[0].addr);
+        // Only an unhealthy one is left: still better than failing.
+        assert_eq!(pool.pick(&ws, &tried).unwrap().addr.port(), 2);
+        tried.insert(ws[1].addr);
+        assert!(pool.pick(&ws, &tried).is_none());
+    }
+
+    #[tokio::test]
+    async fn idle_workers_take_turns() {
+        let pool = WorkerPool::new("t", &[]);
+        let ws = vec![worker(1, 0), worker(2, 0)];
+        let picks: Vec<u16> = (0..4)
+            .map(|_| pool.pick(&ws, &HashSet::new()).unwrap().addr.port())
+            .collect();
+        assert_eq!(picks, [1, 2, 1, 2]);
+    }
+
+    #[tokio::test]
+    async fn entries_resolve_to_every_address() {
+        let pool = WorkerPool::new("t", &["localhost:7001".into(), "127.0.0.1:7002".into()]);
+        let ws = pool.workers().await;
+        let ports: HashSet<u16> = ws.iter().map(|w| w.addr.port()).collect();
+        assert!(ports.contains(&7001) && ports.contains(&7002), "{ports:?}");
+    }
+}

@@ -1,0 +1,394 @@
+//! The gRPC `Inference` service: admission (a concurrency limit with a
+//! bounded queue), request checks, and the engine's events as a stream.
+//!
+//! mistral.rs does not cap concurrency on CPU (`max_num_seqs` is a hint),
+//! so the cap is enforced here: `max_concurrency` slots, `max_queue`
+//! waiters, and RESOURCE_EXHAUSTED beyond that, which tells the gateway to
+//! try another worker instead of piling up latency here.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use sluice_proto::wire::inference_server::Inference;
+use sluice_proto::wire::{
+    EmbedRequest, EmbedResponse, Finish, GenerateRequest, GenerateResponse, HealthRequest,
+    HealthResponse, ModelInfoRequest, ModelInfoResponse, TextPiece, generate_response,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::engine::{Engine, EngineError, Event, GenerateParams, Turn};
+use crate::metrics::Metrics;
+
+/// What the worker serves, known before the model is loaded.
+#[derive(Debug, Clone)]
+pub struct ServedModel {
+    pub model_id: String,
+    pub max_concurrency: usize,
+    pub max_queue: usize,
+}
+
+pub struct WorkerState {
+    pub served: ServedModel,
+    engine: OnceLock<Arc<Engine>>,
+    /// The resolved revision, known once the files are in place.
+    pub revision: OnceLock<String>,
+    slots: Arc<Semaphore>,
+    queued: AtomicUsize,
+    in_flight: Arc<AtomicUsize>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl WorkerState {
+    pub fn new(served: ServedModel, metrics: Arc<Metrics>) -> Arc<WorkerState> {
+        Arc::new(WorkerState {
+            slots: Arc::new(Semaphore::new(served.max_concurrency.max(1))),
+            served,
+            engine: OnceLock::new(),
+            revision: OnceLock::new(),
+            queued: AtomicUsize::new(0),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            metrics,
+        })
+    }
+
+    /// Marks the worker ready.
+    pub fn set_engine(&self, engine: Arc<Engine>) {
+        let _ = self.engine.set(engine);
+        self.metrics.ready.set(1);
+    }
+
+    pub fn engine(&self) -> Option<&Arc<Engine>> {
+        self.engine.get()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.engine.get().is_some()
+    }
+
+    /// A concurrency slot, waiting in the bounded queue if need be.
+    async fn admit(&self) -> Result<Slot, Status> {
+        let permit = match self.slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                if self.queued.fetch_add(1, Ordering::SeqCst) >= self.served.max_queue {
+                    self.queued.fetch_sub(1, Ordering::SeqCst);
+                    self.metrics.failure("overloaded");
+                    return Err(Status::resource_exhausted(format!(
+                        "the worker is busy: {} requests running and {} queued (--max-concurrency {}, --max-queue {}); retry on another worker or later",
+                        self.served.max_concurrency,
+                        self.served.max_queue,
+                        self.served.max_concurrency,
+                        self.served.max_queue
+                    )));
+                }
+                self.metrics.queued.inc();
+                // Decrements even when the caller gives up while queued.
+                let _waiting = Waiting(self);
+                self.slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| Status::unavailable("the worker is shutting down"))?
+            }
+        };
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.metrics.in_flight.inc();
+        Ok(Slot {
+            _permit: permit,
+            in_flight: self.in_flight.clone(),
+            metrics: self.metrics.clone(),
+        })
+    }
+
+    fn ready_engine(&self) -> Result<Arc<Engine>, Status> {
+        self.engine
+            .get()
+            .cloned()
+            .ok_or_else(|| Status::unavailable("the model is still loading; wait for /readyz"))
+    }
+}
+
+struct Waiting<'a>(&'a WorkerState);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.queued.fetch_sub(1, Ordering::SeqCst);
+        self.0.metrics.queued.dec();
+    }
+}
+
+/// A held concurrency slot; released when the generation ends or is
+/// abandoned.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    in_flight: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.metrics.in_flight.dec();
+    }
+}
+
+pub struct InferenceService(pub Arc<WorkerState>);
+
+const ROLES: [&str; 4] = ["system", "user", "assistant", "tool"];
+
+fn check_request(req: &GenerateRequest) -> Result<(Vec<Turn>, GenerateParams), Status> {
+    if req.messages.is_empty() {
+        return Err(Status::invalid_argument("messages is empty"));
+    }
+    let mut turns = Vec::with_capacity(req.messages.len());
+    for (i, m) in req.messages.iter().enumerate() {
+        if !ROLES.contains(&m.role.as_str()) {
+            return Err(Status::invalid_argument(format!(
+                "messages[{i}].role '{}' is not one of system, user, assistant, tool",
+                m.role
+            )));
+        }
+        turns.push(Turn {
+            role: m.role.clone(),
+            content: m.content.clone(),
+        });
+    }
+    if let Some(t) = req.temperature
+        && !(0.0..=2.0).contains(&t)
+    {
+        return Err(Status::invalid_argument(format!(
+            "temperature {t} is outside 0..2"
+        )));
+    }
+    if let Some(p) = req.top_p
+        && !(p > 0.0 && p <= 1.0)
+    {
+        return Err(Status::invalid_argument(format!(
+            "top_p {p} is outside (0, 1]"
+        )));
+    }
+    if req.max_tokens == Some(0) {
+        return Err(Status::invalid_argument("max_tokens must be at least 1"));
+    }
+    Ok((
+        turns,
+        GenerateParams {
+            max_tokens: req.max_tokens.map(|n| n as usize),
+            temperature: req.temperature.map(f64::from),
+            top_p: req.top_p.map(f64::from).filter(|p| *p < 1.0),
+            stop: req.stop.clone(),
+        },
+    ))
+}
+
+fn status_of(e: &EngineError) -> Status {
+    match e {
+        EngineError::InvalidRequest(m) => Status::invalid_argument(m.clone()),
+        EngineError::Load(m) | EngineError::Internal(m) => Status::internal(m.clone()),
+    }
+}
+
+type GenerateStream = ReceiverStream<Result<GenerateResponse, Status>>;
+
+#[tonic::async_trait]
+impl Inference for InferenceService {
+    type GenerateStream = GenerateStream;
+
+    async fn generate(
+        &self,
+        request: Request<GenerateRequest>,
+    ) -> Result<Response<Self::GenerateStream>, Status> {
+        let accepted = Instant::now();
+        let state = self.0.clone();
+        let req = request.into_inner();
+        let labels = state.metrics.labels().clone();
+        state.metrics.requests.get_or_create(&labels).inc();
+        let (turns, params) = check_request(&req).inspect_err(|_| {
+            state.metrics.failure("invalid_request");
+        })?;
+        let engine = state.ready_engine()?;
+        let slot = state.admit().await?;
+        let queue_wait = accepted.elapsed();
+        let mut events = engine.generate(turns, params, accepted);
+        let (tx, rx) = mpsc::channel(32);
+        let request_id = req.request_id;
+        tokio::spawn(async move {
+            let _slot = slot;
+            let m = &state.metrics;
+            while let Some(event) = events.recv().await {
+                let (msg, done) = match event {
+                    Event::Text(text) => (
+                        Ok(GenerateResponse {
+                            event: Some(generate_response::Event::Text(TextPiece { text })),
+                        }),
+                        false,
+                    ),
+                    Event::Finish(f) => {
+                        Metrics::observe_ms(
+                            &m.duration_ms.get_or_create(&labels),
+                            accepted.elapsed(),
+                        );
+                        if let Some(t) = f.first_token {
+                            Metrics::observe_ms(&m.ttft_ms.get_or_create(&labels), t);
+                        }
+                        m.prompt_tokens
+                            .get_or_create(&labels)
+                            .inc_by(f.prompt_tokens as u64);
+                        m.completion_tokens
+                            .get_or_create(&labels)
+                            .inc_by(f.completion_tokens as u64);
+                        tracing::info!(
+                            request_id,
+                            finish = %f.reason,
+                            prompt_tokens = f.prompt_tokens,
+                            completion_tokens = f.completion_tokens,
+                            usage_known = f.usage_known,
+                            ttft_ms = f.first_token.map(|d| d.as_secs_f64() * 1000.0),
+                            total_ms = accepted.elapsed().as_secs_f64() * 1000.0,
+                            "generation finished"
+                        );
+                        (
+                            Ok(GenerateResponse {
+                                event: Some(generate_response::Event::Finish(Finish {
+                                    finish_reason: f.reason,
+                                    usage_known: f.usage_known,
+                                    prompt_tokens: f.prompt_tokens as u32,
+                                    completion_tokens: f.completion_tokens as u32,
+                                    time_to_first_token_us: f
+                                        .first_token
+                                        .map_or(0, |d| d.as_micros() as u64),
+                                    queue_wait_us: queue_wait.as_micros() as u64,
+                                })),
+                            }),
+                            true,
+                        )
+                    }
+                    Event::Error(e) => {
+                        m.failure(match e {
+                            EngineError::InvalidRequest(_) => "invalid_request",
+                            _ => "engine",
+                        });
+                        tracing::warn!(request_id, error = %e, "generation failed");
+                        (Err(status_of(&e)), true)
+                    }
+                };
+                if tx.send(msg).await.is_err() {
+                    // The caller went away; dropping `events` cancels the
+                    // generation and frees the slot.
+                    m.failure("cancelled");
+                    tracing::info!(request_id, "caller went away; generation cancelled");
+                    return;
+                }
+                if done {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn embed(
+        &self,
+        _request: Request<EmbedRequest>,
+    ) -> Result<Response<EmbedResponse>, Status> {
+        self.0.ready_engine()?;
+        Err(Status::unimplemented(format!(
+            "{} is served as a text-generation model; this worker does not compute embeddings (run a worker with an embedding model and point an embeddings target at it)",
+            self.0.served.model_id
+        )))
+    }
+
+    async fn health(
+        &self,
+        _request: Request<HealthRequest>,
+    ) -> Result<Response<HealthResponse>, Status> {
+        let s = &self.0;
+        Ok(Response::new(HealthResponse {
+            ready: s.is_ready(),
+            in_flight: s.in_flight.load(Ordering::SeqCst) as u32,
+            queued: s.queued.load(Ordering::SeqCst) as u32,
+        }))
+    }
+
+    async fn model_info(
+        &self,
+        _request: Request<ModelInfoRequest>,
+    ) -> Result<Response<ModelInfoResponse>, Status> {
+        let s = &self.0;
+        let engine = s.ready_engine()?;
+        Ok(Response::new(ModelInfoResponse {
+            model_id: s.served.model_id.clone(),
+            revision: s.revision.get().cloned().unwrap_or_default(),
+            device: engine.info.device.clone(),
+            dtype: engine.info.dtype.clone(),
+            context_length: engine.info.context_length as u32,
+            max_concurrency: s.served.max_concurrency as u32,
+            max_queue: s.served.max_queue as u32,
+            format: engine.info.format.to_string(),
+            supports_embeddings: false,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_proto::wire::ChatTurn;
+
+    fn req(role: &str) -> GenerateRequest {
+        GenerateRequest {
+            messages: vec![ChatTurn {
+                role: role.into(),
+                content: "hi".into(),
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn requests_are_checked_before_admission() {
+        assert!(check_request(&req("user")).is_ok());
+        let e = check_request(&req("robot")).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert!(e.message().contains("messages[0].role"), "{}", e.message());
+        let mut r = req("user");
+        r.temperature = Some(3.0);
+        assert!(
+            check_request(&r)
+                .unwrap_err()
+                .message()
+                .contains("temperature")
+        );
+        let mut r = req("user");
+        r.max_tokens = Some(0);
+        assert!(check_request(&r).is_err());
+        assert!(check_request(&GenerateRequest::default()).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_resource_exhausted() {
+        let state = WorkerState::new(
+            ServedModel {
+                model_id: "m".into(),
+                max_concurrency: 1,
+                max_queue: 1,
+            },
+            Arc::new(Metrics::new("m")),
+        );
+        let running = state.admit().await.unwrap();
+        let s2 = state.clone();
+        let queued = tokio::spawn(async move { s2.admit().await.map(|_| ()) });
+        while state.queued.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let e = state.admit().await.err().expect("queue is full");
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+        drop(running);
+        queued.await.unwrap().unwrap();
+        assert_eq!(state.queued.load(Ordering::SeqCst), 0);
+        assert_eq!(state.in_flight.load(Ordering::SeqCst), 0);
+    }
+}

@@ -77,11 +77,7 @@ pub async fn run(
         Some(files) => {
             let cert = sluice_tls::Reloading::load(files.clone())?;
             let watch = cert.watch()?;
-            let acceptor =
-                sluice_tls::TlsAcceptor::from(sluice_tls::server_config(&cert, &[b"h2"])?);
-            let incoming = futures::StreamExt::map(sluice_tls::incoming(grpc, acceptor), |r| {
-                r.map(tls_io::TlsIo)
-            });
+            let incoming = sluice_tls::grpc::incoming(grpc, &cert)?;
             Box::pin(async move {
                 let _watch = watch;
                 router
@@ -111,60 +107,6 @@ pub struct Options {
     /// TLS for the gateway-facing gRPC port; with `ca`, gateways must
     /// present a client certificate it signed (mutual TLS).
     pub grpc_tls: Option<sluice_tls::Files>,
-}
-
-/// tonic wants connection info from what it serves; a TLS stream over TCP
-/// offers none we use.
-mod tls_io {
-    use std::io;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
-    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-    use tokio::net::TcpStream;
-
-    pub struct TlsIo(pub tokio_rustls::server::TlsStream<TcpStream>);
-
-    impl tonic::transport::server::Connected for TlsIo {
-        type ConnectInfo = ();
-        fn connect_info(&self) -> Self::ConnectInfo {}
-    }
-
-    impl AsyncRead for TlsIo {
-        fn poll_read(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
-        ) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.0).poll_read(cx, buf)
-        }
-    }
-
-    impl AsyncWrite for TlsIo {
-        fn poll_write(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            Pin::new(&mut self.0).poll_write(cx, buf)
-        }
-        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.0).poll_flush(cx)
-        }
-        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.0).poll_shutdown(cx)
-        }
-        fn poll_write_vectored(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            bufs: &[io::IoSlice<'_>],
-        ) -> Poll<io::Result<usize>> {
-            Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
-        }
-        fn is_write_vectored(&self) -> bool {
-            self.0.is_write_vectored()
-        }
-    }
 }
 
 /// Applies audit retention at start and then hourly.

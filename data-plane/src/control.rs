@@ -59,7 +59,6 @@ pub async fn connect(link: &ControlPlaneLink) -> Result<Channel, String> {
     };
     let config =
         sluice_tls::client_config(&tls.ca, tls.identity.clone()).map_err(|e| e.to_string())?;
-    let connector = sluice_tls::TlsConnector::from(config);
     let host = endpoint
         .uri()
         .host()
@@ -68,20 +67,7 @@ pub async fn connect(link: &ControlPlaneLink) -> Result<Channel, String> {
         .to_string();
     let name = sluice_tls::ServerName::try_from(host.clone())
         .map_err(|_| format!("'{host}' in --control-plane is not a valid TLS server name"))?;
-    let service = tower::service_fn(move |uri: http::Uri| {
-        let (connector, name) = (connector.clone(), name.clone());
-        async move {
-            let addr = format!(
-                "{}:{}",
-                uri.host().unwrap_or_default().trim_matches(['[', ']']),
-                uri.port_u16().unwrap_or(443)
-            );
-            let tcp = tokio::net::TcpStream::connect(addr).await?;
-            tcp.set_nodelay(true)?;
-            let tls = connector.connect(name, tcp).await?;
-            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
-        }
-    });
+    let service = sluice_tls::grpc::Connector::new(config, name);
     endpoint
         .connect_with_connector(service)
         .await
@@ -364,6 +350,7 @@ mod tests {
         let settings = crate::runtime::Settings {
             hf_inference_url: "http://127.0.0.1:9".into(),
             control_plane: None,
+            worker_tls: None,
         };
         let store = ConfigStore::empty(settings.clone());
         assert!(load_cache(&opts, &store));

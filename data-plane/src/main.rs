@@ -65,6 +65,16 @@ enum Command {
             requires = "control_plane_cert"
         )]
         control_plane_key: Option<PathBuf>,
+        /// PEM CA bundle that signed the inference workers' certificates:
+        /// talk to local-model workers over TLS.
+        #[arg(long, env = "SLUICE_WORKER_CA")]
+        worker_ca: Option<PathBuf>,
+        /// PEM certificate this gateway presents to workers (mutual TLS).
+        #[arg(long, env = "SLUICE_WORKER_CERT", requires_all = ["worker_key", "worker_ca"])]
+        worker_cert: Option<PathBuf>,
+        /// PEM private key for --worker-cert.
+        #[arg(long, env = "SLUICE_WORKER_KEY", requires = "worker_cert")]
+        worker_key: Option<PathBuf>,
         /// PEM certificate chain: serve HTTPS instead of HTTP (reloaded on change).
         #[arg(long, env = "SLUICE_TLS_CERT", requires = "tls_key")]
         tls_cert: Option<PathBuf>,
@@ -123,6 +133,9 @@ fn main() -> ExitCode {
             control_plane_ca,
             control_plane_cert,
             control_plane_key,
+            worker_ca,
+            worker_cert,
+            worker_key,
             tls_cert,
             tls_key,
             hf_inference_url,
@@ -140,20 +153,18 @@ fn main() -> ExitCode {
                 let _enter = rt.enter();
                 telemetry::init(matches!(log_format, LogFormat::Json), "sluice-gateway")
             };
-            let client_tls = match control_plane_ca {
-                None => None,
-                Some(ca) => {
-                    let identity = match control_plane_cert.zip(control_plane_key) {
-                        None => None,
-                        Some((cert, key)) => match sluice_tls::identity(cert, key) {
-                            Ok(id) => Some(id),
-                            Err(e) => {
-                                eprintln!("sluice-gateway: --control-plane-cert: {e}");
-                                return ExitCode::from(2);
-                            }
-                        },
-                    };
-                    Some(ClientTls { ca, identity })
+            let tls_links = client_tls(control_plane_ca, control_plane_cert, control_plane_key)
+                .map_err(|e| format!("--control-plane-cert: {e}"))
+                .and_then(|cp| {
+                    client_tls(worker_ca, worker_cert, worker_key)
+                        .map(|w| (cp, w))
+                        .map_err(|e| format!("--worker-cert: {e}"))
+                });
+            let (client_tls, worker_tls) = match tls_links {
+                Ok(links) => links,
+                Err(e) => {
+                    eprintln!("sluice-gateway: {e}");
+                    return ExitCode::from(2);
                 }
             };
             let source = match (policy_config, control_plane, gateway_id, cache_dir) {
@@ -190,6 +201,7 @@ fn main() -> ExitCode {
             let settings = Settings {
                 hf_inference_url,
                 control_plane,
+                worker_tls,
             };
             let tls = tls_cert.zip(tls_key).map(|(cert, key)| sluice_tls::Files {
                 cert,
@@ -295,6 +307,20 @@ fn verify(path: &std::path::Path) -> ExitCode {
     }
 }
 
+/// TLS towards a component: its CA and, for mutual TLS, our certificate.
+fn client_tls(
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> Result<Option<ClientTls>, sluice_tls::TlsError> {
+    let Some(ca) = ca else { return Ok(None) };
+    let identity = match cert.zip(key) {
+        Some((cert, key)) => Some(sluice_tls::identity(cert, key)?),
+        None => None,
+    };
+    Ok(Some(ClientTls { ca, identity }))
+}
+
 fn serve(
     rt: &tokio::runtime::Runtime,
     listen: String,
@@ -306,6 +332,10 @@ fn serve(
         .control_plane
         .as_ref()
         .and_then(|l| l.tls.as_ref())
+        .and_then(|t| t.identity.clone());
+    let worker_identity = settings
+        .worker_tls
+        .as_ref()
         .and_then(|t| t.identity.clone());
     rt.block_on(async move {
         // Both guards stop their config source when dropped at shutdown.
@@ -330,6 +360,10 @@ fn serve(
         // The client certificate towards the control plane follows its files.
         let _identity_watch = match settings_identity {
             Some(id) => Some(id.watch().context("watching --control-plane-cert")?),
+            None => None,
+        };
+        let _worker_identity_watch = match worker_identity {
+            Some(id) => Some(id.watch().context("watching --worker-cert")?),
             None => None,
         };
         match tls {

@@ -20,6 +20,8 @@ pub struct Settings {
     /// Set in control-plane mode: where `audit-logger` `destination: api`
     /// ships records.
     pub control_plane: Option<ControlPlaneLink>,
+    /// TLS towards inference workers (`local:huggingface:` targets).
+    pub worker_tls: Option<ClientTls>,
 }
 
 /// A gateway's identity towards its control plane.
@@ -337,9 +339,17 @@ fn compile_target(spec: Target, settings: &Settings) -> TargetRuntime {
         _ => None,
     };
     let workers = (spec.protocol == Protocol::Worker).then(|| {
+        // The CA is read per config version, so a new bundle applies at the
+        // next reload; client certificates follow their files.
+        let tls = settings.worker_tls.as_ref().and_then(|t| {
+            sluice_tls::client_config(&t.ca, t.identity.clone())
+                .map_err(|e| unavailable = Some(format!("worker TLS: {e}")))
+                .ok()
+        });
         Arc::new(crate::providers::worker::WorkerPool::new(
             &spec.id,
             &spec.workers,
+            tls,
         ))
     });
     TargetRuntime {
@@ -411,6 +421,7 @@ mod tests {
             &Settings {
                 hf_inference_url: "http://hf.test/".into(),
                 control_plane: None,
+                worker_tls: None,
             },
             1,
         )
@@ -435,6 +446,7 @@ mod tests {
         let settings = Settings {
             hf_inference_url: "http://hf.test/".into(),
             control_plane: None,
+            worker_tls: None,
         };
         let rt = Runtime::build(pack.clone(), &settings, 1).unwrap();
         let bearer = |k: &str| {

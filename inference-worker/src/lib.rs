@@ -42,6 +42,8 @@ pub enum WorkerError {
     Engine(#[from] engine::EngineError),
     #[error("serving: {0}")]
     Serve(String),
+    #[error(transparent)]
+    Tls(#[from] sluice_tls::TlsError),
 }
 
 /// Loads `opts` (checking the footprint first) and marks `state` ready.
@@ -76,12 +78,13 @@ pub async fn load(state: &WorkerState, opts: &LoadOptions) -> Result<(), WorkerE
     Ok(())
 }
 
-/// Serves gRPC on `grpc` and health/metrics on `http` until `shutdown`
-/// resolves. `ready` is awaited in the background (download and load); its
+/// Serves gRPC on `grpc` (over TLS with `tls`; mutual TLS when it has a
+/// CA) and health/metrics on `http` until `shutdown` resolves. `ready` is awaited in the background (download and load); its
 /// failure ends the worker with that error.
 pub async fn run(
     grpc: TcpListener,
     http: TcpListener,
+    tls: Option<sluice_tls::Files>,
     state: Arc<WorkerState>,
     ready: impl Future<Output = Result<(), WorkerError>> + Send + 'static,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -97,17 +100,32 @@ pub async fn run(
             .await
     });
     let svc = sluice_proto::wire::inference_server::InferenceServer::new(InferenceService(state));
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc);
+    let router = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        // Gateways that vanish without closing are noticed by HTTP/2 pings.
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(5)))
+        .add_service(svc);
     let mut grpc_stop = stop_rx.clone();
-    let grpc_task = tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            .add_service(svc)
-            .serve_with_incoming_shutdown(incoming, async move {
-                let _ = grpc_stop.wait_for(|s| *s).await;
+    let stopped = async move {
+        let _ = grpc_stop.wait_for(|s| *s).await;
+    };
+    let grpc_task = match tls {
+        None => {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc);
+            tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped))
+        }
+        Some(files) => {
+            // The certificate (and client CA) follow their files.
+            let cert = sluice_tls::Reloading::load(files)?;
+            let watch = cert.watch()?;
+            let incoming = sluice_tls::grpc::incoming(grpc, &cert)?;
+            tokio::spawn(async move {
+                let _watch = watch;
+                router.serve_with_incoming_shutdown(incoming, stopped).await
             })
-            .await
-    });
+        }
+    };
 
     let loaded = tokio::spawn(ready);
     tokio::pin!(shutdown);

@@ -73,6 +73,16 @@ struct RunArgs {
     /// Requests allowed to wait for a slot; beyond that RESOURCE_EXHAUSTED.
     #[arg(long, env = "SLUICE_MAX_QUEUE", default_value_t = 16)]
     max_queue: usize,
+    /// PEM certificate chain for the gRPC port: serve TLS (reloaded on change).
+    #[arg(long, env = "SLUICE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "SLUICE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA bundle that signs gateways' client certificates: gateways
+    /// without one it signed are refused at the handshake (mutual TLS).
+    #[arg(long, env = "SLUICE_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
     /// Log format: text or json.
     #[arg(long, env = "SLUICE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -202,7 +212,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         };
         sluice_inference_worker::load(&loading, &opts).await
     };
-    sluice_inference_worker::run(grpc, http, state, ready, shutdown_signal()).await?;
+    let tls = args
+        .tls_cert
+        .zip(args.tls_key)
+        .map(|(cert, key)| sluice_tls::Files {
+            cert,
+            key,
+            ca: args.tls_client_ca,
+        });
+    sluice_inference_worker::run(grpc, http, tls, state, ready, shutdown_signal()).await?;
     tracing::info!("sluice-worker stopped");
     Ok(())
 }

@@ -30,6 +30,7 @@ pub struct Metrics {
     pub failures: Family<FailureLabels, Counter>,
     pub duration_ms: Family<ModelLabels, Histogram, fn() -> Histogram>,
     pub ttft_ms: Family<ModelLabels, Histogram, fn() -> Histogram>,
+    pub decode_tps: Family<ModelLabels, Histogram, fn() -> Histogram>,
     pub prompt_tokens: Family<ModelLabels, Counter>,
     pub completion_tokens: Family<ModelLabels, Counter>,
     pub in_flight: Gauge,
@@ -39,6 +40,10 @@ pub struct Metrics {
 
 fn ms_histogram() -> Histogram {
     Histogram::new(exponential_buckets(1.0, 2.0, 18))
+}
+
+fn tps_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 16))
 }
 
 impl Metrics {
@@ -53,6 +58,7 @@ impl Metrics {
             failures: Family::default(),
             duration_ms: Family::new_with_constructor(ms_histogram),
             ttft_ms: Family::new_with_constructor(ms_histogram),
+            decode_tps: Family::new_with_constructor(tps_histogram),
             prompt_tokens: Family::default(),
             completion_tokens: Family::default(),
             in_flight: Gauge::default(),
@@ -88,6 +94,11 @@ impl Metrics {
             "sluice_worker_time_to_first_token_ms",
             "Time from accepting a request to its first token, in milliseconds (queue wait included)",
             m.ttft_ms.clone(),
+        );
+        registry.register(
+            "sluice_worker_decode_tokens_per_second",
+            "Completion tokens per second after the first token, per generation",
+            m.decode_tps.clone(),
         );
         registry.register(
             "sluice_worker_in_flight",

@@ -233,6 +233,12 @@ impl Inference for InferenceService {
                         );
                         if let Some(t) = f.first_token {
                             Metrics::observe_ms(&m.ttft_ms.get_or_create(&labels), t);
+                            let decoding = accepted.elapsed().saturating_sub(t).as_secs_f64();
+                            if f.completion_tokens > 1 && decoding > 0.0 {
+                                m.decode_tps
+                                    .get_or_create(&labels)
+                                    .observe((f.completion_tokens - 1) as f64 / decoding);
+                            }
                         }
                         m.prompt_tokens
                             .get_or_create(&labels)

@@ -113,7 +113,9 @@ fn containers() -> Vec<(String, Value)> {
             .as_array()
             .unwrap()
         {
-            out.push((c["image"].as_str().unwrap().to_string(), c.clone()));
+            // The CUDA image runs the same binary as the CPU one.
+            let image = c["image"].as_str().unwrap().trim_end_matches("-cuda");
+            out.push((image.to_string(), c.clone()));
         }
     }
     out
@@ -153,7 +155,12 @@ fn containers_use_only_flags_and_variables_the_binaries_accept() {
             args[0],
             String::from_utf8_lossy(&out.stderr)
         );
-        let help = String::from_utf8_lossy(&out.stdout).to_string();
+        // clap wraps help to the terminal's width: compare with the
+        // whitespace normalised.
+        let help = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         for flag in args[1..].iter().filter(|a| a.starts_with("--")) {
             let name = flag.split('=').next().unwrap();
             assert!(
@@ -250,4 +257,54 @@ async fn worker_probe_paths_are_served_by_the_worker() {
             "worker {path}"
         );
     }
+}
+
+#[test]
+fn workers_run_on_the_gpu_pool_keep_their_cache_and_are_found_through_a_headless_service() {
+    let docs = documents();
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .map(|(_, d)| d)
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+            .clone()
+    };
+    let sts = find("StatefulSet", "sluice-worker");
+    let pod = &sts["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    assert_eq!(c["resources"]["limits"]["nvidia.com/gpu"], 1);
+    assert_eq!(pod["nodeSelector"]["nvidia.com/gpu.present"], "true");
+    assert!(
+        pod["tolerations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["key"] == "nvidia.com/gpu")
+    );
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    let cache = env_value(c, "SLUICE_MODEL_CACHE").unwrap();
+    let claim = &sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"];
+    let mount = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| &m["name"] == claim)
+        .expect("the model cache volume is mounted");
+    assert!(cache.starts_with(mount["mountPath"].as_str().unwrap()));
+    let svc = find("Service", sts["spec"]["serviceName"].as_str().unwrap());
+    assert_eq!(svc["spec"]["clusterIP"], "None");
+    assert_eq!(
+        svc["spec"]["selector"],
+        sts["spec"]["selector"]["matchLabels"]
+    );
+    // The token comes from a Secret, never a literal.
+    let token = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            Some(e["name"].as_str().unwrap()) == env_value(c, "SLUICE_HF_TOKEN_ENV").as_deref()
+        })
+        .expect("the token variable is set");
+    assert!(token["valueFrom"]["secretKeyRef"]["name"].is_string());
 }

@@ -116,6 +116,16 @@ async fn hub_model_served_by_a_worker_streams_through_the_gateway_to_the_openai_
         "{m}"
     );
     assert_eq!(metric(&m, "sluice_worker_ready"), 1.0);
+    assert_eq!(
+        metric(&m, "sluice_worker_decode_tokens_per_second_count"),
+        3.0,
+        "{m}"
+    );
+    assert!(
+        metric(&m, "sluice_worker_decode_tokens_per_second_sum") > 0.0,
+        "{m}"
+    );
+    assert_eq!(metric(&m, "sluice_worker_queued"), 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -334,4 +344,74 @@ async fn a_model_that_cannot_fit_is_refused_before_loading() {
     assert!(logs.contains("of RAM is free"), "{logs}");
     assert!(logs.contains("smaller quantized variant"), "{logs}");
     worker.process.kill();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_and_workers_use_mutual_tls_and_refuse_a_wrong_client_certificate() {
+    use sluice_e2e::GatewayOptions;
+    use sluice_e2e::pki::Ca;
+    let dir = TempDir::new();
+    let (ca, rogue) = (Ca::new("worker-ca"), Ca::new("rogue-ca"));
+    let ca_pem = ca.write(dir.path());
+    let server = ca.issue(dir.path(), "worker", false);
+    let good = ca.issue(dir.path(), "gw-good", true);
+    let bad = rogue.issue(dir.path(), "gw-rogue", true);
+    let (_m, model) = tiny_model(71);
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let worker = Worker::start(
+        &[
+            "--model",
+            &path(&model),
+            "--tls-cert",
+            &path(&server.cert),
+            "--tls-key",
+            &path(&server.key),
+            "--tls-client-ca",
+            &path(&ca_pem),
+        ],
+        &[],
+    );
+    worker.wait_ready(READY).await;
+    let gateway = |client: Option<&sluice_e2e::pki::Issued>| {
+        let mut env = vec![("SLUICE_WORKER_CA", path(&ca_pem))];
+        if let Some(c) = client {
+            env.push(("SLUICE_WORKER_CERT", path(&c.cert)));
+            env.push(("SLUICE_WORKER_KEY", path(&c.key)));
+        }
+        Gateway::start_with(
+            &pack(&[&worker], ""),
+            GatewayOptions {
+                env,
+                ..Default::default()
+            },
+        )
+    };
+    let ask = |gw: &Gateway| {
+        reqwest::Client::new()
+            .post(gw.url("/v1/chat/completions"))
+            .json(&serde_json::json!({"model": "tiny", "max_tokens": 3,
+                   "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+    };
+
+    let trusted = gateway(Some(&good));
+    let resp = ask(&trusted).await.unwrap();
+    assert_eq!(resp.status(), 200, "{}", trusted.logs());
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["usage"]["completion_tokens"], 3);
+
+    // A client certificate from another CA, or none at all, is refused at
+    // the handshake; so is a plaintext gateway.
+    for gw in [gateway(Some(&bad)), gateway(None)] {
+        assert_eq!(ask(&gw).await.unwrap().status(), 502, "{}", gw.logs());
+    }
+    let plaintext = Gateway::start(&pack(&[&worker], ""));
+    assert_eq!(ask(&plaintext).await.unwrap().status(), 502);
+    assert!(
+        worker.process.logs().contains("TLS handshake refused"),
+        "{}",
+        worker.process.logs()
+    );
+    let m = worker.metrics().await;
+    assert_eq!(metric(&m, "llm_requests_total"), 1.0, "{m}");
 }

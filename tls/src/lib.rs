@@ -9,9 +9,13 @@
 //!   CA bundle, clients must present a certificate it signed (mutual TLS).
 //! - [`incoming`]: turns a TCP listener into a stream of TLS connections,
 //!   handshaking concurrently so one slow client cannot stall the others.
+//! - [`grpc`]: the same for tonic servers, and a TLS connector for tonic
+//!   clients.
 //!
 //! The crypto provider is `ring`, chosen explicitly so that no process-wide
 //! default has to be installed.
+
+pub mod grpc;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,6 +35,7 @@ use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::server::TlsStream;
 
+pub use rustls::ClientConfig;
 pub use rustls::pki_types::ServerName;
 pub use tokio_rustls::{TlsAcceptor, TlsConnector};
 

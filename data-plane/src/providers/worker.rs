@@ -24,6 +24,7 @@ use sluice_proto::wire::inference_client::InferenceClient;
 use sluice_proto::wire::{
     ChatTurn, EmbedRequest, GenerateRequest, GenerateResponse, generate_response,
 };
+use sluice_tls::ServerName;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status, Streaming};
 
@@ -44,15 +45,25 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(addr: SocketAddr) -> Worker {
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
+    /// `tls`: the client config and the name the worker's certificate must
+    /// carry (the host of the `workers` entry it was resolved from).
+    fn new(
+        addr: SocketAddr,
+        tls: Option<(Arc<sluice_tls::ClientConfig>, ServerName<'static>)>,
+    ) -> Worker {
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .expect("a socket address is a valid URI")
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(5))
             .keep_alive_timeout(Duration::from_secs(5))
-            .keep_alive_while_idle(true)
-            .connect_lazy();
+            .keep_alive_while_idle(true);
+        let channel = match tls {
+            None => endpoint.connect_lazy(),
+            Some((config, name)) => {
+                endpoint.connect_with_connector_lazy(sluice_tls::grpc::Connector::new(config, name))
+            }
+        };
         Worker {
             addr,
             client: InferenceClient::new(channel),
@@ -98,6 +109,8 @@ struct Resolved {
 pub struct WorkerPool {
     target: String,
     entries: Vec<String>,
+    /// Mutual TLS towards the workers (`--worker-ca` and friends).
+    tls: Option<Arc<sluice_tls::ClientConfig>>,
     resolved: tokio::sync::Mutex<Resolved>,
     /// Rotates ties, so idle workers take turns.
     turn: AtomicUsize,
@@ -113,10 +126,15 @@ impl std::fmt::Debug for WorkerPool {
 }
 
 impl WorkerPool {
-    pub fn new(target: &str, entries: &[String]) -> WorkerPool {
+    pub fn new(
+        target: &str,
+        entries: &[String],
+        tls: Option<Arc<sluice_tls::ClientConfig>>,
+    ) -> WorkerPool {
         WorkerPool {
             target: target.to_string(),
             entries: entries.to_vec(),
+            tls,
             resolved: tokio::sync::Mutex::new(Resolved {
                 at: None,
                 workers: Vec::new(),
@@ -132,32 +150,46 @@ impl WorkerPool {
         if r.at.is_some_and(|at| at.elapsed() < RESOLVE_EVERY) {
             return r.workers.clone();
         }
-        let mut addrs: Vec<SocketAddr> = Vec::new();
+        let mut addrs: Vec<(SocketAddr, &str)> = Vec::new();
         for entry in &self.entries {
+            let host = entry.rsplit_once(':').map_or(entry.as_str(), |(h, _)| h);
             match tokio::net::lookup_host(entry.as_str()).await {
-                Ok(found) => addrs.extend(found),
+                Ok(found) => addrs.extend(found.map(|a| (a, host))),
                 Err(e) => {
                     tracing::warn!(target_id = %self.target, worker = %entry, error = %e, "cannot resolve worker address")
                 }
             }
         }
         addrs.sort();
-        addrs.dedup();
+        addrs.dedup_by_key(|(a, _)| *a);
         if addrs.is_empty() && !r.workers.is_empty() {
             // DNS trouble: keep serving with what we knew.
             r.at = Some(Instant::now());
             return r.workers.clone();
         }
         let old = std::mem::take(&mut r.workers);
-        r.workers = addrs
-            .into_iter()
-            .map(|a| {
-                old.iter()
-                    .find(|w| w.addr == a)
-                    .cloned()
-                    .unwrap_or_else(|| Arc::new(Worker::new(a)))
-            })
-            .collect();
+        let mut workers = Vec::with_capacity(addrs.len());
+        for (a, host) in addrs {
+            if let Some(w) = old.iter().find(|w| w.addr == a) {
+                workers.push(w.clone());
+                continue;
+            }
+            let tls = match &self.tls {
+                None => None,
+                Some(config) => {
+                    let host = host.trim_matches(['[', ']']).to_string();
+                    match ServerName::try_from(host.clone()) {
+                        Ok(name) => Some((config.clone(), name)),
+                        Err(_) => {
+                            tracing::warn!(target_id = %self.target, worker = %host, "not a valid TLS server name; skipping this worker");
+                            continue;
+                        }
+                    }
+                }
+            };
+            workers.push(Arc::new(Worker::new(a, tls)));
+        }
+        r.workers = workers;
         r.at = Some(Instant::now());
         r.workers.clone()
     }
@@ -529,14 +561,14 @@ mod tests {
     use super::*;
 
     fn worker(port: u16, outstanding: usize) -> Arc<Worker> {
-        let w = Arc::new(Worker::new(SocketAddr::from(([127, 0, 0, 1], port))));
+        let w = Arc::new(Worker::new(SocketAddr::from(([127, 0, 0, 1], port)), None));
         w.outstanding.store(outstanding, Ordering::SeqCst);
         w
     }
 
     #[tokio::test]
     async fn least_outstanding_among_healthy_untried_workers() {
-        let pool = WorkerPool::new("t", &[]);
+        let pool = WorkerPool::new("t", &[], None);
         let ws = vec![worker(1, 3), worker(2, 1), worker(3, 2)];
         let mut tried = HashSet::new();
         assert_eq!(pool.pick(&ws, &tried).unwrap().addr.port(), 2);
@@ -553,7 +585,7 @@ mod tests {
 
     #[tokio::test]
     async fn idle_workers_take_turns() {
-        let pool = WorkerPool::new("t", &[]);
+        let pool = WorkerPool::new("t", &[], None);
         let ws = vec![worker(1, 0), worker(2, 0)];
         let picks: Vec<u16> = (0..4)
             .map(|_| pool.pick(&ws, &HashSet::new()).unwrap().addr.port())
@@ -563,7 +595,11 @@ mod tests {
 
     #[tokio::test]
     async fn entries_resolve_to_every_address() {
-        let pool = WorkerPool::new("t", &["localhost:7001".into(), "127.0.0.1:7002".into()]);
+        let pool = WorkerPool::new(
+            "t",
+            &["localhost:7001".into(), "127.0.0.1:7002".into()],
+            None,
+        );
         let ws = pool.workers().await;
         let ports: HashSet<u16> = ws.iter().map(|w| w.addr.port()).collect();
         assert!(ports.contains(&7001) && ports.contains(&7002), "{ports:?}");

@@ -209,6 +209,7 @@ async fn main() -> anyhow::Result<()> {
     let server = tokio::spawn(sluice_inference_worker::run(
         grpc,
         http,
+        None,
         state,
         async { Ok(()) },
         async {

@@ -22,8 +22,9 @@ use std::time::Instant;
 use either::Either;
 use indexmap::IndexMap;
 use mistralrs::{
-    Constraint, GgufModelBuilder, MessageContent, Model, ModelDType, NormalRequest, Request,
-    RequestMessage, Response, SamplingParams, StopTokens, TextModelBuilder, TokenSource,
+    Constraint, EmbeddingModelBuilder, GgufModelBuilder, MessageContent, Model, ModelDType,
+    NormalRequest, Request, RequestMessage, Response, SamplingParams, StopTokens, TextModelBuilder,
+    TokenSource,
 };
 use tokio::sync::mpsc;
 
@@ -69,10 +70,13 @@ pub struct EngineInfo {
     pub dtype: String,
     pub context_length: usize,
     pub format: &'static str,
+    /// An embedding model (a sentence-transformers folder with
+    /// `modules.json`): it embeds and does not generate.
+    pub embeddings: bool,
 }
 
 pub struct Engine {
-    model: Model,
+    pub(crate) model: Model,
     pub info: EngineInfo,
 }
 
@@ -156,6 +160,18 @@ impl Engine {
                 let m = b.build().await.map_err(|e| load_error(&opts.dir, e))?;
                 (m, None, "gguf")
             }
+            None if opts.dir.join("modules.json").is_file() => {
+                let (dtype, name) = dtype_for(opts.dtype, force_cpu);
+                let mut b = EmbeddingModelBuilder::new(dir)
+                    .with_token_source(TokenSource::None)
+                    .with_dtype(dtype)
+                    .with_max_num_seqs(seqs);
+                if force_cpu {
+                    b = b.with_force_cpu();
+                }
+                let m = b.build().await.map_err(|e| load_error(&opts.dir, e))?;
+                (m, Some(name), "safetensors")
+            }
             None => {
                 let (dtype, name) = dtype_for(opts.dtype, force_cpu);
                 let mut b = TextModelBuilder::new(dir)
@@ -183,6 +199,7 @@ impl Engine {
             None => config.kind.to_string(),
         };
         let context_length = config.max_seq_len.unwrap_or(4096);
+        let embeddings = config.category == mistralrs::ModelCategory::Embedding;
         Ok(Engine {
             model,
             info: EngineInfo {
@@ -190,6 +207,7 @@ impl Engine {
                 dtype,
                 context_length,
                 format,
+                embeddings,
             },
         })
     }
@@ -258,27 +276,12 @@ impl Engine {
             stop_toks: (!params.stop.is_empty()).then(|| StopTokens::Seqs(params.stop.clone())),
             ..SamplingParams::neutral()
         };
-        let request = Request::Normal(Box::new(NormalRequest {
-            messages: RequestMessage::Chat {
-                messages,
-                enable_thinking: None,
-                reasoning_effort: None,
-            },
-            sampling_params: sampling,
-            response: tx,
-            return_logprobs: false,
-            is_streaming: true,
-            id: self.model.inner().next_request_id(),
-            constraint: Constraint::None,
-            suffix: None,
-            tools: None,
-            tool_choice: None,
-            logits_processors: None,
-            return_raw_logits: false,
-            web_search_options: None,
-            model_id: None,
-            truncate_sequence: false,
-        }));
+        let messages = RequestMessage::Chat {
+            messages,
+            enable_thinking: None,
+            reasoning_effort: None,
+        };
+        let request = self.request(messages, sampling, tx, true);
         sender
             .send(request)
             .await
@@ -352,11 +355,48 @@ impl Engine {
         Ok(())
     }
 
+    /// A plain request (no tools, grammar or logits processors) answering
+    /// on `response`.
+    pub(crate) fn request(
+        &self,
+        messages: RequestMessage,
+        sampling: SamplingParams,
+        response: mpsc::Sender<Response>,
+        streaming: bool,
+    ) -> Request {
+        Request::Normal(Box::new(NormalRequest {
+            messages,
+            sampling_params: sampling,
+            response,
+            return_logprobs: false,
+            is_streaming: streaming,
+            id: self.model.inner().next_request_id(),
+            constraint: Constraint::None,
+            suffix: None,
+            tools: None,
+            tool_choice: None,
+            logits_processors: None,
+            return_raw_logits: false,
+            web_search_options: None,
+            model_id: None,
+            truncate_sequence: false,
+        }))
+    }
+
     /// The prompt's length in tokens, with the chat template applied exactly
     /// as the generation will apply it.
     async fn count_prompt(
         &self,
         messages: Vec<IndexMap<String, MessageContent>>,
+    ) -> Result<usize, EngineError> {
+        self.count_tokens(Either::Left(messages)).await
+    }
+
+    /// Tokens in `text`: messages through the chat template, or a plain
+    /// string with the tokenizer's special tokens.
+    pub(crate) async fn count_tokens(
+        &self,
+        text: Either<Vec<IndexMap<String, MessageContent>>, String>,
     ) -> Result<usize, EngineError> {
         let (tx, mut rx) = mpsc::channel(1);
         let sender = self
@@ -366,7 +406,7 @@ impl Engine {
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         sender
             .send(Request::Tokenize(mistralrs::core::TokenizationRequest {
-                text: Either::Left(messages),
+                text,
                 tools: None,
                 add_generation_prompt: true,
                 add_special_tokens: true,
@@ -379,7 +419,7 @@ impl Engine {
         match rx.recv().await {
             Some(Ok(ids)) => Ok(ids.len()),
             Some(Err(e)) => Err(EngineError::InvalidRequest(format!(
-                "the chat template refused these messages: {e}"
+                "the tokenizer or chat template refused the input: {e}"
             ))),
             None => Err(EngineError::Internal("the tokenizer did not answer".into())),
         }

@@ -7,7 +7,8 @@
 //! - [`footprint`]: will the model fit in RAM / VRAM? Checked before loading.
 //! - [`device`]: `--device` and what this build can use.
 //! - [`engine`]: the model and one generation as a stream of events (own
-//!   channel sizing, prompt clamping, stop strings, cancellation).
+//!   channel sizing, prompt clamping, stop strings, cancellation);
+//!   [`embed`]: embeddings, for embedding models.
 //! - [`service`]: the gRPC `Inference` service with the concurrency limit
 //!   and bounded queue; [`http`]: `/healthz`, `/readyz`, `/metrics`;
 //!   [`metrics`]: the Prometheus registry.
@@ -17,6 +18,7 @@
 //! live-but-not-ready worker while a large model loads.
 
 pub mod device;
+pub mod embed;
 pub mod engine;
 pub mod footprint;
 pub mod http;

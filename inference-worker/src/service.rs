@@ -12,8 +12,9 @@ use std::time::Instant;
 
 use sluice_proto::wire::inference_server::Inference;
 use sluice_proto::wire::{
-    EmbedRequest, EmbedResponse, Finish, GenerateRequest, GenerateResponse, HealthRequest,
-    HealthResponse, ModelInfoRequest, ModelInfoResponse, TextPiece, generate_response,
+    EmbedRequest, EmbedResponse, Embedding, Finish, GenerateRequest, GenerateResponse,
+    HealthRequest, HealthResponse, ModelInfoRequest, ModelInfoResponse, TextPiece,
+    generate_response,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
@@ -210,6 +211,12 @@ impl Inference for InferenceService {
             state.metrics.failure("invalid_request");
         })?;
         let engine = state.ready_engine()?;
+        if engine.info.embeddings {
+            return Err(Status::unimplemented(format!(
+                "{} is an embedding model: it answers Embed, not Generate",
+                state.served.model_id
+            )));
+        }
         let slot = state.admit().await?;
         let queue_wait = accepted.elapsed();
         let mut events = engine.generate(turns, params, accepted);
@@ -298,13 +305,47 @@ impl Inference for InferenceService {
 
     async fn embed(
         &self,
-        _request: Request<EmbedRequest>,
+        request: Request<EmbedRequest>,
     ) -> Result<Response<EmbedResponse>, Status> {
-        self.0.ready_engine()?;
-        Err(Status::unimplemented(format!(
-            "{} is served as a text-generation model; this worker does not compute embeddings (run a worker with an embedding model and point an embeddings target at it)",
-            self.0.served.model_id
-        )))
+        let accepted = Instant::now();
+        let state = &self.0;
+        let engine = state.ready_engine()?;
+        if !engine.info.embeddings {
+            return Err(Status::unimplemented(format!(
+                "{} is a text-generation model; embeddings need a worker serving an embedding model (a sentence-transformers folder with modules.json)",
+                state.served.model_id
+            )));
+        }
+        let labels = state.metrics.labels().clone();
+        state.metrics.requests.get_or_create(&labels).inc();
+        let _slot = state.admit().await?;
+        match engine.embed(request.into_inner().inputs).await {
+            Ok((vectors, tokens)) => {
+                Metrics::observe_ms(
+                    &state.metrics.duration_ms.get_or_create(&labels),
+                    accepted.elapsed(),
+                );
+                state
+                    .metrics
+                    .prompt_tokens
+                    .get_or_create(&labels)
+                    .inc_by(tokens as u64);
+                Ok(Response::new(EmbedResponse {
+                    embeddings: vectors
+                        .into_iter()
+                        .map(|values| Embedding { values })
+                        .collect(),
+                    prompt_tokens: tokens as u32,
+                }))
+            }
+            Err(e) => {
+                state.metrics.failure(match e {
+                    EngineError::InvalidRequest(_) => "invalid_request",
+                    _ => "engine",
+                });
+                Err(status_of(&e))
+            }
+        }
     }
 
     async fn health(
@@ -334,7 +375,7 @@ impl Inference for InferenceService {
             max_concurrency: s.served.max_concurrency as u32,
             max_queue: s.served.max_queue as u32,
             format: engine.info.format.to_string(),
-            supports_embeddings: false,
+            supports_embeddings: engine.info.embeddings,
         }))
     }
 }

@@ -275,6 +275,99 @@ pub fn write_safetensors_model_shaped(
         &json!({"bos_token_id": 1, "eos_token_id": 2}),
     )?;
     let Weights(tensors) = weights(seed, shape);
+    write_safetensors(&dir.join("model.safetensors"), tensors)?;
+    Ok(vec![
+        "config.json".into(),
+        "generation_config.json".into(),
+        "model.safetensors".into(),
+        "tokenizer.json".into(),
+        "tokenizer_config.json".into(),
+    ])
+}
+
+// --- An embedding model ------------------------------------------------------
+
+/// Writes a tiny sentence-transformers embedding model (a Qwen3 body, mean
+/// pooling, normalisation) into `dir`: what mistral.rs loads with its
+/// embedding builder. Its tokenizer appends EOS, so every input has at least
+/// two tokens (mistral.rs 0.8.1 cannot embed a single token).
+pub fn write_embedding_model(dir: &Path, seed: u64) -> io::Result<()> {
+    let sh = TINY;
+    std::fs::create_dir_all(dir.join("1_Pooling"))?;
+    write_json(
+        &dir.join("config.json"),
+        &json!({
+            "architectures": ["Qwen3ForCausalLM"],
+            "model_type": "qwen3",
+            "vocab_size": vocab_size(),
+            "hidden_size": sh.hidden,
+            "intermediate_size": sh.intermediate,
+            "num_hidden_layers": sh.layers,
+            "num_attention_heads": sh.heads,
+            "num_key_value_heads": sh.kv_heads,
+            "head_dim": sh.head_dim(),
+            "hidden_act": "silu",
+            "max_position_embeddings": 512,
+            "rms_norm_eps": 1e-6,
+            "rope_theta": 10000.0,
+            "sliding_window": null,
+            "use_sliding_window": false,
+            "max_window_layers": sh.layers,
+            "tie_word_embeddings": true,
+            "torch_dtype": "float32"
+        }),
+    )?;
+    let mut tok = tokenizer_json();
+    tok["post_processor"] = json!({
+        "type": "TemplateProcessing",
+        "single": [{"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": EOS, "type_id": 0}}],
+        "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}},
+                 {"SpecialToken": {"id": EOS, "type_id": 1}}],
+        "special_tokens": {EOS: {"id": EOS, "ids": [2], "tokens": [EOS]}}
+    });
+    write_json(&dir.join("tokenizer.json"), &tok)?;
+    write_json(
+        &dir.join("modules.json"),
+        &json!([
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+            {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}
+        ]),
+    )?;
+    write_json(
+        &dir.join("1_Pooling/config.json"),
+        &json!({
+            "word_embedding_dimension": sh.hidden,
+            "pooling_mode_cls_token": false,
+            "pooling_mode_mean_tokens": true,
+            "pooling_mode_max_tokens": false,
+            "pooling_mode_mean_sqrt_len_tokens": false,
+            "pooling_mode_weightedmean_tokens": false,
+            "pooling_mode_lasttoken": false,
+            "include_prompt": true
+        }),
+    )?;
+    // The Llama body's tensors without the `model.` prefix and the head,
+    // plus Qwen3's per-head query/key norms.
+    let Weights(llama) = weights(seed, &sh);
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = llama
+        .into_iter()
+        .filter(|t| t.0 != "lm_head.weight")
+        .map(|(n, shape, data)| (n.trim_start_matches("model.").to_string(), shape, data))
+        .collect();
+    for l in 0..sh.layers {
+        for n in ["q_norm", "k_norm"] {
+            tensors.push((
+                format!("layers.{l}.self_attn.{n}.weight"),
+                vec![sh.head_dim()],
+                vec![1.0; sh.head_dim()],
+            ));
+        }
+    }
+    write_safetensors(&dir.join("model.safetensors"), tensors)
+}
+
+fn write_safetensors(path: &Path, tensors: Vec<(String, Vec<usize>, Vec<f32>)>) -> io::Result<()> {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .into_iter()
         .map(|(n, shape, data)| {
@@ -294,15 +387,7 @@ pub fn write_safetensors_model_shaped(
             (n.clone(), view)
         })
         .collect();
-    safetensors::serialize_to_file(views, None, &dir.join("model.safetensors"))
-        .map_err(io::Error::other)?;
-    Ok(vec![
-        "config.json".into(),
-        "generation_config.json".into(),
-        "model.safetensors".into(),
-        "tokenizer.json".into(),
-        "tokenizer_config.json".into(),
-    ])
+    safetensors::serialize_to_file(views, None, path).map_err(io::Error::other)
 }
 
 // --- GGUF (version 3) -------------------------------------------------------

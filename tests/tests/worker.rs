@@ -415,3 +415,72 @@ async fn gateway_and_workers_use_mutual_tls_and_refuse_a_wrong_client_certificat
     let m = worker.metrics().await;
     assert_eq!(metric(&m, "llm_requests_total"), 1.0, "{m}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embedding_models_embed_through_the_gateway_and_refuse_generation() {
+    let dir = TempDir::new();
+    model_gen::write_embedding_model(dir.path(), 81).unwrap();
+    let worker = Worker::start(
+        &[
+            "--model",
+            dir.path().to_str().unwrap(),
+            "--max-concurrency",
+            "2",
+        ],
+        &[],
+    );
+    worker.wait_ready(READY).await;
+    let mut client = InferenceClient::connect(worker.grpc_url()).await.unwrap();
+    let info = client
+        .model_info(ModelInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(info.supports_embeddings, "{info:?}");
+    let err = client
+        .generate(gen_request("hello", 2))
+        .await
+        .err()
+        .expect("an embedding model does not generate");
+    assert_eq!(err.code(), tonic::Code::Unimplemented);
+
+    let gw = Gateway::start(&pack(&[&worker], ""));
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(gw.url("/v1/embeddings"))
+        .json(&serde_json::json!({"model": "tiny",
+               "input": ["the cat sat", "the cat sat", "a rather different text"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", gw.logs());
+    let v: serde_json::Value = resp.json().await.unwrap();
+    let vectors: Vec<Vec<f64>> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| serde_json::from_value(d["embedding"].clone()).unwrap())
+        .collect();
+    assert_eq!(vectors.len(), 3);
+    for e in &vectors {
+        assert_eq!(e.len(), 64);
+        let norm: f64 = e.iter().map(|x| x * x).sum::<f64>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-3, "normalised: {norm}");
+    }
+    assert_eq!(vectors[0], vectors[1], "same input, same vector");
+    assert_ne!(vectors[0], vectors[2]);
+    assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 6, "{v}");
+
+    // Chat to an embedding model is the client's mistake, said plainly.
+    let resp = http
+        .post(gw.url("/v1/chat/completions"))
+        .json(
+            &serde_json::json!({"model": "tiny", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("embedding model"), "{body}");
+}

@@ -73,7 +73,7 @@ impl Exchange {
 
     /// With content capture on: the request's messages as they leave Sluice.
     pub fn capture_input(&self, messages: &impl serde::Serialize) {
-        if crate::telemetry::capture_content()
+        if sluice_telemetry::capture_content()
             && let Ok(text) = serde_json::to_string(messages)
         {
             self.span.record("gen_ai.input.messages", text.as_str());
@@ -82,7 +82,7 @@ impl Exchange {
 
     /// With content capture on: the answer as the client received it.
     pub fn capture_output(&self, output: &str) {
-        if crate::telemetry::capture_content() {
+        if sluice_telemetry::capture_content() {
             self.span.record("gen_ai.output.messages", output);
         }
     }

@@ -17,8 +17,8 @@
 //!   metrics); [`metrics`]: the Prometheus registry behind `/metrics`.
 //! - [`openai`]: the OpenAI request types the gateway reads.
 //! - [`error`]: the one error type, mapped to HTTP status and OpenAI bodies.
-//! - [`https`]: the TLS listener behind [`run_tls`]; [`telemetry`]: logs
-//!   and OTLP traces.
+//! - [`https`]: the TLS listener behind [`run_tls`]. Logs and OTLP traces
+//!   come from the `sluice-telemetry` crate.
 //!
 //! [`run`] takes a pre-bound listener so tests can use free ports.
 
@@ -35,7 +35,6 @@ pub mod providers;
 pub mod runtime;
 pub mod server;
 pub mod streaming;
-pub mod telemetry;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sluice_data_plane::config::{self, ConfigStore};
+use sluice_data_plane::control;
 use sluice_data_plane::runtime::{ClientTls, ControlPlaneLink, DEFAULT_HF_INFERENCE_URL, Settings};
-use sluice_data_plane::{control, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -151,7 +151,11 @@ fn main() -> ExitCode {
             };
             let _telemetry = {
                 let _enter = rt.enter();
-                telemetry::init(matches!(log_format, LogFormat::Json), "sluice-gateway")
+                sluice_telemetry::init(
+                    matches!(log_format, LogFormat::Json),
+                    "sluice-gateway",
+                    "info",
+                )
             };
             let tls_links = client_tls(control_plane_ca, control_plane_cert, control_plane_key)
                 .map_err(|e| format!("--control-plane-cert: {e}"))

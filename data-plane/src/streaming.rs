@@ -33,7 +33,7 @@ struct State {
 
 pub fn respond(ex: Exchange, upstream: ChunkStream) -> Response {
     let pipeline = ex.rt.chain.stream_guards();
-    let text = (ex.audits_response() || crate::telemetry::capture_content()).then(String::new);
+    let text = (ex.audits_response() || sluice_telemetry::capture_content()).then(String::new);
     // Headers go out before the response policies see any text: they carry
     // the request-side decisions; the audit record has all of them.
     let mut head = Sse::new(futures::stream::empty::<Result<Event, Infallible>>()).into_response();

@@ -21,6 +21,13 @@ pub fn router(state: Arc<WorkerState>) -> Router {
 }
 
 async fn readyz(State(s): State<Arc<WorkerState>>) -> impl IntoResponse {
+    let _span = tracing::info_span!(
+        "health",
+        "otel.kind" = "server",
+        probe = "readyz",
+        ready = s.is_ready()
+    )
+    .entered();
     if s.is_ready() {
         (StatusCode::OK, "ready\n")
     } else {

@@ -104,24 +104,6 @@ fn default_cache() -> PathBuf {
     hub::model_ref::home_dir().join(".sluice/models")
 }
 
-fn init_logs(json: bool) {
-    use tracing_subscriber::EnvFilter;
-    // mistral.rs logs every loading step at info; its warnings still show.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,mistralrs_core=warn,mistralrs_quant=warn,mistralrs=warn,hf_hub=warn")
-    });
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    if json {
-        b.json().init();
-    } else {
-        b.init();
-    }
-}
-
 fn hub_options(
     cache_dir: Option<PathBuf>,
     gguf_file: Option<String>,
@@ -261,11 +243,19 @@ fn main() -> std::process::ExitCode {
         // Before any thread exists: CUDA reads it at initialisation.
         a.device.pin_cuda_device();
     }
-    init_logs(json);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
+    // mistral.rs logs every loading step at info; its warnings still show.
+    let _telemetry = {
+        let _enter = rt.enter();
+        sluice_telemetry::init(
+            json,
+            "sluice-worker",
+            "info,mistralrs_core=warn,mistralrs_quant=warn,mistralrs=warn,hf_hub=warn",
+        )
+    };
     let result = rt.block_on(async {
         match cli.command {
             Command::Run(a) => run(a).await,

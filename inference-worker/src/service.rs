@@ -185,6 +185,31 @@ fn check_request(req: &GenerateRequest) -> Result<(Vec<Turn>, GenerateParams), S
     ))
 }
 
+/// The worker's `ai_completion` span, a child of the caller's trace when
+/// the gRPC metadata carries one.
+fn completion_span(
+    model: &str,
+    operation: &'static str,
+    metadata: &tonic::metadata::MetadataMap,
+) -> tracing::Span {
+    use tracing::field::Empty;
+    let span = tracing::info_span!(
+        "ai_completion",
+        "otel.kind" = "server",
+        request_id = Empty,
+        "gen_ai.operation.name" = operation,
+        "gen_ai.system" = "mistral.rs",
+        "gen_ai.request.model" = model,
+        "gen_ai.request.max_tokens" = Empty,
+        "gen_ai.response.finish_reasons" = Empty,
+        "gen_ai.usage.input_tokens" = Empty,
+        "gen_ai.usage.output_tokens" = Empty,
+        "sluice.time_to_first_token_ms" = Empty,
+    );
+    sluice_telemetry::extract(metadata, &span);
+    span
+}
+
 fn status_of(e: &EngineError) -> Status {
     match e {
         EngineError::InvalidRequest(m) => Status::invalid_argument(m.clone()),
@@ -204,7 +229,12 @@ impl Inference for InferenceService {
     ) -> Result<Response<Self::GenerateStream>, Status> {
         let accepted = Instant::now();
         let state = self.0.clone();
+        let span = completion_span(&state.served.model_id, "chat", request.metadata());
         let req = request.into_inner();
+        span.record("request_id", req.request_id.as_str());
+        if let Some(n) = req.max_tokens {
+            span.record("gen_ai.request.max_tokens", n);
+        }
         let labels = state.metrics.labels().clone();
         state.metrics.requests.get_or_create(&labels).inc();
         let (turns, params) = check_request(&req).inspect_err(|_| {
@@ -222,7 +252,8 @@ impl Inference for InferenceService {
         let mut events = engine.generate(turns, params, accepted);
         let (tx, rx) = mpsc::channel(32);
         let request_id = req.request_id;
-        tokio::spawn(async move {
+        let task_span = span.clone();
+        let task = async move {
             let _slot = slot;
             let m = &state.metrics;
             while let Some(event) = events.recv().await {
@@ -253,6 +284,13 @@ impl Inference for InferenceService {
                         m.completion_tokens
                             .get_or_create(&labels)
                             .inc_by(f.completion_tokens as u64);
+                        let span = tracing::Span::current();
+                        span.record("gen_ai.response.finish_reasons", f.reason.as_str());
+                        span.record("gen_ai.usage.input_tokens", f.prompt_tokens);
+                        span.record("gen_ai.usage.output_tokens", f.completion_tokens);
+                        if let Some(t) = f.first_token {
+                            span.record("sluice.time_to_first_token_ms", t.as_secs_f64() * 1000.0);
+                        }
                         tracing::info!(
                             request_id,
                             finish = %f.reason,
@@ -299,7 +337,8 @@ impl Inference for InferenceService {
                     return;
                 }
             }
-        });
+        };
+        tokio::spawn(tracing::Instrument::instrument(task, task_span));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
@@ -309,6 +348,8 @@ impl Inference for InferenceService {
     ) -> Result<Response<EmbedResponse>, Status> {
         let accepted = Instant::now();
         let state = &self.0;
+        let span = completion_span(&state.served.model_id, "embeddings", request.metadata());
+        let _entered = span.enter();
         let engine = state.ready_engine()?;
         if !engine.info.embeddings {
             return Err(Status::unimplemented(format!(
@@ -350,9 +391,11 @@ impl Inference for InferenceService {
 
     async fn health(
         &self,
-        _request: Request<HealthRequest>,
+        request: Request<HealthRequest>,
     ) -> Result<Response<HealthResponse>, Status> {
         let s = &self.0;
+        let span = tracing::info_span!("health", "otel.kind" = "server", ready = s.is_ready());
+        sluice_telemetry::extract(request.metadata(), &span);
         Ok(Response::new(HealthResponse {
             ready: s.is_ready(),
             in_flight: s.in_flight.load(Ordering::SeqCst) as u32,

@@ -53,9 +53,8 @@ fn attrs(span: &Span) -> HashMap<String, String> {
         .collect()
 }
 
-/// A collector on a free port, and a gateway exporting to it (with
-/// `extra` environment) in front of a real upstream.
-async fn traced_gateway(extra: Vec<(&'static str, String)>) -> (Collector, Gateway, Upstream) {
+/// An OTLP/gRPC collector on a free port.
+async fn start_collector() -> (Collector, u16) {
     let collector = Collector::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -63,6 +62,13 @@ async fn traced_gateway(extra: Vec<(&'static str, String)>) -> (Collector, Gatew
         .add_service(TraceServiceServer::new(collector.clone()))
         .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
     tokio::spawn(server);
+    (collector, port)
+}
+
+/// A collector on a free port, and a gateway exporting to it (with
+/// `extra` environment) in front of a real upstream.
+async fn traced_gateway(extra: Vec<(&'static str, String)>) -> (Collector, Gateway, Upstream) {
+    let (collector, port) = start_collector().await;
     let up = Upstream::start().await;
     let pack = format!(
         "policies:\n  chain: [prompt-injection, pii-detector]\n  policy:\n    prompt-injection:\n      action: monitor\n    pii-detector:\n      action: redact\n\
@@ -200,4 +206,87 @@ async fn completions_are_traced_with_policy_and_upstream_child_spans() {
     assert!(!a.contains_key("gen_ai.input.messages"));
     let all = format!("{spans:?}");
     assert!(!all.contains("jane.doe"), "prompt text leaked into a span");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn trace_context_flows_from_the_gateway_into_the_worker() {
+    let (collector, port) = start_collector().await;
+    let env = vec![
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{port}"),
+        ),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".to_string()),
+    ];
+    let (_dir, model) = sluice_e2e::worker::tiny_model(91);
+    let worker = sluice_e2e::worker::Worker::start(&["--model", model.to_str().unwrap()], &env);
+    worker.wait_ready(Duration::from_secs(60)).await;
+    let gw = Gateway::start_with(
+        &format!(
+            "providers:\n  targets:\n    - id: tiny\n      provider: local:huggingface:org/tiny\n      workers: [\"{}\"]\n",
+            worker.grpc
+        ),
+        GatewayOptions {
+            env: env.clone(),
+            ..GatewayOptions::default()
+        },
+    );
+    let resp = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&json!({"model": "tiny", "max_tokens": 3, "temperature": 0,
+                      "messages": [{"role": "user", "content": "hello"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (upstream, inner) = loop {
+        let spans = collector.0.lock().unwrap().clone();
+        let inner = spans
+            .iter()
+            .find(|s| {
+                s.name == "ai_completion"
+                    && attrs(s).get("gen_ai.system").map(String::as_str) == Some("mistral.rs")
+            })
+            .cloned();
+        let upstream = spans.iter().find(|s| s.name == "upstream").cloned();
+        if let (Some(u), Some(i)) = (upstream, inner) {
+            break (u, i);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "spans never arrived: {:?}\n{}",
+            spans.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            worker.process.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        inner.trace_id, upstream.trace_id,
+        "one trace across gateway and worker"
+    );
+    assert_eq!(
+        inner.parent_span_id, upstream.span_id,
+        "the worker's span is the upstream call's child"
+    );
+    let a = attrs(&inner);
+    assert_eq!(a["gen_ai.usage.output_tokens"], "3", "{a:?}");
+    assert_eq!(a["gen_ai.response.finish_reasons"], "length");
+    assert_eq!(a["gen_ai.request.model"], model.to_str().unwrap());
+
+    // Probes leave health spans.
+    reqwest::get(format!("http://{}/readyz", worker.http))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !collector
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|s| s.name == "health")
+    {
+        assert!(Instant::now() < deadline, "no health span");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

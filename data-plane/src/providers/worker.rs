@@ -335,6 +335,7 @@ async fn start(
         let mut client = w.client.clone();
         let mut request = tonic::Request::new(greq.clone());
         request.set_timeout(deadline);
+        sluice_telemetry::inject(request.metadata_mut());
         let attempt = async {
             let mut stream = client.generate(request).await?.into_inner();
             match stream.message().await? {
@@ -529,6 +530,7 @@ pub async fn embeddings(
             inputs: inputs.clone(),
         });
         request.set_timeout(target.spec.timeout);
+        sluice_telemetry::inject(request.metadata_mut());
         match w.client.clone().embed(request).await {
             Ok(resp) => {
                 let resp = resp.into_inner();

@@ -84,21 +84,50 @@ impl DeviceChoice {
         }
     }
 
-    /// Must run before anything initialises CUDA (i.e. first thing in
-    /// `main`, while the process has one thread).
+    /// Narrows `CUDA_VISIBLE_DEVICES` to device N of those already visible
+    /// (a scheduler may have set a mask: N counts within it). Must run
+    /// before anything initialises CUDA (i.e. first thing in `main`, while
+    /// the process has one thread).
     pub fn pin_cuda_device(self) {
         if let DeviceChoice::Cuda(n) = self
             && CUDA_BUILD
         {
+            let device = physical_gpu(n);
             // SAFETY: called from `main` before any other thread exists.
-            unsafe { std::env::set_var("CUDA_VISIBLE_DEVICES", n.to_string()) };
+            unsafe { std::env::set_var("CUDA_VISIBLE_DEVICES", device) };
         }
     }
+}
+
+/// Visible device `n` as the system names it: entry `n` of an existing
+/// `CUDA_VISIBLE_DEVICES` mask (an index or a GPU UUID), else `n` itself.
+pub fn physical_gpu(n: usize) -> String {
+    visible_entry(std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref(), n)
+}
+
+fn visible_entry(mask: Option<&str>, n: usize) -> String {
+    mask.map(|m| {
+        m.split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .collect::<Vec<_>>()
+    })
+    .filter(|entries| !entries.is_empty())
+    .and_then(|entries| entries.get(n).map(|e| e.to_string()))
+    .unwrap_or_else(|| n.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_numbers_count_within_an_existing_mask() {
+        assert_eq!(visible_entry(Some("4,5"), 1), "5");
+        assert_eq!(visible_entry(Some("GPU-abc, GPU-def"), 0), "GPU-abc");
+        assert_eq!(visible_entry(None, 2), "2");
+        assert_eq!(visible_entry(Some(""), 1), "1");
+    }
 
     #[test]
     fn parses_and_resolves() {

@@ -7,16 +7,27 @@
 //! refused here with a clear error instead.
 
 use either::Either;
+use futures::StreamExt;
 use mistralrs::{RequestMessage, Response, SamplingParams};
 use tokio::sync::mpsc;
 
 use crate::engine::{Engine, EngineError};
+
+/// OpenAI's own limit for one embeddings request.
+pub const MAX_INPUTS: usize = 2048;
+const IN_FLIGHT: usize = 8;
 
 impl Engine {
     /// One vector per input, in order, and the prompt tokens of all inputs.
     pub async fn embed(&self, inputs: Vec<String>) -> Result<(Vec<Vec<f32>>, usize), EngineError> {
         if inputs.is_empty() {
             return Err(EngineError::InvalidRequest("inputs is empty".into()));
+        }
+        if inputs.len() > MAX_INPUTS {
+            return Err(EngineError::InvalidRequest(format!(
+                "{} inputs in one request; at most {MAX_INPUTS} (split the batch)",
+                inputs.len()
+            )));
         }
         for (i, text) in inputs.iter().enumerate() {
             if text.trim().is_empty() {
@@ -35,8 +46,13 @@ impl Engine {
                 )));
             }
         }
-        let pending = inputs.into_iter().map(|text| self.embed_one(text));
-        let results = futures::future::join_all(pending).await;
+        // A few in flight at a time: enough to batch in the engine, not so
+        // many that one request starves every other caller.
+        let results: Vec<_> =
+            futures::stream::iter(inputs.into_iter().map(|text| self.embed_one(text)))
+                .buffered(IN_FLIGHT)
+                .collect()
+                .await;
         let mut vectors = Vec::with_capacity(results.len());
         let mut tokens = 0;
         for r in results {

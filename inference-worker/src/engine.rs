@@ -140,6 +140,10 @@ impl Engine {
         match Self::load_on(opts, backend.is_cpu()).await {
             Err(e) if opts.device == DeviceChoice::Auto && !backend.is_cpu() => {
                 tracing::warn!(error = %e, "the accelerator could not be used; falling back to CPU (see the troubleshooting table in docs/inference-worker.md)");
+                let est = crate::footprint::estimate(&opts.dir, opts.gguf_file.as_deref())
+                    .map_err(|e| EngineError::Load(e.to_string()))?;
+                crate::footprint::check(est, crate::footprint::available_ram(), "RAM")
+                    .map_err(EngineError::Load)?;
                 Self::load_on(opts, true).await
             }
             other => other,
@@ -292,7 +296,16 @@ impl Engine {
         let mut first_token = None;
         let mut usage = None;
         let mut reason = None;
-        while let Some(resp) = rx.recv().await {
+        loop {
+            // A caller that leaves during prefill is noticed at once, not
+            // at the first token: dropping `rx` cancels the sequence.
+            let resp = tokio::select! {
+                r = rx.recv() => match r {
+                    Some(r) => r,
+                    None => break,
+                },
+                _ = out.closed() => return Ok(()),
+            };
             match resp {
                 Response::Chunk(chunk) => {
                     if let Some(u) = &chunk.usage {
@@ -337,7 +350,22 @@ impl Engine {
         }
         let reason = match reason.as_deref() {
             Some("length") => "length",
-            _ => "stop",
+            Some("stop") | Some("eos") => "stop",
+            Some("canceled") => {
+                return Err(EngineError::Internal(
+                    "the engine cancelled the sequence".into(),
+                ));
+            }
+            Some(other) => {
+                return Err(EngineError::Internal(format!(
+                    "the engine finished with '{other}', which this worker does not serve"
+                )));
+            }
+            // Closed without a final chunk: mistral.rs does that when the
+            // last token ends in an incomplete UTF-8 sequence. A completion
+            // that used its budget hit the length limit; otherwise it ended.
+            None if pieces + 1 >= max_len => "length",
+            None => "stop",
         };
         let (usage_known, prompt, completion) = match usage {
             Some((p, c)) => (true, p, c),
@@ -416,7 +444,12 @@ impl Engine {
             }))
             .await
             .map_err(|_| EngineError::Internal("the engine is not accepting requests".into()))?;
-        match rx.recv().await {
+        // The reply is awaited in a task of its own: if our caller is
+        // cancelled, dropping `rx` unanswered would panic the engine.
+        let reply = tokio::spawn(async move { rx.recv().await })
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        match reply {
             Some(Ok(ids)) => Ok(ids.len()),
             Some(Err(e)) => Err(EngineError::InvalidRequest(format!(
                 "the tokenizer or chat template refused the input: {e}"

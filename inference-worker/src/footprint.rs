@@ -16,25 +16,28 @@ pub struct Estimate {
     pub needed_bytes: u64,
 }
 
-/// Sums the weight files (`*.safetensors`, `*.gguf`, `*.bin`) in `dir`, or
-/// only `gguf_file` when one is given.
+/// Sums the weight files the model will load: `gguf_file` when given;
+/// otherwise the top-level `*.safetensors` (as mistral.rs prefers them), or
+/// `*.bin` when there are none. Other files (a second format, GGUF
+/// variants) sit on disk but not in memory.
 pub fn estimate(dir: &Path, gguf_file: Option<&str>) -> std::io::Result<Estimate> {
-    let mut weights = 0u64;
-    if let Some(f) = gguf_file {
-        weights = std::fs::metadata(dir.join(f))?.len();
-    } else {
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if [".safetensors", ".gguf", ".bin"]
-                .iter()
-                .any(|ext| name.ends_with(ext))
-            {
-                weights += entry.metadata()?.len();
+    let weights = match gguf_file {
+        Some(f) => std::fs::metadata(dir.join(f))?.len(),
+        None => {
+            let (mut safetensors, mut bin) = (0u64, 0u64);
+            for entry in std::fs::read_dir(dir)? {
+                let entry = entry?;
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.ends_with(".safetensors") {
+                    safetensors += entry.metadata()?.len();
+                } else if name.ends_with(".bin") {
+                    bin += entry.metadata()?.len();
+                }
             }
+            if safetensors > 0 { safetensors } else { bin }
         }
-    }
+    };
     Ok(Estimate {
         weights_bytes: weights,
         needed_bytes: (weights as f64 * (1.0 + HEADROOM)).ceil() as u64,
@@ -54,14 +57,17 @@ fn parse_meminfo(text: &str) -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Free memory of CUDA device `ordinal` as `nvidia-smi` reports it.
+/// Free memory of CUDA device `ordinal` (as the process sees it, i.e.
+/// within `CUDA_VISIBLE_DEVICES`) as `nvidia-smi` reports it.
 pub fn available_vram(ordinal: usize) -> Option<u64> {
+    // nvidia-smi counts physical devices; the process counts visible ones.
+    let physical = crate::device::physical_gpu(ordinal);
     let out = std::process::Command::new("nvidia-smi")
         .args([
             "--query-gpu=memory.free",
             "--format=csv,noheader,nounits",
             "-i",
-            &ordinal.to_string(),
+            &physical,
         ])
         .output()
         .ok()?;
@@ -95,15 +101,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn estimate_adds_headroom_to_weight_files_only() {
+    fn estimate_counts_what_will_be_loaded_plus_headroom() {
         let dir = std::env::temp_dir().join(format!("sluice-fp-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("model.safetensors"), vec![0u8; 4000]).unwrap();
         std::fs::write(dir.join("tokenizer.json"), vec![0u8; 9999]).unwrap();
         std::fs::write(dir.join("m.Q4_K_M.gguf"), vec![0u8; 1000]).unwrap();
+        std::fs::write(dir.join("pytorch_model.bin"), vec![0u8; 7000]).unwrap();
         let all = estimate(&dir, None).unwrap();
-        assert_eq!(all.weights_bytes, 5000);
-        assert_eq!(all.needed_bytes, 6250);
+        assert_eq!(
+            all.weights_bytes, 4000,
+            "safetensors only: no GGUF, no .bin"
+        );
+        assert_eq!(all.needed_bytes, 5000);
+        std::fs::remove_file(dir.join("model.safetensors")).unwrap();
+        assert_eq!(estimate(&dir, None).unwrap().weights_bytes, 7000);
         let one = estimate(&dir, Some("m.Q4_K_M.gguf")).unwrap();
         assert_eq!(one.weights_bytes, 1000);
         std::fs::remove_dir_all(&dir).unwrap();

@@ -256,7 +256,19 @@ impl Inference for InferenceService {
         let task = async move {
             let _slot = slot;
             let m = &state.metrics;
-            while let Some(event) = events.recv().await {
+            loop {
+                let event = tokio::select! {
+                    e = events.recv() => match e {
+                        Some(e) => e,
+                        None => return,
+                    },
+                    // Gone while nothing was being sent (e.g. during prefill).
+                    _ = tx.closed() => {
+                        m.failure("cancelled");
+                        tracing::info!(request_id, "caller went away; generation cancelled");
+                        return;
+                    }
+                };
                 let (msg, done) = match event {
                     Event::Text(text) => (
                         Ok(GenerateResponse {
@@ -349,7 +361,50 @@ impl Inference for InferenceService {
         let accepted = Instant::now();
         let state = &self.0;
         let span = completion_span(&state.served.model_id, "embeddings", request.metadata());
-        let _entered = span.enter();
+        tracing::Instrument::instrument(self.embed_in_span(request, accepted), span).await
+    }
+
+    async fn health(
+        &self,
+        request: Request<HealthRequest>,
+    ) -> Result<Response<HealthResponse>, Status> {
+        let s = &self.0;
+        let span = tracing::info_span!("health", "otel.kind" = "server", ready = s.is_ready());
+        sluice_telemetry::extract(request.metadata(), &span);
+        Ok(Response::new(HealthResponse {
+            ready: s.is_ready(),
+            in_flight: s.in_flight.load(Ordering::SeqCst) as u32,
+            queued: s.queued.load(Ordering::SeqCst) as u32,
+        }))
+    }
+
+    async fn model_info(
+        &self,
+        _request: Request<ModelInfoRequest>,
+    ) -> Result<Response<ModelInfoResponse>, Status> {
+        let s = &self.0;
+        let engine = s.ready_engine()?;
+        Ok(Response::new(ModelInfoResponse {
+            model_id: s.served.model_id.clone(),
+            revision: s.revision.get().cloned().unwrap_or_default(),
+            device: engine.info.device.clone(),
+            dtype: engine.info.dtype.clone(),
+            context_length: engine.info.context_length as u32,
+            max_concurrency: s.served.max_concurrency as u32,
+            max_queue: s.served.max_queue as u32,
+            format: engine.info.format.to_string(),
+            supports_embeddings: engine.info.embeddings,
+        }))
+    }
+}
+
+impl InferenceService {
+    async fn embed_in_span(
+        &self,
+        request: Request<EmbedRequest>,
+        accepted: Instant,
+    ) -> Result<Response<EmbedResponse>, Status> {
+        let state = &self.0;
         let engine = state.ready_engine()?;
         if !engine.info.embeddings {
             return Err(Status::unimplemented(format!(
@@ -387,39 +442,6 @@ impl Inference for InferenceService {
                 Err(status_of(&e))
             }
         }
-    }
-
-    async fn health(
-        &self,
-        request: Request<HealthRequest>,
-    ) -> Result<Response<HealthResponse>, Status> {
-        let s = &self.0;
-        let span = tracing::info_span!("health", "otel.kind" = "server", ready = s.is_ready());
-        sluice_telemetry::extract(request.metadata(), &span);
-        Ok(Response::new(HealthResponse {
-            ready: s.is_ready(),
-            in_flight: s.in_flight.load(Ordering::SeqCst) as u32,
-            queued: s.queued.load(Ordering::SeqCst) as u32,
-        }))
-    }
-
-    async fn model_info(
-        &self,
-        _request: Request<ModelInfoRequest>,
-    ) -> Result<Response<ModelInfoResponse>, Status> {
-        let s = &self.0;
-        let engine = s.ready_engine()?;
-        Ok(Response::new(ModelInfoResponse {
-            model_id: s.served.model_id.clone(),
-            revision: s.revision.get().cloned().unwrap_or_default(),
-            device: engine.info.device.clone(),
-            dtype: engine.info.dtype.clone(),
-            context_length: engine.info.context_length as u32,
-            max_concurrency: s.served.max_concurrency as u32,
-            max_queue: s.served.max_queue as u32,
-            format: engine.info.format.to_string(),
-            supports_embeddings: engine.info.embeddings,
-        }))
     }
 }
 

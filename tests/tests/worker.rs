@@ -106,19 +106,49 @@ async fn hub_model_served_by_a_worker_streams_through_the_gateway_to_the_openai_
     assert!(stdout.contains("stream ok"), "{stdout}");
     assert!(stdout.contains("blocked ok"), "{stdout}");
 
+    // A pack that names another model, or pins another commit, is not
+    // served by this worker.
+    let http = reqwest::Client::new();
+    for (provider, status) in [
+        ("org/other".to_string(), 503),
+        (format!("org/tiny@{}", "f".repeat(40)), 503),
+        (format!("org/tiny@{commit}"), 200),
+    ] {
+        let gw = Gateway::start(&format!(
+            "providers:\n  targets:\n    - id: t\n      provider: local:huggingface:{provider}\n      workers: [\"{}\"]\n",
+            worker.grpc
+        ));
+        let resp = http
+            .post(gw.url("/v1/chat/completions"))
+            .json(&serde_json::json!({"model": "t", "max_tokens": 2,
+                   "messages": [{"role": "user", "content": "Tell me a story."}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "{provider}: {}", gw.logs());
+        if status == 503 {
+            assert!(
+                resp.text()
+                    .await
+                    .unwrap()
+                    .contains("no worker serves its model")
+            );
+        }
+    }
+
     // The policy chain ran in front of the worker: the injection never
-    // reached it (3 generations: gRPC, stream, non-stream).
+    // reached it (4 generations: gRPC, stream, non-stream, pinned commit).
     let m = worker.metrics().await;
-    assert_eq!(metric(&m, "llm_requests_total"), 3.0, "{m}");
+    assert_eq!(metric(&m, "llm_requests_total"), 4.0, "{m}");
     assert_eq!(
         metric(&m, "llm_completion_tokens_total"),
-        12.0 + 16.0 + 8.0,
+        12.0 + 16.0 + 8.0 + 2.0,
         "{m}"
     );
     assert_eq!(metric(&m, "sluice_worker_ready"), 1.0);
     assert_eq!(
         metric(&m, "sluice_worker_decode_tokens_per_second_count"),
-        3.0,
+        4.0,
         "{m}"
     );
     assert!(

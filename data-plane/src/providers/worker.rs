@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sluice_proto::wire::inference_client::InferenceClient;
 use sluice_proto::wire::{
-    ChatTurn, EmbedRequest, GenerateRequest, GenerateResponse, generate_response,
+    ChatTurn, EmbedRequest, GenerateRequest, GenerateResponse, ModelInfoRequest, ModelInfoResponse,
+    generate_response,
 };
 use sluice_tls::ServerName;
 use tonic::transport::{Channel, Endpoint};
@@ -36,12 +37,17 @@ use crate::runtime::TargetRuntime;
 const RESOLVE_EVERY: Duration = Duration::from_secs(5);
 const COOLDOWN: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Largest gRPC message to or from a worker: 2048 embeddings of 4096
+/// floats is 32 MiB.
+pub const MAX_MESSAGE: usize = 64 << 20;
 
 struct Worker {
     addr: SocketAddr,
     client: InferenceClient<Channel>,
     outstanding: AtomicUsize,
     unhealthy_until: std::sync::Mutex<Option<Instant>>,
+    /// Whether it serves the target's model (asked once, by `ModelInfo`).
+    serves: tokio::sync::OnceCell<Result<(), String>>,
 }
 
 impl Worker {
@@ -66,9 +72,11 @@ impl Worker {
         };
         Worker {
             addr,
-            client: InferenceClient::new(channel),
+            // Embeddings of a full batch exceed tonic's 4 MiB default.
+            client: InferenceClient::new(channel).max_decoding_message_size(MAX_MESSAGE),
             outstanding: AtomicUsize::new(0),
             unhealthy_until: std::sync::Mutex::new(None),
+            serves: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -82,6 +90,57 @@ impl Worker {
     fn mark_unhealthy(&self) {
         *self.unhealthy_until.lock().unwrap() = Some(Instant::now() + COOLDOWN);
     }
+
+    /// Checks, once per worker, that it serves the target's model (and its
+    /// pinned commit, when the target pins one): a pack must not route to
+    /// a worker running something else. A worker serving a local folder
+    /// names no Hub model and is taken on trust. Transport errors are not
+    /// remembered: the next request asks again.
+    async fn check_model(&self, target: &TargetRuntime) -> Result<(), Status> {
+        let verdict = self
+            .serves
+            .get_or_try_init(|| async {
+                let mut req = tonic::Request::new(ModelInfoRequest {});
+                req.set_timeout(CONNECT_TIMEOUT);
+                let info = self.client.clone().model_info(req).await?.into_inner();
+                Ok::<_, Status>(model_matches(&target.spec, &info))
+            })
+            .await?;
+        verdict.clone().map_err(Status::failed_precondition)
+    }
+}
+
+/// Whether a worker's `ModelInfo` fits a local target.
+fn model_matches(
+    spec: &sluice_proto::pack::Target,
+    info: &ModelInfoResponse,
+) -> Result<(), String> {
+    let hub_id = !info.model_id.starts_with(['/', '.', '~']);
+    if hub_id && info.model_id != spec.model {
+        return Err(format!(
+            "the worker serves {}, not {}",
+            info.model_id, spec.model
+        ));
+    }
+    let pinned = spec
+        .revision
+        .as_deref()
+        .filter(|r| r.len() == 40 && r.bytes().all(|b| b.is_ascii_hexdigit()));
+    if let Some(want) = pinned
+        && hub_id
+        && !info.revision.eq_ignore_ascii_case(want)
+    {
+        return Err(format!(
+            "the worker serves {} at {}, not at the pinned {want}",
+            info.model_id,
+            if info.revision.is_empty() {
+                "an unknown revision"
+            } else {
+                &info.revision
+            }
+        ));
+    }
+    Ok(())
 }
 
 /// Counts a request against a worker while it runs.
@@ -153,7 +212,12 @@ impl WorkerPool {
         let mut addrs: Vec<(SocketAddr, &str)> = Vec::new();
         for entry in &self.entries {
             let host = entry.rsplit_once(':').map_or(entry.as_str(), |(h, _)| h);
-            match tokio::net::lookup_host(entry.as_str()).await {
+            let lookup =
+                tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host(entry.as_str()));
+            let found = lookup
+                .await
+                .unwrap_or_else(|_| Err(std::io::Error::other("DNS lookup timed out")));
+            match found {
                 Ok(found) => addrs.extend(found.map(|a| (a, host))),
                 Err(e) => {
                     tracing::warn!(target_id = %self.target, worker = %entry, error = %e, "cannot resolve worker address")
@@ -263,6 +327,10 @@ fn client_error(target: &str, s: &Status) -> ApiError {
             message: format!("target '{target}': every worker is busy; retry shortly"),
             retry_after: Some(axum::http::HeaderValue::from_static("1")),
         },
+        Code::FailedPrecondition => ApiError::Unavailable(format!(
+            "target '{target}': no worker serves its model ({})",
+            s.message()
+        )),
         Code::DeadlineExceeded => ApiError::UpstreamTimeout(format!("target '{target}' timed out")),
         _ => ApiError::Upstream(format!(
             "target '{target}': no worker could serve the request"
@@ -316,7 +384,7 @@ struct Started {
 async fn start(
     target: &TargetRuntime,
     greq: GenerateRequest,
-    deadline: Duration,
+    deadline: tokio::time::Instant,
 ) -> Result<Started, ApiError> {
     let pool = pool(target)?;
     let workers = pool.workers().await;
@@ -331,19 +399,26 @@ async fn start(
     let mut last: Option<Status> = None;
     while let Some(w) = pool.pick(&workers, &tried) {
         tried.insert(w.addr);
+        // One deadline for all attempts: retries never stretch the wait.
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            last = Some(Status::deadline_exceeded("no first token in time"));
+            break;
+        }
         let outstanding = Outstanding::new(w.clone());
         let mut client = w.client.clone();
         let mut request = tonic::Request::new(greq.clone());
-        request.set_timeout(deadline);
+        request.set_timeout(left);
         sluice_telemetry::inject(request.metadata_mut());
         let attempt = async {
+            w.check_model(target).await?;
             let mut stream = client.generate(request).await?.into_inner();
             match stream.message().await? {
                 Some(first) => Ok((first, stream)),
                 None => Err(Status::unavailable("the worker closed the stream at once")),
             }
         };
-        match tokio::time::timeout(deadline, attempt).await {
+        match tokio::time::timeout_at(deadline, attempt).await {
             Ok(Ok((first, stream))) => {
                 return Ok(Started {
                     _outstanding: outstanding,
@@ -358,10 +433,16 @@ async fn start(
                 }
                 last = Some(s);
             }
+            Ok(Err(s)) if s.code() == Code::FailedPrecondition => {
+                tracing::error!(target_id = %target.spec.id, worker = %w.addr, "{}; not routing to it", s.message());
+                last = Some(s);
+            }
             Ok(Err(s)) => return Err(client_error(&target.spec.id, &s)),
             Err(_) => {
+                // The whole budget is spent: no other worker gets a try.
                 w.mark_unhealthy();
                 last = Some(Status::deadline_exceeded("no first token in time"));
+                break;
             }
         }
     }
@@ -379,12 +460,13 @@ pub async fn chat(target: &Arc<TargetRuntime>, req: &ChatRequest) -> Result<Chat
     } else {
         target.spec.timeout
     };
-    let started = start(target, greq, limit).await?;
+    let deadline = tokio::time::Instant::now() + limit;
+    let started = start(target, greq, deadline).await?;
     let tid = target.spec.id.clone();
 
     if !req.stream {
         let mut text = String::new();
-        let finish = collect(started, &mut text, &tid, limit).await?;
+        let finish = collect(started, &mut text, &tid, deadline).await?;
         return Ok(ChatReply::Full(json!({
             "id": id, "object": "chat.completion", "created": created, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
@@ -475,14 +557,13 @@ async fn collect(
     started: Started,
     text: &mut String,
     tid: &str,
-    limit: Duration,
+    deadline: tokio::time::Instant,
 ) -> Result<sluice_proto::wire::Finish, ApiError> {
     let Started {
         _outstanding,
         first,
         mut stream,
     } = started;
-    let deadline = tokio::time::Instant::now() + limit;
     let mut next = Some(first);
     loop {
         let msg = match next.take() {
@@ -520,18 +601,28 @@ pub async fn embeddings(
     let pool = pool(target)?;
     let workers = pool.workers().await;
     let inputs = req.text_inputs(&format!("target '{}' (local model)", target.spec.id))?;
+    let deadline = tokio::time::Instant::now() + target.spec.timeout;
     let mut tried = HashSet::new();
     let mut last = None;
     while let Some(w) = pool.pick(&workers, &tried) {
         tried.insert(w.addr);
         let _outstanding = Outstanding::new(w.clone());
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            last = Some(Status::deadline_exceeded("no answer in time"));
+            break;
+        }
         let mut request = tonic::Request::new(EmbedRequest {
             request_id: String::new(),
             inputs: inputs.clone(),
         });
-        request.set_timeout(target.spec.timeout);
+        request.set_timeout(left);
         sluice_telemetry::inject(request.metadata_mut());
-        match w.client.clone().embed(request).await {
+        let call = async {
+            w.check_model(target).await?;
+            w.client.clone().embed(request).await
+        };
+        match call.await {
             Ok(resp) => {
                 let resp = resp.into_inner();
                 let data: Vec<Value> = resp
@@ -545,8 +636,14 @@ pub async fn embeddings(
                     "usage": {"prompt_tokens": resp.prompt_tokens, "total_tokens": resp.prompt_tokens},
                 }));
             }
-            Err(s) if retryable(&s) => {
-                w.mark_unhealthy();
+            Err(s) if s.code() == Code::DeadlineExceeded => {
+                last = Some(s);
+                break;
+            }
+            Err(s) if retryable(&s) || s.code() == Code::FailedPrecondition => {
+                if s.code() != Code::FailedPrecondition {
+                    w.mark_unhealthy();
+                }
                 last = Some(s);
             }
             Err(s) => return Err(client_error(&target.spec.id, &s)),
@@ -583,6 +680,44 @@ mod tests {
         assert_eq!(pool.pick(&ws, &tried).unwrap().addr.port(), 2);
         tried.insert(ws[1].addr);
         assert!(pool.pick(&ws, &tried).is_none());
+    }
+
+    #[test]
+    fn workers_must_serve_the_targets_model_and_pinned_commit() {
+        let pack = |provider: &str| {
+            sluice_proto::pack::load(&format!(
+                "providers:\n  targets:\n    - id: l\n      provider: {provider}\n      workers: [\"w:1\"]\n"
+            ))
+            .unwrap()
+            .pack
+            .targets
+            .remove(0)
+        };
+        let info = |model: &str, revision: &str| ModelInfoResponse {
+            model_id: model.into(),
+            revision: revision.into(),
+            ..Default::default()
+        };
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let t = pack("local:huggingface:org/m@main");
+        assert!(model_matches(&t, &info("org/m", sha)).is_ok());
+        assert!(
+            model_matches(&t, &info("org/other", sha))
+                .unwrap_err()
+                .contains("org/other")
+        );
+        assert!(
+            model_matches(&t, &info("/models/m", "")).is_ok(),
+            "a folder is taken on trust"
+        );
+        let pinned = pack(&format!("local:huggingface:org/m@{sha}"));
+        assert!(model_matches(&pinned, &info("org/m", sha)).is_ok());
+        let other = "f".repeat(40);
+        assert!(
+            model_matches(&pinned, &info("org/m", &other))
+                .unwrap_err()
+                .contains("pinned")
+        );
     }
 
     #[tokio::test]

@@ -69,6 +69,9 @@ struct Manifest {
     repo: String,
     revision: String,
     commit: Option<String>,
+    /// The selection it covers: a GGUF file, or safetensors when `None`.
+    #[serde(default)]
+    gguf_file: Option<String>,
     files: Vec<ManifestFile>,
 }
 
@@ -130,7 +133,9 @@ impl Hub {
 
     pub async fn fetch(&self, model: &HubModel) -> Result<Fetched, HubError> {
         let dir = self.model_dir(model);
-        let manifest = read_manifest(&dir);
+        // A record of another selection (another --gguf-file) says nothing
+        // about the files this start needs.
+        let manifest = read_manifest(&dir).filter(|m| m.gguf_file == self.opts.gguf_file);
         // A commit is immutable: a complete download of it needs no hub.
         if is_commit(&model.revision)
             && let Some(m) = manifest.as_ref().filter(|m| complete(&dir, m))
@@ -174,6 +179,7 @@ impl Hub {
             .unwrap_or_default();
         let rev = commit.clone().unwrap_or_else(|| model.revision.clone());
         let (mut downloaded, mut skipped) = (Vec::new(), Vec::new());
+        let mut record_cleared = false;
         for f in &wanted {
             let dst = dir.join(&f.path);
             let size_ok = std::fs::metadata(&dst).is_ok_and(|m| m.is_file() && m.len() == f.size);
@@ -184,13 +190,38 @@ impl Hub {
                 skipped.push(f.path.clone());
                 continue;
             }
+            if !record_cleared {
+                // Until the update completes the folder holds no complete
+                // download: an interrupted update must not be served
+                // offline as a mix of two commits.
+                remove_manifest(&dir)?;
+                record_cleared = true;
+            }
             self.download(&repo, &rev, f, &dst).await?;
             downloaded.push(f.path.clone());
+        }
+        // Files of the earlier download that this revision no longer has
+        // (e.g. after a re-shard) would be loaded next to the new ones.
+        if let Some(old) = &manifest {
+            for f in old
+                .files
+                .iter()
+                .filter(|f| !wanted.iter().any(|w| w.path == f.path))
+            {
+                match std::fs::remove_file(dir.join(&f.path)) {
+                    Ok(()) => {
+                        tracing::info!(file = %f.path, "removed a file the revision no longer has")
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(HubError::io(format!("removing {}", f.path), e)),
+                }
+            }
         }
         let m = Manifest {
             repo: model.repo.clone(),
             revision: model.revision.clone(),
             commit: commit.clone(),
+            gguf_file: self.opts.gguf_file.clone(),
             files: wanted
                 .iter()
                 .map(|f| ManifestFile {
@@ -498,10 +529,17 @@ fn select(files: &[Listed], gguf: Option<&str>, model: &HubModel) -> Result<Vec<
         };
     }
     let top = |f: &&Listed| !f.path.contains('/');
+    let sharded = files
+        .iter()
+        .filter(top)
+        .any(|f| f.path.starts_with("model-") && f.path.ends_with(".safetensors"));
     let weights: Vec<Listed> = files
         .iter()
         .filter(top)
         .filter(|f| f.path.ends_with(".safetensors"))
+        // Mistral-style repos ship the same weights twice; mistral.rs would
+        // load both.
+        .filter(|f| !(sharded && f.path == "consolidated.safetensors"))
         .cloned()
         .collect();
     if weights.is_empty() {
@@ -529,8 +567,35 @@ fn select(files: &[Listed], gguf: Option<&str>, model: &HubModel) -> Result<Vec<
         .filter(|f| SIDE_FILES.contains(&f.path.as_str()))
         .cloned()
         .collect();
+    // A sentence-transformers embedding model: its module list and the
+    // modules' folders (`1_Pooling/`, `2_Dense/`, …).
+    if files.iter().any(|f| f.path == "modules.json") {
+        out.extend(
+            files
+                .iter()
+                .filter(|f| is_sentence_transformers_file(&f.path))
+                .cloned(),
+        );
+    }
     out.extend(weights);
     Ok(out)
+}
+
+fn is_sentence_transformers_file(path: &str) -> bool {
+    const TOP: [&str; 3] = [
+        "modules.json",
+        "config_sentence_transformers.json",
+        "sentence_bert_config.json",
+    ];
+    if TOP.contains(&path) {
+        return true;
+    }
+    // Module folders are named `<index>_<Kind>`.
+    path.split_once('/').is_some_and(|(dir, _)| {
+        dir.split_once('_').is_some_and(|(n, kind)| {
+            !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && !kind.is_empty()
+        })
+    })
 }
 
 fn manifest_path(dir: &Path) -> PathBuf {
@@ -551,6 +616,16 @@ fn write_manifest(dir: &Path, m: &Manifest) -> Result<(), HubError> {
     std::fs::write(&tmp, serde_json::to_vec_pretty(m).expect("serialisable"))
         .and_then(|_| std::fs::rename(&tmp, &path))
         .map_err(|e| HubError::io(format!("writing {}", path.display()), e))
+}
+
+fn remove_manifest(dir: &Path) -> Result<(), HubError> {
+    match std::fs::remove_file(manifest_path(dir)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(HubError::io(
+            format!("removing {}", manifest_path(dir).display()),
+            e,
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn complete(dir: &Path, m: &Manifest) -> bool {
@@ -657,6 +732,43 @@ mod tests {
         assert_eq!(g.len(), 1);
         let e = select(&files, Some("m.Q8_0.gguf"), &model).unwrap_err();
         assert!(e.to_string().contains("m.Q4_K_M.gguf"), "{e}");
+        let st: Vec<Listed> = [
+            "config.json",
+            "modules.json",
+            "1_Pooling/config.json",
+            "2_Dense/model.safetensors",
+            "onnx/model.onnx",
+            "model.safetensors",
+        ]
+        .into_iter()
+        .map(listed)
+        .collect();
+        let mut got: Vec<String> = select(&st, None, &model)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "1_Pooling/config.json",
+                "2_Dense/model.safetensors",
+                "config.json",
+                "model.safetensors",
+                "modules.json"
+            ]
+        );
+        let mistral: Vec<Listed> = [
+            "consolidated.safetensors",
+            "model-00001-of-00001.safetensors",
+        ]
+        .into_iter()
+        .map(listed)
+        .collect();
+        let got = select(&mistral, None, &model).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].path, "model-00001-of-00001.safetensors");
         let only_gguf = vec![listed("config.json"), listed("m.Q4_K_M.gguf")];
         let e = select(&only_gguf, None, &model).unwrap_err();
         assert!(e.to_string().contains("--gguf-file"), "{e}");

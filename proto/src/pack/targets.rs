@@ -59,8 +59,8 @@ impl Target {
         !matches!(self.protocol, Protocol::FeatureExtraction)
     }
 
-    /// Worker targets may serve embeddings; whether this model does is
-    /// known only once a worker answers (`ModelInfo`), so the gateway asks.
+    /// Worker targets may serve embeddings: a worker running an embedding
+    /// model does; one running a text-generation model refuses (400).
     pub fn serves_embeddings(&self) -> bool {
         match self.protocol {
             Protocol::FeatureExtraction | Protocol::Worker => true,
@@ -222,10 +222,14 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
     }
 
     let (provider_model, revision) = match (family, provider_model) {
-        (Family::Local, Some(m)) => match m.split_once('@') {
-            Some((repo, rev)) => (Some(repo.to_string()), Some(rev.to_string())),
-            None => (Some(m), None),
-        },
+        (Family::Local, Some(m)) => {
+            let (repo, rev) = match m.split_once('@') {
+                Some((repo, rev)) => (repo.to_string(), Some(rev.to_string())),
+                None => (m, None),
+            };
+            check_local_model(d, &provider_path, provider_mark, &repo, rev.as_deref());
+            (Some(repo), rev)
+        }
         (_, m) => (m, None),
     };
     let model = match (provider_model, model_field) {
@@ -392,6 +396,39 @@ fn check_local(
             path,
             node.mark,
             "format/provider_type do not apply to local:huggingface: targets (workers speak gRPC)",
+        );
+    }
+}
+
+/// `ORG/MODEL[@REVISION]` by the worker's own rules, so a pack cannot name
+/// a model no worker could be started with.
+fn check_local_model(d: &mut Diagnostics, path: &str, mark: Mark, repo: &str, rev: Option<&str>) {
+    let part_ok = |p: &str| {
+        !p.is_empty()
+            && !p.starts_with('.')
+            && !p.contains("..")
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    let parts: Vec<&str> = repo.split('/').collect();
+    if parts.len() > 2 || !parts.iter().all(|p| part_ok(p)) {
+        d.error(
+            path,
+            mark,
+            format!("'{repo}' is not a Hugging Face model id: write local:huggingface:ORG/MODEL[@REVISION]"),
+        );
+    }
+    if let Some(rev) = rev
+        && (rev.is_empty()
+            || rev.contains("..")
+            || !rev
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)))
+    {
+        d.error(
+            path,
+            mark,
+            format!("revision '{rev}' is not clean: use letters, digits, '_', '-' and '.' (a commit SHA is safe)"),
         );
     }
 }

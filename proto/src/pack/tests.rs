@@ -238,6 +238,16 @@ fn local_targets_name_workers() {
             .any(|e| e.path == "providers.targets[0].base_url"),
         "{errs:?}"
     );
+    for bad in ["org/../m@main", "org/m@", "org/m@refs/pr/1", "@v1", "a/b/c"] {
+        let errs = errors(&format!(
+            "providers:\n  targets:\n    - id: l\n      provider: local:huggingface:{bad}\n      workers: [\"w:1\"]\n"
+        ));
+        assert!(
+            errs.iter()
+                .any(|e| e.path == "providers.targets[0].provider"),
+            "{bad}: {errs:?}"
+        );
+    }
     let errs = errors(
         "providers:\n  targets:\n    - id: l\n      provider: local:org/m\n      workers: [\"w:1\"]\n",
     );

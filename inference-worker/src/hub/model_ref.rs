@@ -64,15 +64,7 @@ impl ModelRef {
 }
 
 fn check_repo(repo: &str) -> Result<String, HubError> {
-    let parts: Vec<&str> = repo.split('/').collect();
-    let part_ok = |p: &str| {
-        !p.is_empty()
-            && !p.starts_with('.')
-            && !p.contains("..")
-            && p.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    };
-    if parts.len() > 2 || !parts.iter().all(|p| part_ok(p)) {
+    if !sluice_proto::pack::targets::is_hub_model_id(repo) {
         return Err(HubError::BadModel(format!(
             "'{repo}' is not a Hub model id: write ORG/MODEL[@REVISION] (letters, digits, '-', '_', '.')"
         )));
@@ -86,12 +78,7 @@ pub fn sanitise_revision(revision: &str) -> Result<String, HubError> {
     if revision.is_empty() || revision == "latest" {
         return Ok("main".into());
     }
-    let clean = revision
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-        && !revision.contains("..")
-        && revision != ".";
-    if !clean {
+    if !sluice_proto::pack::targets::is_clean_revision(revision) {
         return Err(HubError::PathTraversal(format!(
             "revision '{}' is not a clean revision name; use letters, digits, '_', '-' and '.' only (commit SHAs are safe)",
             revision.escape_debug()

@@ -400,9 +400,10 @@ fn check_local(
     }
 }
 
-/// `ORG/MODEL[@REVISION]` by the worker's own rules, so a pack cannot name
-/// a model no worker could be started with.
-fn check_local_model(d: &mut Diagnostics, path: &str, mark: Mark, repo: &str, rev: Option<&str>) {
+/// A Hugging Face model id: `ORG/MODEL` or a legacy single name; letters,
+/// digits, `-`, `_`, `.`, no part starting with `.` and no `..`. The worker
+/// and pack validation share this rule.
+pub fn is_hub_model_id(repo: &str) -> bool {
     let part_ok = |p: &str| {
         !p.is_empty()
             && !p.starts_with('.')
@@ -411,7 +412,24 @@ fn check_local_model(d: &mut Diagnostics, path: &str, mark: Mark, repo: &str, re
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     };
     let parts: Vec<&str> = repo.split('/').collect();
-    if parts.len() > 2 || !parts.iter().all(|p| part_ok(p)) {
+    parts.len() <= 2 && parts.iter().all(|p| part_ok(p))
+}
+
+/// A revision safe to become a folder name: letters, digits, `_`, `-`,
+/// `.`, never `..` (so no `/`: `refs/pr/1` is refused).
+pub fn is_clean_revision(rev: &str) -> bool {
+    !rev.is_empty()
+        && rev != "."
+        && !rev.contains("..")
+        && rev
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+}
+
+/// `ORG/MODEL[@REVISION]` by the worker's own rules, so a pack cannot name
+/// a model no worker could be started with.
+fn check_local_model(d: &mut Diagnostics, path: &str, mark: Mark, repo: &str, rev: Option<&str>) {
+    if !is_hub_model_id(repo) {
         d.error(
             path,
             mark,
@@ -419,11 +437,7 @@ fn check_local_model(d: &mut Diagnostics, path: &str, mark: Mark, repo: &str, re
         );
     }
     if let Some(rev) = rev
-        && (rev.is_empty()
-            || rev.contains("..")
-            || !rev
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)))
+        && !is_clean_revision(rev)
     {
         d.error(
             path,

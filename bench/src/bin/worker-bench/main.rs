@@ -181,6 +181,7 @@ async fn main() -> anyhow::Result<()> {
     let model = TextModelBuilder::new(dir.to_string_lossy())
         .with_token_source(TokenSource::None)
         .with_dtype(mistralrs::ModelDType::F32)
+        .with_max_num_seqs(1) // as the worker is configured below
         .with_force_cpu()
         .build()
         .await?;

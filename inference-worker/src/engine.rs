@@ -251,15 +251,27 @@ impl Engine {
                 ])
             })
             .collect();
-        let prompt_tokens = self.count_prompt(messages.clone()).await?;
         let ctx = self.info.context_length;
-        if prompt_tokens >= ctx {
-            return Err(EngineError::InvalidRequest(format!(
-                "the prompt is {prompt_tokens} tokens; the model's context window is {ctx} tokens, leaving no room for a completion: shorten the conversation"
-            )));
-        }
-        let room = ctx - prompt_tokens;
-        let max_len = params.max_tokens.map_or(room, |m| m.min(room));
+        // Clamping needs the prompt's length, and counting it costs a trip
+        // through the engine (the chat template rendered twice). Skip it
+        // when the prompt cannot reach the window: a prompt has at most one
+        // token per byte of text, plus what the template adds (generously
+        // bounded here).
+        let bound = prompt_bound(&turns);
+        let (known_prompt, max_len) = match params.max_tokens {
+            Some(m) if bound + m <= ctx => (None, m),
+            requested => {
+                let prompt_tokens = self.count_prompt(messages.clone()).await?;
+                if prompt_tokens >= ctx {
+                    return Err(EngineError::InvalidRequest(format!(
+                        "the prompt is {prompt_tokens} tokens; the model's context window is {ctx} tokens, leaving no room for a completion: shorten the conversation"
+                    )));
+                }
+                let room = ctx - prompt_tokens;
+                (Some(prompt_tokens), requested.map_or(room, |m| m.min(room)))
+            }
+        };
+        let for_usage = known_prompt.is_none().then(|| messages.clone());
         if max_len == 0 {
             return Err(EngineError::InvalidRequest(
                 "max_tokens must be at least 1".into(),
@@ -369,7 +381,14 @@ impl Engine {
         };
         let (usage_known, prompt, completion) = match usage {
             Some((p, c)) => (true, p, c),
-            None => (false, prompt_tokens, pieces),
+            None => {
+                let prompt = match (known_prompt, for_usage) {
+                    (Some(p), _) => p,
+                    (None, Some(m)) => self.count_prompt(m).await?,
+                    (None, None) => 0,
+                };
+                (false, prompt, pieces)
+            }
         };
         let _ = out
             .send(Event::Finish(Finish {
@@ -457,6 +476,16 @@ impl Engine {
             None => Err(EngineError::Internal("the tokenizer did not answer".into())),
         }
     }
+}
+
+/// An upper bound on a prompt's tokens: one per byte of text, plus 32 per
+/// message and 512 for what a chat template adds (role markers, a default
+/// system prompt).
+fn prompt_bound(turns: &[Turn]) -> usize {
+    512 + turns
+        .iter()
+        .map(|t| t.content.len() + t.role.len() + 32)
+        .sum::<usize>()
 }
 
 fn load_error(dir: &Path, e: impl std::fmt::Display) -> EngineError {

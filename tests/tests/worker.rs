@@ -85,6 +85,22 @@ async fn hub_model_served_by_a_worker_streams_through_the_gateway_to_the_openai_
     let finish = finish.expect("a Finish event");
     assert_eq!(finish.finish_reason, "length");
     assert_eq!(finish.completion_tokens, 12, "{finish:?}");
+
+    // A prompt that fills the context window is refused with both numbers.
+    let err = client
+        .generate(gen_request(&"lorem ipsum ".repeat(300), 10))
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .expect_err("the prompt does not fit");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(
+        err.message().contains("context window is 2048"),
+        "{}",
+        err.message()
+    );
     assert!(finish.prompt_tokens > 5, "{finish:?}");
     assert!(finish.time_to_first_token_us > 0);
     assert!(!text.is_empty() && text.is_ascii());
@@ -137,9 +153,11 @@ async fn hub_model_served_by_a_worker_streams_through_the_gateway_to_the_openai_
     }
 
     // The policy chain ran in front of the worker: the injection never
-    // reached it (4 generations: gRPC, stream, non-stream, pinned commit).
+    // reached it (4 generations: gRPC, stream, non-stream, pinned commit;
+    // plus the refused over-long prompt).
     let m = worker.metrics().await;
-    assert_eq!(metric(&m, "llm_requests_total"), 4.0, "{m}");
+    assert_eq!(metric(&m, "llm_requests_total"), 5.0, "{m}");
+    assert_eq!(metric(&m, "llm_failures_total"), 1.0, "{m}");
     assert_eq!(
         metric(&m, "llm_completion_tokens_total"),
         12.0 + 16.0 + 8.0 + 2.0,

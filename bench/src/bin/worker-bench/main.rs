@@ -42,6 +42,8 @@ struct Args {
 struct Side {
     ttft: Vec<Duration>,
     decode_tps: Vec<f64>,
+    /// The worker's own measurement of time to first token.
+    inner_ttft: Vec<Duration>,
 }
 
 impl Side {
@@ -157,7 +159,11 @@ async fn through_grpc(
                 last = Instant::now();
                 first.get_or_insert(last);
             }
-            Some(generate_response::Event::Finish(_)) => break,
+            Some(generate_response::Event::Finish(f)) => {
+                side.inner_ttft
+                    .push(Duration::from_micros(f.time_to_first_token_us));
+                break;
+            }
             None => {}
         }
     }
@@ -252,6 +258,10 @@ async fn main() -> anyhow::Result<()> {
         ta.as_secs_f64() * 1000.0,
         tb.as_secs_f64() * 1000.0,
         ta.as_secs_f64() / tb.as_secs_f64()
+    );
+    println!(
+        "(the worker's own measurement of time to first token, accept to first piece: {:.2} ms)",
+        median(&b.inner_ttft).as_secs_f64() * 1000.0
     );
     Ok(())
 }

@@ -70,10 +70,9 @@ pub async fn run(
     type Serving =
         std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
     let grpc_server: Serving = match &options.grpc_tls {
-        None => Box::pin(router.serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(grpc),
-            grpc_stop,
-        )),
+        None => Box::pin(
+            router.serve_with_incoming_shutdown(sluice_tls::grpc::plaintext(grpc), grpc_stop),
+        ),
         Some(files) => {
             let cert = sluice_tls::Reloading::load(files.clone())?;
             let watch = cert.watch()?;

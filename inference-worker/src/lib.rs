@@ -118,7 +118,7 @@ pub async fn run(
     };
     let grpc_task = match tls {
         None => {
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc);
+            let incoming = sluice_tls::grpc::plaintext(grpc);
             tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped))
         }
         Some(files) => {

@@ -17,7 +17,6 @@ use sluice_proto::wire::{
     generate_response,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::engine::{Engine, EngineError, Event, GenerateParams, Turn};
@@ -185,6 +184,109 @@ fn check_request(req: &GenerateRequest) -> Result<(Vec<Turn>, GenerateParams), S
     ))
 }
 
+/// One generation as the response stream sees it.
+struct Generation {
+    events: mpsc::Receiver<Event>,
+    state: Arc<WorkerState>,
+    labels: crate::metrics::ModelLabels,
+    accepted: Instant,
+    queue_wait: std::time::Duration,
+    request_id: String,
+    span: tracing::Span,
+    _slot: Slot,
+    finished: bool,
+}
+
+impl Generation {
+    /// The wire message for an engine event, and whether it ends the stream.
+    fn convert(&self, event: Event) -> (Result<GenerateResponse, Status>, bool) {
+        match event {
+            Event::Text(text) => (
+                Ok(GenerateResponse {
+                    event: Some(generate_response::Event::Text(TextPiece { text })),
+                }),
+                false,
+            ),
+            Event::Finish(f) => {
+                Metrics::observe_ms(
+                    &self.state.metrics.duration_ms.get_or_create(&self.labels),
+                    self.accepted.elapsed(),
+                );
+                if let Some(t) = f.first_token {
+                    Metrics::observe_ms(&self.state.metrics.ttft_ms.get_or_create(&self.labels), t);
+                    let decoding = self.accepted.elapsed().saturating_sub(t).as_secs_f64();
+                    if f.completion_tokens > 1 && decoding > 0.0 {
+                        self.state
+                            .metrics
+                            .decode_tps
+                            .get_or_create(&self.labels)
+                            .observe((f.completion_tokens - 1) as f64 / decoding);
+                    }
+                }
+                self.state
+                    .metrics
+                    .prompt_tokens
+                    .get_or_create(&self.labels)
+                    .inc_by(f.prompt_tokens as u64);
+                self.state
+                    .metrics
+                    .completion_tokens
+                    .get_or_create(&self.labels)
+                    .inc_by(f.completion_tokens as u64);
+                let span = &self.span;
+                span.record("gen_ai.response.finish_reasons", f.reason.as_str());
+                span.record("gen_ai.usage.input_tokens", f.prompt_tokens);
+                span.record("gen_ai.usage.output_tokens", f.completion_tokens);
+                if let Some(t) = f.first_token {
+                    span.record("sluice.time_to_first_token_ms", t.as_secs_f64() * 1000.0);
+                }
+                tracing::info!(
+                    request_id = %self.request_id,
+                    finish = %f.reason,
+                    prompt_tokens = f.prompt_tokens,
+                    completion_tokens = f.completion_tokens,
+                    usage_known = f.usage_known,
+                    ttft_ms = f.first_token.map(|d| d.as_secs_f64() * 1000.0),
+                    total_ms = self.accepted.elapsed().as_secs_f64() * 1000.0,
+                    "generation finished"
+                );
+                (
+                    Ok(GenerateResponse {
+                        event: Some(generate_response::Event::Finish(Finish {
+                            finish_reason: f.reason,
+                            usage_known: f.usage_known,
+                            prompt_tokens: f.prompt_tokens as u32,
+                            completion_tokens: f.completion_tokens as u32,
+                            time_to_first_token_us: f
+                                .first_token
+                                .map_or(0, |d| d.as_micros() as u64),
+                            queue_wait_us: self.queue_wait.as_micros() as u64,
+                        })),
+                    }),
+                    true,
+                )
+            }
+            Event::Error(e) => {
+                self.state.metrics.failure(match e {
+                    EngineError::InvalidRequest(_) => "invalid_request",
+                    _ => "engine",
+                });
+                tracing::warn!(request_id = %self.request_id, error = %e, "generation failed");
+                (Err(status_of(&e)), true)
+            }
+        }
+    }
+}
+
+impl Drop for Generation {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.state.metrics.failure("cancelled");
+            tracing::info!(request_id = %self.request_id, "caller went away; generation cancelled");
+        }
+    }
+}
+
 /// The worker's `ai_completion` span, a child of the caller's trace when
 /// the gRPC metadata carries one.
 fn completion_span(
@@ -217,7 +319,8 @@ fn status_of(e: &EngineError) -> Status {
     }
 }
 
-type GenerateStream = ReceiverStream<Result<GenerateResponse, Status>>;
+type GenerateStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<GenerateResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Inference for InferenceService {
@@ -249,109 +352,38 @@ impl Inference for InferenceService {
         }
         let slot = state.admit().await?;
         let queue_wait = accepted.elapsed();
-        let mut events = engine.generate(turns, params, accepted);
-        let (tx, rx) = mpsc::channel(32);
-        let request_id = req.request_id;
-        let task_span = span.clone();
-        let task = async move {
-            let _slot = slot;
-            let m = &state.metrics;
-            loop {
-                let event = tokio::select! {
-                    e = events.recv() => match e {
-                        Some(e) => e,
-                        None => return,
-                    },
-                    // Gone while nothing was being sent (e.g. during prefill).
-                    _ = tx.closed() => {
-                        m.failure("cancelled");
-                        tracing::info!(request_id, "caller went away; generation cancelled");
-                        return;
-                    }
-                };
-                let (msg, done) = match event {
-                    Event::Text(text) => (
-                        Ok(GenerateResponse {
-                            event: Some(generate_response::Event::Text(TextPiece { text })),
-                        }),
-                        false,
-                    ),
-                    Event::Finish(f) => {
-                        Metrics::observe_ms(
-                            &m.duration_ms.get_or_create(&labels),
-                            accepted.elapsed(),
-                        );
-                        if let Some(t) = f.first_token {
-                            Metrics::observe_ms(&m.ttft_ms.get_or_create(&labels), t);
-                            let decoding = accepted.elapsed().saturating_sub(t).as_secs_f64();
-                            if f.completion_tokens > 1 && decoding > 0.0 {
-                                m.decode_tps
-                                    .get_or_create(&labels)
-                                    .observe((f.completion_tokens - 1) as f64 / decoding);
-                            }
-                        }
-                        m.prompt_tokens
-                            .get_or_create(&labels)
-                            .inc_by(f.prompt_tokens as u64);
-                        m.completion_tokens
-                            .get_or_create(&labels)
-                            .inc_by(f.completion_tokens as u64);
-                        let span = tracing::Span::current();
-                        span.record("gen_ai.response.finish_reasons", f.reason.as_str());
-                        span.record("gen_ai.usage.input_tokens", f.prompt_tokens);
-                        span.record("gen_ai.usage.output_tokens", f.completion_tokens);
-                        if let Some(t) = f.first_token {
-                            span.record("sluice.time_to_first_token_ms", t.as_secs_f64() * 1000.0);
-                        }
-                        tracing::info!(
-                            request_id,
-                            finish = %f.reason,
-                            prompt_tokens = f.prompt_tokens,
-                            completion_tokens = f.completion_tokens,
-                            usage_known = f.usage_known,
-                            ttft_ms = f.first_token.map(|d| d.as_secs_f64() * 1000.0),
-                            total_ms = accepted.elapsed().as_secs_f64() * 1000.0,
-                            "generation finished"
-                        );
-                        (
-                            Ok(GenerateResponse {
-                                event: Some(generate_response::Event::Finish(Finish {
-                                    finish_reason: f.reason,
-                                    usage_known: f.usage_known,
-                                    prompt_tokens: f.prompt_tokens as u32,
-                                    completion_tokens: f.completion_tokens as u32,
-                                    time_to_first_token_us: f
-                                        .first_token
-                                        .map_or(0, |d| d.as_micros() as u64),
-                                    queue_wait_us: queue_wait.as_micros() as u64,
-                                })),
-                            }),
-                            true,
-                        )
-                    }
-                    Event::Error(e) => {
-                        m.failure(match e {
-                            EngineError::InvalidRequest(_) => "invalid_request",
-                            _ => "engine",
-                        });
-                        tracing::warn!(request_id, error = %e, "generation failed");
-                        (Err(status_of(&e)), true)
-                    }
-                };
-                if tx.send(msg).await.is_err() {
-                    // The caller went away; dropping `events` cancels the
-                    // generation and frees the slot.
-                    m.failure("cancelled");
-                    tracing::info!(request_id, "caller went away; generation cancelled");
-                    return;
-                }
-                if done {
-                    return;
-                }
-            }
+        let events = engine.generate(turns, params, accepted);
+        // The engine's events become the response stream directly (no
+        // forwarding task: one hop less per token). Dropping the stream
+        // (the caller went away) drops `events`, which cancels the
+        // generation and frees the slot.
+        let generation = Generation {
+            events,
+            state,
+            labels,
+            accepted,
+            queue_wait,
+            request_id: req.request_id,
+            span,
+            _slot: slot,
+            finished: false,
         };
-        tokio::spawn(tracing::Instrument::instrument(task, task_span));
-        Ok(Response::new(ReceiverStream::new(rx)))
+        let stream = futures::stream::unfold(generation, |mut g| async move {
+            if g.finished {
+                return None;
+            }
+            let Some(event) = g.events.recv().await else {
+                g.finished = true;
+                return Some((
+                    Err(Status::internal("the generation ended without finishing")),
+                    g,
+                ));
+            };
+            let (msg, done) = g.convert(event);
+            g.finished = done;
+            Some((msg, g))
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn embed(

@@ -71,6 +71,22 @@ pub fn incoming(
     Ok(crate::incoming(listener, acceptor).map(|r| r.map(TlsIo)))
 }
 
+/// The plain TCP connections of a gRPC server on `listener`, with
+/// `TCP_NODELAY` set: tonic's own setting applies only to sockets it accepts
+/// itself, and without it Nagle's algorithm holds each small streamed
+/// message until the previous one is acknowledged (milliseconds each).
+pub fn plaintext(
+    listener: TcpListener,
+) -> impl Stream<Item = io::Result<TcpStream>> + Send + 'static {
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+        conn.inspect(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        })
+    })
+}
+
 /// A tonic connector that dials TCP to the URI's host and port and then
 /// speaks TLS, checking the server's certificate against `name`.
 #[derive(Clone)]

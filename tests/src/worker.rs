@@ -7,6 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use sluice_proto::wire::inference_client::InferenceClient;
+use sluice_proto::wire::{
+    Finish, GenerateRequest, ModelInfoRequest, ModelInfoResponse, generate_response,
+};
+use tonic::transport::Channel;
+
 use crate::{Process, binary, tempdir::TempDir};
 
 pub struct Worker {
@@ -98,6 +104,20 @@ impl Worker {
         format!("http://{}", self.grpc)
     }
 
+    /// A gRPC client for the worker.
+    pub async fn client(&self) -> InferenceClient<Channel> {
+        InferenceClient::connect(self.grpc_url()).await.unwrap()
+    }
+
+    pub async fn model_info(&self) -> ModelInfoResponse {
+        self.client()
+            .await
+            .model_info(ModelInfoRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     pub async fn metrics(&self) -> String {
         reqwest::get(format!("http://{}/metrics", self.http))
             .await
@@ -124,4 +144,20 @@ pub fn metric(text: &str, name: &str) -> f64 {
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// Runs one generation to its end: the text and the `Finish` (if any).
+pub async fn generate(
+    client: &mut InferenceClient<Channel>,
+    request: GenerateRequest,
+) -> (String, Option<Finish>) {
+    let mut stream = client.generate(request).await.unwrap().into_inner();
+    let (mut text, mut finish) = (String::new(), None);
+    while let Some(m) = stream.message().await.unwrap() {
+        match m.event.unwrap() {
+            generate_response::Event::Text(t) => text.push_str(&t.text),
+            generate_response::Event::Finish(f) => finish = Some(f),
+        }
+    }
+    (text, finish)
 }

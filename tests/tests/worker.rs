@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 
 use sluice_e2e::hub::FakeHub;
 use sluice_e2e::tempdir::TempDir;
-use sluice_e2e::worker::{Worker, metric, tiny_model};
+use sluice_e2e::worker::{Worker, generate, metric, tiny_model};
 use sluice_e2e::{Gateway, run_python, sse_events, tiny_model as model_gen};
-use sluice_proto::wire::inference_client::InferenceClient;
-use sluice_proto::wire::{ChatTurn, GenerateRequest, ModelInfoRequest, generate_response};
+use sluice_proto::wire::{ChatTurn, GenerateRequest};
 
 const READY: Duration = Duration::from_secs(60);
 
@@ -55,12 +54,8 @@ async fn hub_model_served_by_a_worker_streams_through_the_gateway_to_the_openai_
     );
     worker.wait_ready(READY).await;
 
-    let mut client = InferenceClient::connect(worker.grpc_url()).await.unwrap();
-    let info = client
-        .model_info(ModelInfoRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let mut client = worker.client().await;
+    let info = worker.model_info().await;
     assert_eq!(info.model_id, "org/tiny");
     assert_eq!(info.revision, commit);
     assert_eq!(info.device, "cpu");
@@ -70,18 +65,7 @@ async fn hub_model_served_by_a_worker_streams_through_the_gateway_to_the_openai_
     assert_eq!(info.format, "safetensors");
 
     // gRPC directly: pieces, then exactly one Finish with usage.
-    let mut stream = client
-        .generate(gen_request("hello", 12))
-        .await
-        .unwrap()
-        .into_inner();
-    let (mut text, mut finish) = (String::new(), None);
-    while let Some(m) = stream.message().await.unwrap() {
-        match m.event.unwrap() {
-            generate_response::Event::Text(t) => text.push_str(&t.text),
-            generate_response::Event::Finish(f) => finish = Some(f),
-        }
-    }
+    let (text, finish) = generate(&mut client, gen_request("hello", 12)).await;
     let finish = finish.expect("a Finish event");
     assert_eq!(finish.finish_reason, "length");
     assert_eq!(finish.completion_tokens, 12, "{finish:?}");
@@ -289,7 +273,7 @@ async fn a_full_queue_answers_resource_exhausted_and_the_gateway_says_busy() {
         &[],
     );
     worker.wait_ready(READY).await;
-    let mut client = InferenceClient::connect(worker.grpc_url()).await.unwrap();
+    let mut client = worker.client().await;
     let mut long = client
         .generate(gen_request("a long one", 1900))
         .await
@@ -348,27 +332,10 @@ async fn gguf_models_load_from_one_file_and_generate() {
         &[],
     );
     worker.wait_ready(READY).await;
-    let mut client = InferenceClient::connect(worker.grpc_url()).await.unwrap();
-    let info = client
-        .model_info(ModelInfoRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let info = worker.model_info().await;
     assert_eq!(info.format, "gguf");
     assert_eq!(info.context_length, model_gen::CONTEXT as u32);
-    let mut stream = client
-        .generate(gen_request("hello", 6))
-        .await
-        .unwrap()
-        .into_inner();
-    let mut finish = None;
-    let mut text = String::new();
-    while let Some(m) = stream.message().await.unwrap() {
-        match m.event.unwrap() {
-            generate_response::Event::Text(t) => text.push_str(&t.text),
-            generate_response::Event::Finish(f) => finish = Some(f),
-        }
-    }
+    let (text, finish) = generate(&mut worker.client().await, gen_request("hello", 6)).await;
     let f = finish.expect("finish");
     assert_eq!(f.finish_reason, "length");
     assert!(!text.is_empty());
@@ -478,12 +445,8 @@ async fn embedding_models_embed_through_the_gateway_and_refuse_generation() {
         &[],
     );
     worker.wait_ready(READY).await;
-    let mut client = InferenceClient::connect(worker.grpc_url()).await.unwrap();
-    let info = client
-        .model_info(ModelInfoRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let mut client = worker.client().await;
+    let info = worker.model_info().await;
     assert!(info.supports_embeddings, "{info:?}");
     let err = client
         .generate(gen_request("hello", 2))

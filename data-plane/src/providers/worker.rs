@@ -377,8 +377,46 @@ fn generate_request(req: &ChatRequest, request_id: &str) -> Result<GenerateReque
 /// (already received, which is what commits us to this worker).
 struct Started {
     _outstanding: Outstanding,
-    first: GenerateResponse,
+    /// Already received (it is what committed us to this worker).
+    first: Option<GenerateResponse>,
     stream: Streaming<GenerateResponse>,
+}
+
+impl Started {
+    /// The next text piece or finish, the first one included. `Err` when
+    /// the worker fails, closes the stream unfinished, or sends nothing
+    /// before `deadline`.
+    async fn next_event(
+        &mut self,
+        deadline: tokio::time::Instant,
+        tid: &str,
+    ) -> Result<generate_response::Event, ApiError> {
+        loop {
+            let msg = match self.first.take() {
+                Some(m) => m,
+                None => match tokio::time::timeout_at(deadline, self.stream.message()).await {
+                    Err(_) => {
+                        return Err(ApiError::UpstreamTimeout(format!(
+                            "target '{tid}': the worker sent nothing in time"
+                        )));
+                    }
+                    Ok(Ok(Some(m))) => m,
+                    Ok(Ok(None)) => {
+                        return Err(ApiError::Upstream(format!(
+                            "target '{tid}': the worker closed the stream before it finished"
+                        )));
+                    }
+                    Ok(Err(s)) => {
+                        tracing::warn!(target_id = %tid, code = ?s.code(), error = %s.message(), "worker failed mid-generation");
+                        return Err(client_error(tid, &s));
+                    }
+                },
+            };
+            if let Some(event) = msg.event {
+                return Ok(event);
+            }
+        }
+    }
 }
 
 async fn start(
@@ -422,7 +460,7 @@ async fn start(
             Ok(Ok((first, stream))) => {
                 return Ok(Started {
                     _outstanding: outstanding,
-                    first,
+                    first: Some(first),
                     stream,
                 });
             }
@@ -487,45 +525,21 @@ pub async fn chat(target: &Arc<TargetRuntime>, req: &ChatRequest) -> Result<Chat
         {
             return;
         }
-        let Started {
-            _outstanding,
-            first,
-            mut stream,
-        } = started;
-        let mut next = Some(first);
+        let mut started = started;
         loop {
-            let msg = match next.take() {
-                Some(m) => m,
-                None => {
-                    match tokio::time::timeout(idle, stream.message()).await {
-                        Err(_) => {
-                            let _ = tx
-                                .send(Err(ApiError::UpstreamTimeout(format!(
-                                    "target '{tid}': the worker sent nothing for {} s",
-                                    idle.as_secs_f64()
-                                ))))
-                                .await;
-                            return;
-                        }
-                        Ok(Ok(Some(m))) => m,
-                        Ok(Ok(None)) => {
-                            let _ = tx.send(Err(ApiError::Upstream(format!("target '{tid}': the worker closed the stream before it finished")))).await;
-                            return;
-                        }
-                        Ok(Err(s)) => {
-                            tracing::warn!(target_id = %tid, code = ?s.code(), error = %s.message(), "worker failed mid-stream");
-                            let _ = tx
-                                .send(Err(ApiError::Upstream(format!(
-                                    "target '{tid}': the worker failed mid-stream"
-                                ))))
-                                .await;
-                            return;
-                        }
-                    }
+            // A worker silent for the stream timeout ends the stream.
+            let event = match started
+                .next_event(tokio::time::Instant::now() + idle, &tid)
+                .await
+            {
+                Ok(e) => e,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
                 }
             };
-            match msg.event {
-                Some(generate_response::Event::Text(t)) => {
+            match event {
+                generate_response::Event::Text(t) => {
                     if tx
                         .send(Ok(chunk(json!({"content": t.text}), None)))
                         .await
@@ -534,7 +548,7 @@ pub async fn chat(target: &Arc<TargetRuntime>, req: &ChatRequest) -> Result<Chat
                         return; // client gone: dropping the stream cancels the worker's generation
                     }
                 }
-                Some(generate_response::Event::Finish(f)) => {
+                generate_response::Event::Finish(f) => {
                     let _ = tx.send(Ok(chunk(json!({}), Some(&f.finish_reason)))).await;
                     if include_usage {
                         let _ = tx
@@ -546,7 +560,6 @@ pub async fn chat(target: &Arc<TargetRuntime>, req: &ChatRequest) -> Result<Chat
                     }
                     return;
                 }
-                None => {}
             }
         }
     })))
@@ -554,42 +567,15 @@ pub async fn chat(target: &Arc<TargetRuntime>, req: &ChatRequest) -> Result<Chat
 
 /// Reads a whole generation into `text`.
 async fn collect(
-    started: Started,
+    mut started: Started,
     text: &mut String,
     tid: &str,
     deadline: tokio::time::Instant,
 ) -> Result<sluice_proto::wire::Finish, ApiError> {
-    let Started {
-        _outstanding,
-        first,
-        mut stream,
-    } = started;
-    let mut next = Some(first);
     loop {
-        let msg = match next.take() {
-            Some(m) => m,
-            None => match tokio::time::timeout_at(deadline, stream.message()).await {
-                Err(_) => {
-                    return Err(ApiError::UpstreamTimeout(format!(
-                        "target '{tid}' timed out"
-                    )));
-                }
-                Ok(Ok(Some(m))) => m,
-                Ok(Ok(None)) => {
-                    return Err(ApiError::Upstream(format!(
-                        "target '{tid}': the worker closed the stream before it finished"
-                    )));
-                }
-                Ok(Err(s)) => {
-                    tracing::warn!(target_id = %tid, code = ?s.code(), error = %s.message(), "worker failed mid-generation");
-                    return Err(client_error(tid, &s));
-                }
-            },
-        };
-        match msg.event {
-            Some(generate_response::Event::Text(t)) => text.push_str(&t.text),
-            Some(generate_response::Event::Finish(f)) => return Ok(f),
-            None => {}
+        match started.next_event(deadline, tid).await? {
+            generate_response::Event::Text(t) => text.push_str(&t.text),
+            generate_response::Event::Finish(f) => return Ok(f),
         }
     }
 }

@@ -609,6 +609,7 @@ mod tests {
             "What are the best practices for secure coding in Python?",
             "Please override the default font size in my CSS file.",
             "Explain what a system prompt is in large language models.",
+            "Hello there, how are you doing today?",
         ] {
             let v = d.score(s);
             assert!(v.score < t, "{s}: {} {:?}", v.score, v.rule);
@@ -616,9 +617,9 @@ mod tests {
     }
 
     /// Known false positives, documented in training/prompt_injection/
-    /// README.md: the training data has almost no benign imperative
-    /// "ignore ..." sentences and no small talk, so the model flags them.
-    /// If this fails, the model improved: move the text to
+    /// README.md: benign imperative "ignore ..." sentences and phrasings the
+    /// benign training set lacks (the held-out benign set measures how
+    /// often). If this fails, the model improved: move the text to
     /// `hard_negatives_score_below_threshold` and update the README.
     #[test]
     fn known_false_positives() {
@@ -626,7 +627,7 @@ mod tests {
         let t = Detector::default_threshold();
         for s in [
             "ignore the noise in this signal",
-            "Hello there, how are you doing today?",
+            "I need you to outline the following transcript in one sentence.",
         ] {
             let v = d.score(s);
             assert!(v.score >= t && v.rule.is_none(), "{s}: {}", v.score);

@@ -1,36 +1,41 @@
 //! The detector (rules + model, as the gateway runs it) on the two
-//! validation files of ../shared/data/prompt-injection beside the
-//! repository, at the default threshold:
+//! validation files in training/prompt_injection/data, at the default
+//! threshold:
 //!
 //! * every row's Rust score equals train.py's (validation_scores.csv) to
 //!   1e-6 and the same rule fires;
 //! * precision, recall and F1 are printed and F1 is at least the figure
-//!   claimed in training/prompt_injection/README.md minus 0.005.
+//!   claimed in training/prompt_injection/README.md minus 0.005;
+//! * on benign-heldout.csv (everyday prompts no training saw) the
+//!   false-positive rate is at most the README's figure plus 0.005.
 //!
-//! Fails if the data directory is missing: the figures cannot be checked
-//! without it. Table: `cargo test -p sluice-guardrails --release --lib
+//! Fails if a data file is missing: the figures cannot be checked without
+//! it. Table: `cargo test -p sluice-guardrails --release --lib
 //! prompt_injection::validation_tests -- --nocapture`.
 
 use super::Detector;
 
 const DATA: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/data/prompt-injection"
+    "/training/prompt_injection/data"
 );
 const REFERENCE: &str = include_str!("../../training/prompt_injection/validation_scores.csv");
 
 /// (file, precision, recall, F1) as claimed in the README.
 const CLAIMED: [(&str, f64, f64, f64); 2] = [
-    ("s-labs-validation.csv", 0.9827, 0.9743, 0.9785),
+    ("s-labs-validation.csv", 0.9771, 0.9762, 0.9767),
     ("neuralchemy-validation.csv", 0.9571, 0.9607, 0.9589),
 ];
+
+/// False-positive rate on benign-heldout.csv as claimed in the README.
+const CLAIMED_BENIGN_FPR: f64 = 0.1904;
 
 fn load(file: &str) -> Vec<(String, bool)> {
     let path = format!("{DATA}/{file}");
     let mut reader = csv::Reader::from_path(&path).unwrap_or_else(|e| {
         panic!(
-            "cannot read {path}: {e}. The prompt-injection validation data must sit in \
-             ../shared/data/prompt-injection beside the repository (CI provides it)"
+            "cannot read {path}: {e}. The prompt-injection validation data ships in the \
+             repository (guardrails/training/prompt_injection/data); restore it with git"
         )
     });
     let headers = reader.headers().expect("CSV header").clone();
@@ -117,6 +122,22 @@ fn validation_scores_match_python_and_f1_holds() {
         if f1 < claimed_f1 - 0.005 {
             failures.push(format!("{file}: F1 {f1:.4} < claimed {claimed_f1} - 0.005"));
         }
+    }
+    // Everyday traffic the model never saw (benign.py's held-out half):
+    // every flag is a false positive.
+    let benign = load("benign-heldout.csv");
+    assert!(benign.len() >= 2000 && benign.iter().all(|(_, l)| !l));
+    let flagged = benign.iter().filter(|(text, _)| d.score(text).score >= t).count();
+    let fpr = flagged as f64 / benign.len() as f64;
+    println!(
+        "{:<28}false-positive rate {fpr:.4} ({flagged} of {} rows)",
+        "benign-heldout.csv",
+        benign.len()
+    );
+    if fpr > CLAIMED_BENIGN_FPR + 0.005 {
+        failures.push(format!(
+            "benign-heldout.csv: false-positive rate {fpr:.4} > claimed {CLAIMED_BENIGN_FPR} + 0.005"
+        ));
     }
     assert!(
         failures.is_empty(),

@@ -8,7 +8,7 @@ weights quantised to i16 with one scale. Rules (regexes over the same
 normalised text, assets/prompt_injection.rules) are combined as
 score = max(model, 0.99 if a rule fires).
 
-Data: ../shared/data/prompt-injection/ beside the repository. The model is
+Data: training/prompt_injection/data/ (see its README). The model is
 fitted on both train files together; the threshold is chosen by 5-fold
 cross-validation on those train files; the validation files are only
 reported on. Deterministic: fixed folds and seeds, liblinear.
@@ -37,17 +37,23 @@ from sklearn.model_selection import StratifiedKFold
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
-DATA = ROOT.parent / "shared" / "data" / "prompt-injection"
+DATA = HERE / "data"
 ASSET = ROOT / "guardrails" / "assets" / "prompt_injection.bin"
 SCORES = HERE / "validation_scores.csv"
 
-TRAIN = ("s-labs-train.csv", "neuralchemy-train.csv")
+# The two public sets first: their F1 chooses the threshold. benign-train
+# (written by benign.py) teaches the model everyday traffic; benign-heldout
+# is only reported on (false-positive rate), like the validation files.
+TRAIN = ("s-labs-train.csv", "neuralchemy-train.csv", "benign-train.csv")
+PUBLIC = 2
 VALIDATION = ("s-labs-validation.csv", "neuralchemy-validation.csv")
+BENIGN_HELDOUT = "benign-heldout.csv"
 
 BITS = 16  # 2^16 buckets; 2^18 scored the same in cross-validation
 C = 16.0  # chosen by 5-fold cross-validation on the train files (see README)
 THRESHOLDS = [round(0.30 + 0.05 * i, 2) for i in range(9)]  # 0.30 .. 0.70
 RULE_SCORE = 0.99
+MAX_BENIGN_FPR = 0.01  # out-of-fold, on benign-train: the threshold's constraint
 SEED = 0
 
 # --- normalisation and hashing (mirrored in prompt_injection.rs) -----------
@@ -151,6 +157,8 @@ def load(name):
     texts = [r["text"] for r in rows]
     norms = [normalise(t) for t in texts]
     return {
+        "texts": texts,
+        "family": [r.get("family", "") for r in rows],
         "y": np.array([int(r["label"]) for r in rows]),
         "buckets": [buckets(n) for n in norms],
         "rule": [rule(n) for n in norms],
@@ -207,12 +215,12 @@ def quantised_scores(q, scale, bias, rows):
 
 
 def main():
-    data = {name: load(name) for name in TRAIN + VALIDATION}
-    rows = data[TRAIN[0]]["buckets"] + data[TRAIN[1]]["buckets"]
+    data = {name: load(name) for name in TRAIN + VALIDATION + (BENIGN_HELDOUT,)}
+    rows = [b for n in TRAIN for b in data[n]["buckets"]]
     X = matrix(rows)
     y = np.concatenate([data[n]["y"] for n in TRAIN])
     source = np.concatenate([np.full(len(data[n]["y"]), i) for i, n in enumerate(TRAIN)])
-    rules = data[TRAIN[0]]["rule"] + data[TRAIN[1]]["rule"]
+    rules = [r for n in TRAIN for r in data[n]["rule"]]
 
     if "--sweep" in sys.argv:
         # How C was chosen: out-of-fold F1 on the train files (model alone,
@@ -220,19 +228,22 @@ def main():
         print("C sweep, 5-fold cross-validation on the train files, threshold 0.5:")
         for c in (2.0, 4.0, 8.0, 16.0, 32.0):
             oof = out_of_fold(X, y, source, c)
-            f1s = [prf(y[source == i], oof[source == i], 0.5)[2] for i in range(len(TRAIN))]
-            print(f"  C {c:>4}: F1 " + " ".join(f"{f:.4f}" for f in f1s))
+            f1s = [prf(y[source == i], oof[source == i], 0.5)[2] for i in range(PUBLIC)]
+            fpr = float((oof[source == PUBLIC] >= 0.5).mean())
+            print(f"  C {c:>4}: F1 " + " ".join(f"{f:.4f}" for f in f1s) + f", benign FPR {fpr:.4f}")
         return
 
-    # Threshold: the one that maximises the smaller of the two datasets'
-    # out-of-fold F1 (rules + model) on the train files.
+    # Threshold: the one that maximises the smaller of the two public
+    # datasets' out-of-fold F1 (rules + model) on the train files, among
+    # those that flag at most 1% of benign-train out of fold.
     oof_comb = combined(out_of_fold(X, y, source), rules)
     print("5-fold cross-validation on the train files (rules + model):")
     best = None
     for t in THRESHOLDS:
-        f1s = [prf(y[source == i], oof_comb[source == i], t)[2] for i in range(len(TRAIN))]
-        print(f"  threshold {t:.2f}: F1 " + " ".join(f"{f:.4f}" for f in f1s))
-        if best is None or min(f1s) > best[0] + 1e-12:
+        f1s = [prf(y[source == i], oof_comb[source == i], t)[2] for i in range(PUBLIC)]
+        fpr = float((oof_comb[source == PUBLIC] >= t).mean())
+        print(f"  threshold {t:.2f}: F1 " + " ".join(f"{f:.4f}" for f in f1s) + f", benign FPR {fpr:.4f}")
+        if fpr <= MAX_BENIGN_FPR and (best is None or min(f1s) > best[0] + 1e-12):
             best = (min(f1s), t)
     threshold = best[1]
     print(f"  chosen threshold {threshold:.2f}")
@@ -288,6 +299,20 @@ def main():
     SCORES.write_text("\n".join(lines) + "\n")
     print(f"\nwrote {ASSET} ({ASSET.stat().st_size} bytes) and {SCORES}")
     print(json.dumps(report, indent=1))
+
+    # The held-out benign set: false positives per family (label is 0 for
+    # every row, so every flag is a false positive).
+    d = data[BENIGN_HELDOUT]
+    comb = combined(quantised_scores(q, scale, bias, d["buckets"]), d["rule"])
+    flagged = comb >= threshold
+    print(f"\n{BENIGN_HELDOUT}: {int(flagged.sum())} of {len(flagged)} flagged, FPR {flagged.mean():.4f}")
+    families = sorted(set(f.split("-")[0] for f in d["family"]))
+    for fam in families:
+        m = np.array([f.split("-")[0] == fam for f in d["family"]])
+        print(f"  {fam:<14}{int(m.sum()):>6} rows  FPR {flagged[m].mean():.4f}")
+    for text, s, r in sorted(zip(d["texts"], comb, d["rule"]), key=lambda x: -x[1])[:15]:
+        if s >= threshold:
+            print(f"  flagged {s:.3f} {r or '':<20} {text[:90]}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 //! A batch is sealed into the sending gateway's hash chain and committed in
 //! one transaction, and only then acknowledged: the gateway deletes nothing
 //! it has not seen acknowledged, so delivery is at least once, and a resent
-//! record (same request id) is ignored, so storage is exactly once.
+//! record (same `record_id`, which the gateway mints; never the client's
+//! request id) is ignored, so storage is exactly once.
 
 use serde_json::{Map, Value};
 use sluice_proto::audit_chain::{self, GENESIS};
@@ -20,11 +21,16 @@ const MAX_BATCH: usize = 1000;
 
 pub struct Ingest {
     pub pool: PgPool,
+    pub auth: std::sync::Arc<crate::gateway_auth::GatewayAuth>,
 }
 
 /// One record, checked and with the columns the query API filters on.
 #[derive(Debug)]
 struct Incoming {
+    /// The de-duplication key: the id the gateway minted for the record
+    /// (`record_id`), or, for records from gateways older than that field,
+    /// the request id.
+    record_id: String,
     request_id: String,
     time: OffsetDateTime,
     record: Map<String, Value>,
@@ -41,6 +47,14 @@ fn parse(i: usize, text: &str) -> Result<Incoming, Status> {
         .filter(|s| !s.is_empty() && s.len() <= 200)
         .ok_or_else(|| bad("missing request_id"))?
         .to_string();
+    let record_id = match record.get("record_id") {
+        None => request_id.clone(),
+        Some(v) => v
+            .as_str()
+            .filter(|s| !s.is_empty() && s.len() <= 200)
+            .ok_or_else(|| bad("record_id must be a string of 1–200 characters"))?
+            .to_string(),
+    };
     let time = record
         .get("time")
         .and_then(Value::as_str)
@@ -52,6 +66,7 @@ fn parse(i: usize, text: &str) -> Result<Incoming, Status> {
         record.remove(k);
     }
     Ok(Incoming {
+        record_id,
         request_id,
         time,
         record,
@@ -83,6 +98,7 @@ fn text(record: &Map<String, Value>, k: &str) -> Option<String> {
 #[tonic::async_trait]
 impl AuditService for Ingest {
     async fn ingest(&self, request: Request<AuditBatch>) -> Result<Response<AuditAck>, Status> {
+        let caller = self.auth.authenticate(&request).await?;
         let batch = request.into_inner();
         let chain = batch.gateway_id.trim().to_string();
         if chain.is_empty() || chain.len() > 128 {
@@ -90,6 +106,8 @@ impl AuditService for Ingest {
                 "gateway_id must be 1–128 characters",
             ));
         }
+        // A gateway writes only into its own chain.
+        caller.may_act_as(&chain)?;
         if batch.records.len() > MAX_BATCH {
             return Err(Status::invalid_argument(format!(
                 "at most {MAX_BATCH} records per batch"
@@ -176,9 +194,9 @@ async fn insert(
     };
     let inserted = sqlx::query(
         "INSERT INTO audit_records (day, request_id, chain, seq, time, key_id, role, target, model,
-             status, outcome, prev_hash, hash, body, record)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-         ON CONFLICT (day, request_id) DO NOTHING",
+             status, outcome, prev_hash, hash, body, record, record_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+         ON CONFLICT (day, chain, record_id) DO NOTHING",
     )
     .bind(day)
     .bind(&r.request_id)
@@ -195,6 +213,7 @@ async fn insert(
     .bind(&hash)
     .bind(String::from_utf8_lossy(&body).into_owned())
     .bind(&record)
+    .bind(&r.record_id)
     .execute(&mut **tx)
     .await?
     .rows_affected()

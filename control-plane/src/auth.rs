@@ -37,6 +37,16 @@ impl Role {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` value (HTTP header or
+/// gRPC metadata); `None` for another scheme or an empty token.
+pub fn bearer(value: &str) -> Option<&str> {
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 /// The authenticated operator behind a request.
 #[derive(Debug, Clone)]
 pub struct Operator {
@@ -68,12 +78,7 @@ impl FromRequestParts<AppState> for Operator {
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
+            .and_then(bearer)
             .ok_or_else(|| {
                 ApiError::Unauthorized(
                     "missing operator token: send it as 'Authorization: Bearer <token>'".into(),

@@ -7,6 +7,8 @@
 //!   client keys, operators, fleet status, history) and its OpenAPI document.
 //! - [`fleet`]: what each gateway group should run, kept current by
 //!   LISTEN/NOTIFY plus a poll.
+//! - [`gateway_auth`]: who may call the gRPC port (gateway tokens, client
+//!   certificates) and for which gateway id.
 //! - [`push`]: the gRPC config stream to gateways, with ACK/NACK recording.
 //! - [`audit`]: audit ingestion from gateways (gRPC), retention by day
 //!   partition, chain verification.
@@ -21,6 +23,7 @@ pub mod auth;
 pub mod db;
 pub mod error;
 pub mod fleet;
+pub mod gateway_auth;
 pub mod metrics;
 pub mod push;
 
@@ -50,9 +53,19 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
+    if options.allow_unauthenticated_gateways {
+        tracing::warn!(
+            "--allow-unauthenticated-gateways: any client of the gRPC port can read every snapshot and write audit records; use only in development"
+        );
+    }
+    let auth = std::sync::Arc::new(gateway_auth::GatewayAuth::new(
+        pool.clone(),
+        options.allow_unauthenticated_gateways,
+    ));
     let push = ConfigServiceServer::new(push::ConfigPush {
         pool: pool.clone(),
         state,
+        auth: auth.clone(),
     });
     let mut grpc_stop = stop_rx.clone();
     let grpc_stop = async move {
@@ -66,6 +79,7 @@ pub async fn run(
         .add_service(push)
         .add_service(AuditServiceServer::new(audit::Ingest {
             pool: pool.clone(),
+            auth,
         }));
     type Serving =
         std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
@@ -106,6 +120,8 @@ pub struct Options {
     /// TLS for the gateway-facing gRPC port; with `ca`, gateways must
     /// present a client certificate it signed (mutual TLS).
     pub grpc_tls: Option<sluice_tls::Files>,
+    /// Serve gateways that present no credential (development only).
+    pub allow_unauthenticated_gateways: bool,
 }
 
 /// Applies audit retention at start and then hourly.

@@ -22,7 +22,8 @@ struct Cli {
 enum Command {
     /// Migrate the database, then serve the operator API and the gateway gRPC services.
     Run {
-        #[arg(long, env = "DATABASE_URL")]
+        // hide_env_values: `--help` must not print the URL, which may hold a password.
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: String,
         #[arg(long, env = "SLUICE_HTTP_LISTEN", default_value = "0.0.0.0:41000")]
         http_listen: String,
@@ -46,10 +47,16 @@ enum Command {
         /// PEM CA bundle: gateways must present a client certificate it signed (mutual TLS).
         #[arg(long, env = "SLUICE_GRPC_CLIENT_CA", requires = "grpc_tls_cert")]
         grpc_client_ca: Option<std::path::PathBuf>,
+        /// Serve gateways that present neither a gateway token nor a client
+        /// certificate. Development only: any client of the gRPC port can
+        /// then read every snapshot and write audit records.
+        #[arg(long, env = "SLUICE_ALLOW_UNAUTHENTICATED_GATEWAYS")]
+        allow_unauthenticated_gateways: bool,
     },
     /// Apply the database migrations and exit.
     Migrate {
-        #[arg(long, env = "DATABASE_URL")]
+        // hide_env_values: `--help` must not print the URL, which may hold a password.
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: String,
     },
 }
@@ -98,6 +105,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             grpc_tls_cert,
             grpc_tls_key,
             grpc_client_ca,
+            allow_unauthenticated_gateways,
         } => {
             let pool = db::connect(&database_url)
                 .await
@@ -140,6 +148,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                         key,
                         ca: grpc_client_ca,
                     }),
+                allow_unauthenticated_gateways,
             };
             sluice_control_plane::run(pool, http, grpc, options, shutdown_signal()).await?;
             tracing::info!("shut down cleanly");

@@ -20,10 +20,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::fleet::FleetState;
+use crate::gateway_auth::{Caller, GatewayAuth};
 
 pub struct ConfigPush {
     pub pool: PgPool,
     pub state: watch::Receiver<Arc<FleetState>>,
+    pub auth: Arc<GatewayAuth>,
 }
 
 type Outbound = mpsc::Sender<Result<ControlMessage, Status>>;
@@ -36,6 +38,8 @@ impl ConfigService for ConfigPush {
         &self,
         request: Request<Streaming<GatewayMessage>>,
     ) -> Result<Response<Self::SyncStream>, Status> {
+        // Before anything is read or sent: no snapshot for strangers.
+        let caller = self.auth.authenticate(&request).await?;
         let mut inbound = request.into_inner();
         let hello = match inbound.message().await? {
             Some(GatewayMessage {
@@ -53,6 +57,7 @@ impl ConfigService for ConfigPush {
                 "Hello.gateway_id must be 1–128 characters (set --gateway-id)",
             ));
         }
+        caller.may_act_as(&id)?;
         let labels: BTreeMap<String, String> = hello.labels.into_iter().collect();
         let session = uuid_like();
         let applied = (!hello.applied_sha256.is_empty())
@@ -65,6 +70,8 @@ impl ConfigService for ConfigPush {
         let (tx, rx) = mpsc::channel(4);
         let stream = GatewayStream {
             pool: self.pool.clone(),
+            auth: self.auth.clone(),
+            caller,
             id,
             labels,
             session,
@@ -78,6 +85,8 @@ impl ConfigService for ConfigPush {
 
 struct GatewayStream {
     pool: PgPool,
+    auth: Arc<GatewayAuth>,
+    caller: Caller,
     id: String,
     labels: BTreeMap<String, String>,
     session: String,
@@ -113,7 +122,15 @@ impl GatewayStream {
                         break;
                     }
                 },
-                _ = heartbeat.tick() => self.touch().await,
+                _ = heartbeat.tick() => {
+                    // A revoked token ends the stream it opened.
+                    if !self.auth.still_valid(&self.caller).await {
+                        tracing::warn!(gateway_id = %self.id, "gateway token revoked; closing its config stream");
+                        let _ = tx.send(Err(Status::unauthenticated("this gateway token was revoked"))).await;
+                        break;
+                    }
+                    self.touch().await
+                }
                 _ = tx.closed() => break,
             }
         }

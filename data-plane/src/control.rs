@@ -74,6 +74,39 @@ pub async fn connect(link: &ControlPlaneLink) -> Result<Channel, String> {
         .map_err(|e| format!("cannot connect over TLS: {e}"))
 }
 
+/// `message` as a request carrying the gateway's token, read from
+/// `--control-plane-token-file` now (so a rotated token is picked up by the
+/// next call). The metadata value is marked sensitive and never logged.
+pub fn authorized<T>(link: &ControlPlaneLink, message: T) -> Result<tonic::Request<T>, String> {
+    let mut request = tonic::Request::new(message);
+    let Some(path) = &link.token_file else {
+        return Ok(request);
+    };
+    let token = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "cannot read --control-plane-token-file {}: {e}",
+            path.display()
+        )
+    })?;
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(format!(
+            "--control-plane-token-file {} is empty: put the token from POST /v1/gateways/{{id}}/tokens in it",
+            path.display()
+        ));
+    }
+    let mut value =
+        tonic::metadata::MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| {
+            format!(
+                "--control-plane-token-file {} holds characters a token cannot have",
+                path.display()
+            )
+        })?;
+    value.set_sensitive(true);
+    request.metadata_mut().insert("authorization", value);
+    Ok(request)
+}
+
 /// Parses `k=v[,k=v…]` label arguments.
 pub fn parse_labels(args: &[String]) -> Result<BTreeMap<String, String>, String> {
     let mut labels = BTreeMap::new();
@@ -170,7 +203,7 @@ async fn session(
     };
     send(&tx, gateway_message::Msg::Hello(hello)).await?;
     let mut inbound = ConfigServiceClient::new(channel)
-        .sync(ReceiverStream::new(rx))
+        .sync(authorized(&opts.link, ReceiverStream::new(rx))?)
         .await
         .map_err(|s| format!("control plane refused the stream: {}", s.message()))?
         .into_inner();
@@ -286,7 +319,18 @@ fn write_cache(dir: &Path, snapshot: &Snapshot) -> std::io::Result<()> {
     use std::io::Write;
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!("{CACHE_FILE}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
+    // 0600: the snapshot holds the pack text and the client-key hashes.
+    let mut f = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?
+    };
+    // A file left by an older version may have wider permissions.
+    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     f.write_all(&snapshot.encode_to_vec())?;
     f.sync_all()?;
     std::fs::rename(&tmp, dir.join(CACHE_FILE))?;
@@ -343,6 +387,7 @@ mod tests {
                 url: "http://127.0.0.1:9".into(),
                 gateway_id: "g".into(),
                 tls: None,
+                token_file: None,
             },
             labels: BTreeMap::new(),
             cache_dir: dir.clone(),
@@ -358,6 +403,16 @@ mod tests {
         assert_eq!(rt.pack.name, "p");
         assert_eq!(rt.pack.clients.keys.len(), 1);
         assert_eq!(read_cached_identity(&dir).unwrap().version, "p@1");
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(dir.join(CACHE_FILE))
+                .unwrap()
+                .permissions(),
+        );
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "the snapshot cache is private to the gateway"
+        );
 
         // Flip one byte of the pack text: the digest no longer matches.
         let mut bytes = std::fs::read(dir.join(CACHE_FILE)).unwrap();

@@ -54,6 +54,7 @@ impl Exchange {
             "sluice.overhead_ms" = Empty,
         );
         let record = Record {
+            record_id: uuid::Uuid::new_v4().to_string(),
             request_id,
             endpoint,
             ..Record::default()

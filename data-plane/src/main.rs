@@ -65,6 +65,15 @@ enum Command {
             requires = "control_plane_cert"
         )]
         control_plane_key: Option<PathBuf>,
+        /// File holding this gateway's token for the control plane's gRPC
+        /// port (from `POST /v1/gateways/{id}/tokens`). Re-read at every
+        /// connect, so a rotated token needs no restart.
+        #[arg(
+            long,
+            env = "SLUICE_CONTROL_PLANE_TOKEN_FILE",
+            requires = "control_plane"
+        )]
+        control_plane_token_file: Option<PathBuf>,
         /// PEM CA bundle that signed the inference workers' certificates:
         /// talk to local-model workers over TLS.
         #[arg(long, env = "SLUICE_WORKER_CA")]
@@ -133,6 +142,7 @@ fn main() -> ExitCode {
             control_plane_ca,
             control_plane_cert,
             control_plane_key,
+            control_plane_token_file,
             worker_ca,
             worker_cert,
             worker_key,
@@ -180,6 +190,7 @@ fn main() -> ExitCode {
                                 url,
                                 gateway_id,
                                 tls: client_tls,
+                                token_file: control_plane_token_file,
                             },
                             labels,
                             cache_dir,

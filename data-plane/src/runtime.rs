@@ -31,6 +31,8 @@ pub struct ControlPlaneLink {
     pub url: String,
     pub gateway_id: String,
     pub tls: Option<ClientTls>,
+    /// The file holding this gateway's token for the gRPC port.
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 /// TLS towards the control plane: the CA that signed its certificate and,

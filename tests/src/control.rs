@@ -1,13 +1,14 @@
 //! Control-plane harness: a fresh Postgres database per test, the real
 //! `sluice-control-plane` process, and a small operator-API client.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sqlx::Connection;
 
-use crate::{Process, binary, free_port};
+use crate::{GatewayOptions, Process, binary, free_port};
 
 /// The server every test database is created on. CI's Postgres: trust
 /// auth, database `test` (scripts/test starts it).
@@ -165,6 +166,47 @@ impl ControlPlane {
 
     pub fn admin(&self) -> Api {
         self.api(ADMIN_TOKEN)
+    }
+
+    /// Issues a gateway token for `gateway_id` through the operator API.
+    pub async fn issue_gateway_token(&self, gateway_id: &str) -> String {
+        let (status, v) = self
+            .admin()
+            .post(&format!("/v1/gateways/{gateway_id}/tokens"), Value::Null)
+            .await;
+        assert_eq!(status, 201, "issuing a gateway token: {v}");
+        v["token"]
+            .as_str()
+            .expect("token in the answer")
+            .to_string()
+    }
+
+    /// Options for a managed gateway `gateway_id`: a fresh token, written to
+    /// `dir/gateway.token` (see [`token_options`] to reuse it).
+    pub async fn gateway_options(&self, gateway_id: &str, dir: &Path) -> GatewayOptions<'static> {
+        let token = self.issue_gateway_token(gateway_id).await;
+        std::fs::write(dir.join(TOKEN_FILE), token).unwrap();
+        token_options(dir)
+    }
+}
+
+const TOKEN_FILE: &str = "gateway.token";
+
+/// `message` as a gRPC request that carries a gateway token.
+pub fn with_token<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+/// Options that reuse the token [`ControlPlane::gateway_options`] wrote to
+/// `dir` (e.g. for a gateway restarted while the control plane is down).
+pub fn token_options(dir: &Path) -> GatewayOptions<'static> {
+    GatewayOptions {
+        token_file: Some(dir.join(TOKEN_FILE)),
+        ..GatewayOptions::default()
     }
 }
 

@@ -202,6 +202,8 @@ pub struct GatewayOptions<'a> {
     pub env: Vec<(&'a str, String)>,
     pub hf_inference_url: Option<String>,
     pub rust_log: &'a str,
+    /// `--control-plane-token-file` (control-plane mode).
+    pub token_file: Option<PathBuf>,
 }
 
 impl Default for GatewayOptions<'_> {
@@ -210,6 +212,7 @@ impl Default for GatewayOptions<'_> {
             env: Vec::new(),
             hf_inference_url: None,
             rust_log: "info",
+            token_file: None,
         }
     }
 }
@@ -290,6 +293,9 @@ impl Gateway {
             .args(args);
         if let Some(url) = &opts.hf_inference_url {
             cmd.arg("--hf-inference-url").arg(url);
+        }
+        if let Some(file) = &opts.token_file {
+            cmd.arg("--control-plane-token-file").arg(file);
         }
         cmd.env("RUST_LOG", opts.rust_log)
             .env_remove("SLUICE_HF_INFERENCE_URL")

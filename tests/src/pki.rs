@@ -45,9 +45,15 @@ impl Ca {
     }
 
     /// A certificate for 127.0.0.1 and localhost, for a server or a client,
-    /// written to `dir/<stem>.crt` and `dir/<stem>.key`.
+    /// written to `dir/<stem>.crt` and `dir/<stem>.key`. A client
+    /// certificate also names `stem` (a gateway's id, which the control
+    /// plane checks under mutual TLS).
     pub fn issue(&self, dir: &Path, stem: &str, client: bool) -> Issued {
-        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        let mut names = vec!["localhost".to_string()];
+        if client {
+            names.push(stem.to_string());
+        }
+        let mut params = CertificateParams::new(names).unwrap();
         params
             .subject_alt_names
             .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));

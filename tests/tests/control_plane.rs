@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sluice_e2e::control::{ControlPlane, Database};
 use sluice_e2e::upstream::Upstream;
-use sluice_e2e::{Gateway, GatewayOptions, tempdir::TempDir};
+use sluice_e2e::{Gateway, tempdir::TempDir};
 
 fn pack(version_note: &str, model: &str, up: &Upstream, extra: &str) -> String {
     format!(
@@ -80,7 +80,7 @@ async fn a_pack_created_through_the_api_reaches_the_gateway_and_its_traffic() {
         "gw-1",
         "env=test,region=eu",
         cache.path(),
-        GatewayOptions::default(),
+        cp.gateway_options("gw-1", cache.path()).await,
     );
 
     // Connected, but nothing is deployed for it yet: not ready, 503.
@@ -310,7 +310,7 @@ async fn a_snapshot_the_gateway_cannot_compile_is_nacked_and_the_old_config_keep
         "gw-nack",
         "env=test",
         cache.path(),
-        GatewayOptions::default(),
+        cp.gateway_options("gw-nack", cache.path()).await,
     );
     publish(&cp, &pack("good", "m1", &up, ""), true).await;
     applied(&cp, "gw-nack", "team-pack@1").await;
@@ -350,7 +350,7 @@ async fn gateways_keep_serving_without_the_control_plane_and_restart_from_their_
         "gw-c",
         "env=test",
         cache.path(),
-        GatewayOptions::default(),
+        cp.gateway_options("gw-c", cache.path()).await,
     );
     publish(&cp, &pack("cached", "m1", &up, ""), true).await;
     applied(&cp, "gw-c", "team-pack@1").await;
@@ -370,7 +370,7 @@ async fn gateways_keep_serving_without_the_control_plane_and_restart_from_their_
         "gw-c",
         "env=test",
         cache.path(),
-        GatewayOptions::default(),
+        sluice_e2e::control::token_options(cache.path()),
     );
     assert!(
         gw.wait_for_log("serving the cached snapshot", Duration::from_secs(10)),
@@ -491,6 +491,52 @@ async fn audit_records(cp: &ControlPlane, want: usize) -> Vec<Value> {
 }
 
 #[tokio::test]
+async fn a_client_reusing_a_request_id_cannot_hide_requests_from_the_central_audit() {
+    let db = Database::create().await;
+    let cp = ControlPlane::start(&db);
+    let up = Upstream::start().await;
+    let cache = TempDir::new();
+    let gw = Gateway::start_managed(
+        &cp.grpc_url(),
+        "gw-rid",
+        "env=test",
+        cache.path(),
+        cp.gateway_options("gw-rid", cache.path()).await,
+    );
+    let audit = format!(
+        "policies:\n  chain: [audit-logger]\n  policy:\n    audit-logger:\n      destination: api\n      path: {}/spool\n      immutable: true\n",
+        cache.path().display()
+    );
+    publish(&cp, &pack("rid", "m1", &up, &audit), true).await;
+    applied(&cp, "gw-rid", "team-pack@1").await;
+    for text in ["first", "second", "third"] {
+        let resp = reqwest::Client::new()
+            .post(gw.url("/v1/chat/completions"))
+            .header("x-request-id", "the-same-id")
+            .json(&json!({"model": "org/m1", "messages": [{"role": "user", "content": text}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["x-request-id"], "the-same-id");
+    }
+    let records = audit_records(&cp, 3).await;
+    let mut ids: Vec<&str> = records
+        .iter()
+        .map(|r| {
+            assert_eq!(r["record"]["request_id"], "the-same-id");
+            r["record"]["record_id"].as_str().unwrap()
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "each record has its own id: {records:?}");
+    let (_, v) = cp.admin().get("/v1/audit/verify").await;
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["chains"][0]["records"], 3, "{v}");
+}
+
+#[tokio::test]
 async fn audit_records_reach_the_control_plane_once_across_outages_and_restarts() {
     let db = Database::create().await;
     let mut cp = ControlPlane::start(&db);
@@ -503,7 +549,7 @@ async fn audit_records_reach_the_control_plane_once_across_outages_and_restarts(
         "gw-audit",
         "env=test",
         cache.path(),
-        GatewayOptions::default(),
+        cp.gateway_options("gw-audit", cache.path()).await,
     );
     let audit = format!(
         "policies:\n  chain: [pii-detector, audit-logger]\n  policy:\n    pii-detector:\n      action: redact\n    \
@@ -593,7 +639,7 @@ async fn audit_records_reach_the_control_plane_once_across_outages_and_restarts(
         "gw-audit",
         "env=test",
         cache.path(),
-        GatewayOptions::default(),
+        sluice_e2e::control::token_options(cache.path()),
     );
     assert!(
         gw.wait_for_log("serving the cached snapshot", Duration::from_secs(10)),
@@ -655,14 +701,14 @@ async fn replicas_start_together_and_serve_one_fleet_consistently() {
         "gw-r1",
         "env=test",
         c1.path(),
-        GatewayOptions::default(),
+        replicas[1].gateway_options("gw-r1", c1.path()).await,
     );
     let gw2 = Gateway::start_managed(
         &replicas[2].grpc_url(),
         "gw-r2",
         "env=test",
         c2.path(),
-        GatewayOptions::default(),
+        replicas[2].gateway_options("gw-r2", c2.path()).await,
     );
     let (_, operators) = replicas[0].admin().get("/v1/operators").await;
     assert_eq!(
@@ -689,6 +735,7 @@ async fn retention_drops_old_days_and_the_chain_still_verifies() {
     let db = Database::create().await;
     let mut cp = ControlPlane::start(&db);
     let mut client = AuditServiceClient::connect(cp.grpc_url()).await.unwrap();
+    let token = cp.issue_gateway_token("gw-old").await;
     let record = |id: &str, time: &str| {
         json!({"request_id": id, "time": time, "endpoint": "chat.completions", "model": "m", "status": 200}).to_string()
     };
@@ -711,10 +758,18 @@ async fn retention_drops_old_days_and_the_chain_still_verifies() {
             record("r3", &now_time),
         ],
     };
-    let ack = client.ingest(batch.clone()).await.unwrap().into_inner();
+    let ack = client
+        .ingest(sluice_e2e::control::with_token(&token, batch.clone()))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!((ack.stored, ack.duplicates), (3, 0));
     // A resend stores nothing.
-    let ack = client.ingest(batch).await.unwrap().into_inner();
+    let ack = client
+        .ingest(sluice_e2e::control::with_token(&token, batch))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!((ack.stored, ack.duplicates), (0, 3));
     let (_, v) = cp.admin().get("/v1/audit/verify").await;
     assert_eq!(v["chains"][0]["records"], 3, "{v}");
@@ -747,4 +802,25 @@ fn time_rfc3339(secs: u64) -> String {
         .unwrap()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap()
+}
+
+#[test]
+fn help_never_prints_the_database_password() {
+    for sub in ["run", "migrate"] {
+        let out = std::process::Command::new(sluice_e2e::binary("sluice-control-plane"))
+            .args([sub, "--help"])
+            .env(
+                "DATABASE_URL",
+                "postgres://sluice:hunter2-db-password@db:5432/sluice",
+            )
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("DATABASE_URL"), "{help}");
+        assert!(
+            !help.contains("hunter2"),
+            "`{sub} --help` printed the password:\n{help}"
+        );
+    }
 }

@@ -308,3 +308,42 @@ fn workers_run_on_the_gpu_pool_keep_their_cache_and_are_found_through_a_headless
         .expect("the token variable is set");
     assert!(token["valueFrom"]["secretKeyRef"]["name"].is_string());
 }
+
+#[test]
+fn gateways_authenticate_to_the_control_plane_with_a_mounted_secret() {
+    let docs = documents();
+    let deployment = docs
+        .iter()
+        .map(|(_, d)| d)
+        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "sluice-gateway")
+        .expect("the gateway Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    assert!(env_value(c, "SLUICE_CONTROL_PLANE").is_some());
+    let file = env_value(c, "SLUICE_CONTROL_PLANE_TOKEN_FILE")
+        .expect("managed gateways must present a gateway token");
+    // The file lies in a read-only mount of a Secret volume.
+    let mount = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| file.starts_with(&format!("{}/", m["mountPath"].as_str().unwrap())))
+        .unwrap_or_else(|| panic!("{file} is in no volume mount"));
+    assert_eq!(mount["readOnly"], true);
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .unwrap();
+    assert!(volume["secret"]["secretName"].is_string(), "{volume}");
+    let item = &volume["secret"]["items"][0]["path"];
+    assert_eq!(
+        format!(
+            "{}/{}",
+            mount["mountPath"].as_str().unwrap(),
+            item.as_str().unwrap()
+        ),
+        file
+    );
+}

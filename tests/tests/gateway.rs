@@ -14,6 +14,7 @@ fn opts(up: &Upstream) -> GatewayOptions<'static> {
         env: vec![("HF_API_TOKEN", TOKEN.to_string())],
         hf_inference_url: Some(up.base("hf")),
         rust_log: "debug",
+        ..GatewayOptions::default()
     }
 }
 

@@ -218,7 +218,11 @@ async fn everyday_messages_pass_the_full_chain() {
             ));
         }
     }
-    assert!(blocked.is_empty(), "blocked everyday messages:\n{}", blocked.join("\n"));
+    assert!(
+        blocked.is_empty(),
+        "blocked everyday messages:\n{}",
+        blocked.join("\n")
+    );
     assert_eq!(s.up.requests().len(), EVERYDAY.len());
 }
 

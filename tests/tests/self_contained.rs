@@ -68,7 +68,8 @@ fn parent_chains(line: &str) -> Vec<&str> {
         let start = i + pos;
         // Only the start of a chain: not preceded by a path character.
         let prev = start.checked_sub(1).map(|p| bytes[p]);
-        if matches!(prev, Some(b'.') | Some(b'/')) || prev.is_some_and(|b| b.is_ascii_alphanumeric())
+        if matches!(prev, Some(b'.') | Some(b'/'))
+            || prev.is_some_and(|b| b.is_ascii_alphanumeric())
         {
             i = start + 3;
             continue;
@@ -109,7 +110,11 @@ fn no_file_refers_to_a_path_outside_the_clone() {
         let dir = path.parent().unwrap();
         for (n, line) in text.lines().enumerate() {
             if line.contains(&sibling) || line.contains(&absolute) {
-                problems.push(format!("{rel}:{}: names the development machine's reading folder: {}", n + 1, line.trim()));
+                problems.push(format!(
+                    "{rel}:{}: names the development machine's reading folder: {}",
+                    n + 1,
+                    line.trim()
+                ));
                 continue;
             }
             for chain in parent_chains(line) {
@@ -138,11 +143,88 @@ fn no_file_refers_to_a_path_outside_the_clone() {
 fn the_check_sees_what_it_should() {
     let root = root();
     let inside = root.join("guardrails/src/content");
-    assert!(resolve(&inside, "../../assets/content/categories.bin").unwrap().starts_with(&root));
+    assert!(
+        resolve(&inside, "../../assets/content/categories.bin")
+            .unwrap()
+            .starts_with(&root)
+    );
     let climbs = root.join("guardrails/src/prompt_injection");
-    assert!(!resolve(&climbs, "../../../../shared/data").unwrap().starts_with(&root));
+    assert!(
+        !resolve(&climbs, &format!("{}elsewhere/data", "../".repeat(4)))
+            .unwrap()
+            .starts_with(&root)
+    );
     assert_eq!(
         parent_chains(r#"include_str!("../../training/x.csv"); a/../b ../c"#),
         vec!["../../training/x.csv", "../c"]
+    );
+}
+
+/// Every file or folder ARCHITECTURE.md names exists: a name resolves if
+/// some path in the repository (inside the crate of the section it appears
+/// in, for the code map) is it or ends with it.
+#[test]
+fn architecture_md_names_only_paths_that_exist() {
+    let root = root();
+    let mut all = Vec::new();
+    files(&root, &mut all);
+    let mut paths: Vec<String> = Vec::new();
+    for f in &all {
+        let rel = f.strip_prefix(&root).unwrap();
+        paths.push(rel.display().to_string());
+        for dir in rel.ancestors().skip(1) {
+            if !dir.as_os_str().is_empty() {
+                paths.push(format!("{}/", dir.display()));
+            }
+        }
+    }
+    paths.sort();
+    paths.dedup();
+    let doc = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    // Not .json: the doc names model files (`modules.json`) that live in a
+    // model folder, not in the repository.
+    const EXTENSIONS: [&str; 11] = [
+        ".rs", ".md", ".yaml", ".yml", ".sql", ".proto", ".toml", ".py", ".txt", ".bin", ".csv",
+    ];
+    let mut section = String::new();
+    let (mut checked, mut missing) = (0, Vec::new());
+    for (n, line) in doc.lines().enumerate() {
+        if let Some(h) = line.strip_prefix("### `") {
+            // "### `data-plane/` (…)": names below are inside that crate.
+            section = h.split('`').next().unwrap_or("").to_string();
+            section = if section.ends_with('/') {
+                section
+            } else {
+                String::new()
+            };
+        } else if line.starts_with("## ") {
+            section.clear();
+        }
+        for (i, token) in line.split('`').enumerate() {
+            let is_path = i % 2 == 1
+                && !token.contains(' ')
+                && !token.starts_with(['-', '<', '/', '.', '~', '$'])
+                && !token.contains("::")
+                && (token.ends_with('/') || EXTENSIONS.iter().any(|e| token.ends_with(e)));
+            if !is_path {
+                continue;
+            }
+            checked += 1;
+            let found = paths.iter().any(|p| {
+                p.starts_with(section.as_str()) && (p == token || p.ends_with(&format!("/{token}")))
+            }) || paths.iter().any(|p| p == token);
+            if !found {
+                missing.push(format!("ARCHITECTURE.md:{}: `{token}`", n + 1));
+            }
+        }
+    }
+    assert!(
+        checked > 40,
+        "only {checked} paths found in ARCHITECTURE.md"
+    );
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md names paths that do not exist:\n{}",
+        missing.join("\n")
     );
 }

@@ -136,6 +136,9 @@ async fn gateway_and_control_plane_use_mutual_tls_and_refuse_a_wrong_client_cert
     let good = gateway("gw-good", Some(&good_cert), &c1);
     let bad = gateway("gw-rogue", Some(&rogue_cert), &c2);
     let anonymous = gateway("gw-anonymous", None, &c3);
+    // A certificate from the fleet CA speaks only for the gateway it names.
+    let c4 = TempDir::new();
+    let impostor = gateway("gw-impostor", Some(&good_cert), &c4);
 
     let up = Upstream::start().await;
     let pack = format!(
@@ -171,6 +174,14 @@ async fn gateway_and_control_plane_use_mutual_tls_and_refuse_a_wrong_client_cert
         );
     }
     assert!(
+        impostor.wait_for_log(
+            "the client certificate does not name gateway 'gw-impostor'",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        impostor.logs()
+    );
+    assert!(
         cp.process
             .wait_for_log("TLS handshake refused", Duration::from_secs(5)),
         "{}",
@@ -186,7 +197,7 @@ async fn gateway_and_control_plane_use_mutual_tls_and_refuse_a_wrong_client_cert
     assert_eq!(
         ids,
         vec!["gw-good"],
-        "only the gateway with a certificate from the fleet CA got in"
+        "only the gateway with a certificate from the fleet CA, naming it, got in"
     );
     assert_eq!(
         reqwest::get(bad.url("/readyz")).await.unwrap().status(),

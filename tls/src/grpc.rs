@@ -10,19 +10,50 @@ use std::task::{Context, Poll};
 
 use futures::{Stream, StreamExt};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::{Reloading, TlsError};
 
-/// An accepted TLS connection, as tonic wants it (tonic asks for
-/// connection info; a TLS stream over TCP offers none we use).
+/// An accepted TLS connection, as tonic wants it. Its connection info is
+/// the client's certificate chain, which tonic puts in every request's
+/// extensions ([`PeerCertificates`]) so a service can tell who is calling.
 pub struct TlsIo(pub tokio_rustls::server::TlsStream<TcpStream>);
 
+/// The certificate chain a client presented in the TLS handshake (already
+/// verified against the server's client CA), leaf first; `None` without
+/// mutual TLS.
+#[derive(Clone, Debug, Default)]
+pub struct PeerCertificates(pub Option<Arc<Vec<CertificateDer<'static>>>>);
+
+impl PeerCertificates {
+    /// Whether the leaf certificate is valid for the DNS name `name` (a
+    /// subjectAltName DNS entry, wildcards as in TLS server names).
+    pub fn names(&self, name: &str) -> bool {
+        let Some(leaf) = self.0.as_deref().and_then(|c| c.first()) else {
+            return false;
+        };
+        let Ok(server_name) = ServerName::try_from(name) else {
+            return false;
+        };
+        webpki::EndEntityCert::try_from(leaf)
+            .and_then(|cert| cert.verify_is_valid_for_subject_name(&server_name))
+            .is_ok()
+    }
+}
+
 impl tonic::transport::server::Connected for TlsIo {
-    type ConnectInfo = ();
-    fn connect_info(&self) -> Self::ConnectInfo {}
+    type ConnectInfo = PeerCertificates;
+    fn connect_info(&self) -> Self::ConnectInfo {
+        PeerCertificates(
+            self.0
+                .get_ref()
+                .1
+                .peer_certificates()
+                .map(|chain| Arc::new(chain.iter().map(|c| c.clone().into_owned()).collect())),
+        )
+    }
 }
 
 impl AsyncRead for TlsIo {

@@ -11,7 +11,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{delete, get, patch, post};
 use serde::Deserialize;
 use serde_json::json;
 use sqlx::PgPool;
@@ -53,6 +53,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/operators/{name}", patch(access::update_operator))
         .route("/v1/gateways", get(fleet::gateways))
+        .route(
+            "/v1/gateways/{id}/tokens",
+            get(fleet::list_tokens).post(fleet::create_token),
+        )
+        .route(
+            "/v1/gateways/{id}/tokens/{token_id}",
+            delete(fleet::revoke_token),
+        )
         .route("/v1/history", get(history))
         .route("/v1/audit", get(audit::query))
         .route("/v1/audit/verify", get(audit::verify))

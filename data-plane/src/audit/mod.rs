@@ -32,6 +32,10 @@ pub use sink::{Sink, drain_all};
 /// What the audit record says about one request.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Record {
+    /// Minted by the gateway for this record: the central audit's
+    /// de-duplication key. The request id may come from the client
+    /// (`x-request-id`), so it cannot be one.
+    pub record_id: String,
     pub request_id: String,
     pub time: String,
     pub endpoint: &'static str,

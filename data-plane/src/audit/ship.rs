@@ -126,10 +126,13 @@ async fn ship_once(
     let ack = client
         .as_mut()
         .expect("connected above")
-        .ingest(AuditBatch {
-            gateway_id: link.gateway_id.clone(),
-            records,
-        })
+        .ingest(crate::control::authorized(
+            link,
+            AuditBatch {
+                gateway_id: link.gateway_id.clone(),
+                records,
+            },
+        )?)
         .await
         .map_err(|s| format!("control plane refused the batch: {}", s.message()))?
         .into_inner();

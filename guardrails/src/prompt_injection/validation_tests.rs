@@ -127,7 +127,10 @@ fn validation_scores_match_python_and_f1_holds() {
     // every flag is a false positive.
     let benign = load("benign-heldout.csv");
     assert!(benign.len() >= 2000 && benign.iter().all(|(_, l)| !l));
-    let flagged = benign.iter().filter(|(text, _)| d.score(text).score >= t).count();
+    let flagged = benign
+        .iter()
+        .filter(|(text, _)| d.score(text).score >= t)
+        .count();
     let fpr = flagged as f64 / benign.len() as f64;
     println!(
         "{:<28}false-positive rate {fpr:.4} ({flagged} of {} rows)",

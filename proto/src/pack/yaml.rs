@@ -93,18 +93,54 @@ enum Frame {
     },
 }
 
+/// The most nodes a document may expand to, aliases counted at every use.
+/// A real pack (20,000 client keys) is a few hundred thousand; nested
+/// aliases ("billion laughs") would otherwise grow memory exponentially from
+/// a few hundred bytes of text.
+const MAX_NODES: usize = 2_000_000;
+
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
-    anchors: Vec<(usize, Node)>,
+    /// (anchor id, node, the node's size in nodes).
+    anchors: Vec<(usize, Node, usize)>,
     root: Option<Node>,
     error: Option<SyntaxError>,
+    /// Nodes built so far, each alias counted with its full size.
+    nodes: usize,
+}
+
+fn size(node: &Node) -> usize {
+    1 + match &node.value {
+        Value::Seq(items) => items.iter().map(size).sum(),
+        Value::Map(entries) => entries.iter().map(|(_, _, n)| size(n)).sum(),
+        _ => 0,
+    }
 }
 
 impl Builder {
+    /// Counts `n` more nodes; false (with the error set) once over budget.
+    fn spend(&mut self, n: usize, mark: Mark) -> bool {
+        self.nodes = self.nodes.saturating_add(n);
+        if self.nodes > MAX_NODES {
+            if self.error.is_none() {
+                self.error = Some(SyntaxError {
+                    mark,
+                    message: format!(
+                        "the document expands to more than {MAX_NODES} values (through nested \
+                         aliases?); write the values out or use fewer aliases"
+                    ),
+                });
+            }
+            return false;
+        }
+        true
+    }
+
     fn push_node(&mut self, node: Node, anchor: usize) {
         if anchor != 0 {
-            self.anchors.push((anchor, node.clone()));
+            let n = size(&node);
+            self.anchors.push((anchor, node.clone(), n));
         }
         match self.stack.last_mut() {
             None => self.root = Some(node),
@@ -139,6 +175,16 @@ impl Builder {
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, marker: Marker) {
         let mark = Mark::from(marker);
+        if self.nodes > MAX_NODES {
+            return; // already refused: build nothing more
+        }
+        if matches!(
+            ev,
+            Event::Scalar(..) | Event::SequenceStart(..) | Event::MappingStart(..)
+        ) && !self.spend(1, mark)
+        {
+            return;
+        }
         match ev {
             Event::Scalar(text, style, anchor, _tag) => {
                 let quoted = !matches!(style, TScalarStyle::Plain);
@@ -188,12 +234,18 @@ impl MarkedEventReceiver for Builder {
                 None => {}
             },
             Event::Alias(id) => {
+                let found = self.anchors.iter().rev().find(|(a, ..)| *a == id);
+                if let Some(&(_, _, n)) = found
+                    && !self.spend(n, mark)
+                {
+                    return;
+                }
                 let node = self
                     .anchors
                     .iter()
                     .rev()
-                    .find(|(a, _)| *a == id)
-                    .map(|(_, n)| n.clone());
+                    .find(|(a, ..)| *a == id)
+                    .map(|(_, n, _)| n.clone());
                 let node = node.unwrap_or(Node {
                     value: Value::Null,
                     mark,
@@ -212,6 +264,29 @@ impl MarkedEventReceiver for Builder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nested_aliases_are_refused_before_they_grow() {
+        // Nine levels of ten aliases: 10^9 values from a few hundred bytes.
+        let mut doc = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            doc.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let err = parse(&doc).expect_err("an alias bomb must not parse");
+        assert!(err.message.contains("nested aliases"), "{}", err.message);
+        assert!(
+            err.mark.line >= 6,
+            "points at the alias that crossed the budget: {:?}",
+            err.mark
+        );
+        // Aliases within the budget still work.
+        let ok = parse("base: &b {k: v}\nuse: *b\n").unwrap();
+        let Value::Map(top) = &ok.value else { panic!() };
+        assert_eq!(top[1].2, top[0].2);
+    }
 
     #[test]
     fn marks_point_at_keys_and_values() {

@@ -5,9 +5,9 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
-use crate::api::AppState;
 use crate::db::sha256_hex;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Roles in increasing power: a viewer reads; an editor also changes packs,
 /// deployments and client keys; an admin also manages operators.

@@ -19,6 +19,30 @@ pub async fn connect(url: &str) -> Result<PgPool, sqlx::Error> {
         .await
 }
 
+/// [`connect`], waiting while Postgres cannot be reached (still starting,
+/// restarting, its Service not ready): the control plane comes up with its
+/// database instead of crash-looping before it. Errors that waiting cannot
+/// fix (credentials, a missing database) are returned at once.
+pub async fn connect_waiting(url: &str) -> Result<PgPool, sqlx::Error> {
+    use std::time::Duration;
+    let mut backoff =
+        sluice_proto::backoff::Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
+    loop {
+        match connect(url).await {
+            Err(e @ (sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut)) => {
+                let pause = backoff.next_pause();
+                tracing::warn!(
+                    error = %e,
+                    retry_in_ms = pause.as_millis() as u64,
+                    "database unreachable; waiting for it"
+                );
+                tokio::time::sleep(pause).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     MIGRATOR.run(pool).await
 }

@@ -25,17 +25,8 @@ pub struct Selector(BTreeMap<String, String>, String);
 
 impl Selector {
     pub fn parse(text: &str) -> Result<Selector, String> {
-        let mut labels = BTreeMap::new();
-        for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (k, v) = pair
-                .split_once('=')
-                .map(|(k, v)| (k.trim(), v.trim()))
-                .filter(|(k, _)| !k.is_empty())
-                .ok_or_else(|| {
-                    format!("selector '{text}': '{pair}' is not of the form key=value")
-                })?;
-            labels.insert(k.to_string(), v.to_string());
-        }
+        let labels =
+            sluice_proto::labels::parse(text).map_err(|e| format!("selector '{text}': {e}"))?;
         let canonical = labels
             .iter()
             .map(|(k, v)| format!("{k}={v}"))

@@ -12,6 +12,7 @@
 //! - [`push`]: the gRPC config stream to gateways, with ACK/NACK recording.
 //! - [`audit`]: audit ingestion from gateways (gRPC), retention by day
 //!   partition, chain verification.
+//! - [`state`]: what the API's handlers share (the pool).
 //! - [`error`]: the API's one error type; [`metrics`]: Prometheus text at
 //!   `/metrics`.
 //!
@@ -26,10 +27,12 @@ pub mod fleet;
 pub mod gateway_auth;
 pub mod metrics;
 pub mod push;
+pub mod state;
 
 use std::future::Future;
 use std::time::Duration;
 
+use sluice_proto::wire::MAX_MESSAGE_BYTES;
 use sluice_proto::wire::audit_service_server::AuditServiceServer;
 use sluice_proto::wire::config_service_server::ConfigServiceServer;
 use sqlx::PgPool;
@@ -66,7 +69,8 @@ pub async fn run(
         pool: pool.clone(),
         state,
         auth: auth.clone(),
-    });
+    })
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let mut grpc_stop = stop_rx.clone();
     let grpc_stop = async move {
         let _ = grpc_stop.wait_for(|s| *s).await;
@@ -77,10 +81,13 @@ pub async fn run(
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(5)))
         .add_service(push)
-        .add_service(AuditServiceServer::new(audit::Ingest {
-            pool: pool.clone(),
-            auth,
-        }));
+        .add_service(
+            AuditServiceServer::new(audit::Ingest {
+                pool: pool.clone(),
+                auth,
+            })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        );
     type Serving =
         std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
     let grpc_server: Serving = match &options.grpc_tls {

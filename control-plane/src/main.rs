@@ -16,6 +16,21 @@ use sluice_control_plane::db;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format. The filter comes from RUST_LOG (default info,sqlx=warn).
+    #[arg(
+        long,
+        global = true,
+        env = "SLUICE_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -63,18 +78,21 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,sqlx=warn".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("sluice-control-plane: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
+    };
+    // The same logging and OTLP setup as the gateway and the worker.
+    let _telemetry = {
+        let _enter = rt.enter();
+        sluice_telemetry::init(
+            matches!(cli.log_format, LogFormat::Json),
+            "sluice-control-plane",
+            "info,sqlx=warn",
+        )
     };
     match rt.block_on(execute(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -107,7 +125,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             grpc_client_ca,
             allow_unauthenticated_gateways,
         } => {
-            let pool = db::connect(&database_url)
+            let pool = db::connect_waiting(&database_url)
                 .await
                 .context("connecting to the database")?;
             db::migrate(&pool).await.context("migrating")?;

@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use sluice_data_plane::openai::ChatRequest;
-use sluice_data_plane::policies::{Chain, chat_texts};
+use sluice_data_plane::policies::Chain;
 
 const CHAIN: &str = "providers:\n  targets:\n    - id: t\n      provider: openai:m\n      base_url: http://127.0.0.1:1/v1\npolicies:\n  chain: [prompt-injection, pii-detector, safety-filter, content-filter]\n  policy:\n    pii-detector:\n      action: redact\n    content-filter:\n      categories: [hate_speech, harassment, self_harm, sexual, violence]\n";
 
@@ -75,7 +75,7 @@ fn main() {
         next.set((i + 1) % reqs.len());
         let mut r = reqs[i].clone();
         let mut decisions = Vec::new();
-        let _ = black_box(chain.check_request(&mut chat_texts(&mut r), &mut decisions));
+        let _ = black_box(chain.check_request(&mut r.texts_mut(), &mut decisions));
     };
     let clone_only = measure(rounds, iters, || {
         black_box(req.clone());

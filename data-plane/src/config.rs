@@ -12,7 +12,8 @@ use arc_swap::ArcSwapOption;
 use notify::{RecursiveMode, Watcher};
 use sluice_proto::pack::{self, ConfigErrors};
 
-use crate::runtime::{Runtime, Settings};
+use crate::runtime::Runtime;
+use crate::settings::Settings;
 
 /// Why a pack file could not be loaded.
 #[derive(Debug, thiserror::Error)]

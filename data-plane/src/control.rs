@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message;
-use rand::Rng;
+use sluice_proto::backoff::Backoff;
 use sluice_proto::pack::{self, KeySecret};
 use sluice_proto::wire::{
     self, Ack, ControlMessage, GatewayMessage, Hello, Nack, Snapshot,
@@ -25,8 +25,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::config::ConfigStore;
-use crate::runtime::ControlPlaneLink;
-use tonic::transport::Channel;
+use crate::settings::{ControlPlaneLink, authorized, connect};
 
 const CACHE_FILE: &str = "snapshot.pb";
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
@@ -40,86 +39,11 @@ pub struct Options {
     pub cache_dir: PathBuf,
 }
 
-/// Opens a gRPC channel to the control plane (TLS when configured: the CA
-/// is re-read on every connect, so a reconnect picks up a rotated bundle;
-/// the client certificate follows its files). Shared by the config stream
-/// and the audit shipper.
-pub async fn connect(link: &ControlPlaneLink) -> Result<Channel, String> {
-    let endpoint = tonic::transport::Endpoint::from_shared(link.url.clone())
-        .map_err(|e| format!("invalid --control-plane URL '{}': {e}", link.url))?
-        .connect_timeout(Duration::from_secs(5))
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(Duration::from_secs(5))
-        .keep_alive_while_idle(true);
-    let Some(tls) = &link.tls else {
-        return endpoint
-            .connect()
-            .await
-            .map_err(|e| format!("cannot connect: {e}"));
-    };
-    let config =
-        sluice_tls::client_config(&tls.ca, tls.identity.clone()).map_err(|e| e.to_string())?;
-    let host = endpoint
-        .uri()
-        .host()
-        .unwrap_or_default()
-        .trim_matches(['[', ']'])
-        .to_string();
-    let name = sluice_tls::ServerName::try_from(host.clone())
-        .map_err(|_| format!("'{host}' in --control-plane is not a valid TLS server name"))?;
-    let service = sluice_tls::grpc::Connector::new(config, name);
-    endpoint
-        .connect_with_connector(service)
-        .await
-        .map_err(|e| format!("cannot connect over TLS: {e}"))
-}
-
-/// `message` as a request carrying the gateway's token, read from
-/// `--control-plane-token-file` now (so a rotated token is picked up by the
-/// next call). The metadata value is marked sensitive and never logged.
-pub fn authorized<T>(link: &ControlPlaneLink, message: T) -> Result<tonic::Request<T>, String> {
-    let mut request = tonic::Request::new(message);
-    let Some(path) = &link.token_file else {
-        return Ok(request);
-    };
-    let token = std::fs::read_to_string(path).map_err(|e| {
-        format!(
-            "cannot read --control-plane-token-file {}: {e}",
-            path.display()
-        )
-    })?;
-    let token = token.trim();
-    if token.is_empty() {
-        return Err(format!(
-            "--control-plane-token-file {} is empty: put the token from POST /v1/gateways/{{id}}/tokens in it",
-            path.display()
-        ));
-    }
-    let mut value =
-        tonic::metadata::MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| {
-            format!(
-                "--control-plane-token-file {} holds characters a token cannot have",
-                path.display()
-            )
-        })?;
-    value.set_sensitive(true);
-    request.metadata_mut().insert("authorization", value);
-    Ok(request)
-}
-
 /// Parses `k=v[,k=v…]` label arguments.
 pub fn parse_labels(args: &[String]) -> Result<BTreeMap<String, String>, String> {
     let mut labels = BTreeMap::new();
-    for pair in args
-        .iter()
-        .flat_map(|a| a.split(','))
-        .filter(|p| !p.is_empty())
-    {
-        let (k, v) = pair
-            .split_once('=')
-            .filter(|(k, _)| !k.trim().is_empty())
-            .ok_or_else(|| format!("label '{pair}' is not of the form key=value"))?;
-        labels.insert(k.trim().to_string(), v.trim().to_string());
+    for arg in args {
+        labels.extend(sluice_proto::labels::parse(arg).map_err(|e| format!("label {e}"))?);
     }
     Ok(labels)
 }
@@ -166,7 +90,7 @@ pub fn load_cache(opts: &Options, store: &ConfigStore) -> bool {
 /// sends. Never returns; drop the task to stop.
 pub async fn run(opts: Options, store: Arc<ConfigStore>) {
     let mut applied = read_cached_identity(&opts.cache_dir).unwrap_or_default();
-    let mut delay = BACKOFF_MIN;
+    let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
     loop {
         let started = tokio::time::Instant::now();
         match session(&opts, &store, &mut applied).await {
@@ -179,12 +103,9 @@ pub async fn run(opts: Options, store: Arc<ConfigStore>) {
         }
         // A stream that lived a while was healthy: start backing off afresh.
         if started.elapsed() > Duration::from_secs(30) {
-            delay = BACKOFF_MIN;
+            backoff.reset();
         }
-        // Full jitter keeps a fleet from reconnecting in lock-step.
-        let sleep = rand::rng().random_range(delay / 2..=delay);
-        tokio::time::sleep(sleep).await;
-        delay = (delay * 2).min(BACKOFF_MAX);
+        tokio::time::sleep(backoff.next_pause()).await;
     }
 }
 
@@ -203,6 +124,7 @@ async fn session(
     };
     send(&tx, gateway_message::Msg::Hello(hello)).await?;
     let mut inbound = ConfigServiceClient::new(channel)
+        .max_decoding_message_size(sluice_proto::wire::MAX_MESSAGE_BYTES)
         .sync(authorized(&opts.link, ReceiverStream::new(rx))?)
         .await
         .map_err(|s| format!("control plane refused the stream: {}", s.message()))?
@@ -392,7 +314,7 @@ mod tests {
             labels: BTreeMap::new(),
             cache_dir: dir.clone(),
         };
-        let settings = crate::runtime::Settings {
+        let settings = crate::settings::Settings {
             hf_inference_url: "http://127.0.0.1:9".into(),
             control_plane: None,
             worker_tls: None,

@@ -115,7 +115,7 @@ impl Exchange {
         Ok(())
     }
 
-    pub fn routed(&mut self, target: &crate::runtime::TargetRuntime) {
+    pub fn routed(&mut self, target: &crate::providers::target::TargetRuntime) {
         self.record.target = Some(target.spec.id.clone());
         self.model_label = Some(target.spec.model.clone());
     }

@@ -4,11 +4,15 @@
 //!   swap atomically, watch the file.
 //! - [`control`]: the config path of control-plane mode — a gRPC stream of
 //!   snapshots, ACK/NACK, the on-disk cache of the last good one.
-//! - [`runtime`]: one compiled config version: targets with resolved secrets
-//!   and URLs, client keys, routing.
+//! - [`runtime`]: one compiled config version: targets, client keys, the
+//!   chain, the auditor, caller identification and routing.
+//! - [`settings`]: what the gateway is started with (command line, control
+//!   plane link and dialing, `Secret`); a leaf every module may use.
 //! - [`server`]: the HTTP surface and the request path.
-//! - [`providers`]: one adapter per upstream protocol (OpenAI-compatible, TGI
-//!   native, HF feature-extraction), all answering in OpenAI shapes.
+//! - [`providers`]: compiled targets (`providers::target`) and one adapter
+//!   per upstream protocol (OpenAI-compatible, TGI native, HF
+//!   feature-extraction, local-model worker pool), all answering in OpenAI
+//!   shapes.
 //! - [`policies`]: the policy chain — one module per policy behind one
 //!   trait, compiled per config version; [`streaming`] runs it on streams.
 //! - [`audit`]: the audit logger — bounded queue, hash-chained daily files,
@@ -34,6 +38,7 @@ pub mod policies;
 pub mod providers;
 pub mod runtime;
 pub mod server;
+pub mod settings;
 pub mod streaming;
 
 use std::future::Future;

@@ -8,7 +8,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sluice_data_plane::config::{self, ConfigStore};
 use sluice_data_plane::control;
-use sluice_data_plane::runtime::{ClientTls, ControlPlaneLink, DEFAULT_HF_INFERENCE_URL, Settings};
+use sluice_data_plane::settings::{
+    ClientTls, ControlPlaneLink, DEFAULT_HF_INFERENCE_URL, Settings,
+};
 
 #[derive(Parser)]
 #[command(

@@ -89,7 +89,35 @@ impl Message {
 
 const ROLES: [&str; 5] = ["system", "developer", "user", "assistant", "tool"];
 
+/// A piece of a request's text that a policy may inspect and rewrite, with
+/// the role of the message it came from. What counts as a request's text is
+/// decided here, next to the request types, for every endpoint.
+pub struct Text<'a> {
+    pub role: &'a str,
+    pub text: &'a mut String,
+}
+
 impl ChatRequest {
+    /// The texts policies see: every message's text parts.
+    pub fn texts_mut(&mut self) -> Vec<Text<'_>> {
+        let mut out = Vec::new();
+        for m in &mut self.messages {
+            let role = m.role.as_str();
+            match &mut m.content {
+                Some(Content::Text(s)) => out.push(Text { role, text: s }),
+                Some(Content::Parts(parts)) => {
+                    for p in parts.iter_mut() {
+                        if let Some(serde_json::Value::String(s)) = p.get_mut("text") {
+                            out.push(Text { role, text: s });
+                        }
+                    }
+                }
+                None => {}
+            }
+        }
+        out
+    }
+
     /// Checks what the gateway itself relies on; the upstream checks the rest.
     pub fn validate(&self) -> Result<(), ApiError> {
         if self.messages.is_empty() {
@@ -165,15 +193,15 @@ impl EmbeddingsRequest {
     }
 
     /// The input texts, for request policies (token-id input has none).
-    pub fn texts_mut(&mut self) -> Vec<crate::policies::Text<'_>> {
+    pub fn texts_mut(&mut self) -> Vec<Text<'_>> {
         match &mut self.input {
-            EmbeddingInput::One(s) => vec![crate::policies::Text {
+            EmbeddingInput::One(s) => vec![Text {
                 role: "user",
                 text: s,
             }],
             EmbeddingInput::Many(v) => v
                 .iter_mut()
-                .map(|s| crate::policies::Text {
+                .map(|s| Text {
                     role: "user",
                     text: s,
                 })

@@ -3,99 +3,13 @@
 //! one they started with, so a swap never changes a request mid-flight.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::Arc;
 
-use sluice_proto::pack::{ClientKey, KeySecret, Pack, Protocol, Target};
+use sluice_proto::pack::{ClientKey, KeySecret, Pack};
 
 use crate::error::ApiError;
-use crate::providers::template::ChatTemplate;
-
-/// Gateway-wide settings that come from the command line, not the pack.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Base of the Hugging Face serverless Inference API. Overridable so that
-    /// mirrors, proxies and tests can stand in for it.
-    pub hf_inference_url: String,
-    /// Set in control-plane mode: where `audit-logger` `destination: api`
-    /// ships records.
-    pub control_plane: Option<ControlPlaneLink>,
-    /// TLS towards inference workers (`local:huggingface:` targets).
-    pub worker_tls: Option<ClientTls>,
-}
-
-/// A gateway's identity towards its control plane.
-#[derive(Debug, Clone)]
-pub struct ControlPlaneLink {
-    /// gRPC URL, e.g. `http://control-plane:41001` (`https://` with TLS).
-    pub url: String,
-    pub gateway_id: String,
-    pub tls: Option<ClientTls>,
-    /// The file holding this gateway's token for the gRPC port.
-    pub token_file: Option<std::path::PathBuf>,
-}
-
-/// TLS towards the control plane: the CA that signed its certificate and,
-/// for mutual TLS, this gateway's certificate.
-#[derive(Debug, Clone)]
-pub struct ClientTls {
-    pub ca: std::path::PathBuf,
-    pub identity: Option<Arc<sluice_tls::Reloading>>,
-}
-
-pub const DEFAULT_HF_INFERENCE_URL: &str = "https://api-inference.huggingface.co";
-
-/// A credential read from the environment. It has no `Display` and its
-/// `Debug` never shows the value, so it cannot leak through a log line or
-/// an error; `expose` is the one way to read it.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-/// Upstream URLs of a target, worked out once per config version.
-#[derive(Debug, Clone)]
-pub struct Endpoints {
-    pub chat: String,
-    pub embeddings: String,
-    pub generate: String,
-    pub generate_stream: String,
-}
-
-#[derive(Debug)]
-pub struct TargetRuntime {
-    pub spec: Target,
-    pub token: Option<Secret>,
-    /// Why the target cannot serve (missing secret, placeholder URL).
-    pub unavailable: Option<String>,
-    pub endpoints: Endpoints,
-    /// Compiled chat template (TGI-native targets only).
-    pub template: Option<crate::providers::template::ChatTemplate>,
-    /// The worker pool (local-model targets only).
-    pub workers: Option<Arc<crate::providers::worker::WorkerPool>>,
-}
-
-impl TargetRuntime {
-    pub fn ensure_available(&self) -> Result<(), ApiError> {
-        match &self.unavailable {
-            Some(why) => Err(ApiError::Unavailable(format!(
-                "target '{}' is unavailable: {why}",
-                self.spec.id
-            ))),
-            None => Ok(()),
-        }
-    }
-}
+pub use crate::providers::target::TargetRuntime;
+pub use crate::settings::Settings;
 
 /// Who is calling, as far as routing and audit are concerned.
 #[derive(Debug, Clone, Default)]
@@ -128,8 +42,8 @@ impl Runtime {
         let targets: Vec<Arc<TargetRuntime>> = pack
             .targets
             .iter()
-            .map(|t| Arc::new(compile_target(t.clone(), settings)))
-            .collect();
+            .map(|t| TargetRuntime::compile(t.clone(), settings).map(Arc::new))
+            .collect::<Result<_, _>>()?;
         let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, t) in targets.iter().enumerate() {
             by_name.entry(t.spec.id.clone()).or_default().push(i);
@@ -309,104 +223,6 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-fn compile_target(spec: Target, settings: &Settings) -> TargetRuntime {
-    let mut unavailable = None;
-    let token = match &spec.secret_env {
-        None => None,
-        Some(var) => match std::env::var(var) {
-            Ok(v) if !v.trim().is_empty() => Some(Secret(v.trim().to_string())),
-            _ => {
-                unavailable = Some(format!(
-                    "environment variable {var} (secret_key_ref.env) is not set"
-                ));
-                None
-            }
-        },
-    };
-    if let Some(ph) = spec.base_url_placeholder() {
-        unavailable = Some(format!(
-            "base_url still holds the placeholder {ph}; replace it with your endpoint's value"
-        ));
-    }
-    let endpoints = endpoints(&spec, settings);
-    let template = match spec.protocol {
-        Protocol::TgiNative => match ChatTemplate::new(spec.chat_template.as_deref()) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                // Validation compiled it already; this is a belt-and-braces path.
-                unavailable = Some(format!("its chat_template does not compile: {e}"));
-                None
-            }
-        },
-        _ => None,
-    };
-    let workers = (spec.protocol == Protocol::Worker).then(|| {
-        // The CA is read per config version, so a new bundle applies at the
-        // next reload; client certificates follow their files.
-        let tls = settings.worker_tls.as_ref().and_then(|t| {
-            sluice_tls::client_config(&t.ca, t.identity.clone())
-                .map_err(|e| unavailable = Some(format!("worker TLS: {e}")))
-                .ok()
-        });
-        Arc::new(crate::providers::worker::WorkerPool::new(
-            &spec.id,
-            &spec.workers,
-            tls,
-        ))
-    });
-    TargetRuntime {
-        spec,
-        token,
-        unavailable,
-        endpoints,
-        template,
-        workers,
-    }
-}
-
-/// Works out upstream URLs; the rules are documented in docs/configuration.md.
-fn endpoints(spec: &Target, settings: &Settings) -> Endpoints {
-    let hf = settings.hf_inference_url.trim_end_matches('/');
-    let serverless = format!("{hf}/models/{}", spec.model);
-    let base = spec.base_url.as_deref().map(|b| b.trim_end_matches('/'));
-    let (chat, embeddings) = match base {
-        None => (
-            format!("{serverless}/v1/chat/completions"),
-            format!("{serverless}/v1/embeddings"),
-        ),
-        Some(b) if b.ends_with("/chat/completions") => (
-            b.to_string(),
-            format!("{}/embeddings", b.trim_end_matches("/chat/completions")),
-        ),
-        Some(b) if b.ends_with("/v1") => {
-            (format!("{b}/chat/completions"), format!("{b}/embeddings"))
-        }
-        Some(b) => (
-            format!("{b}/v1/chat/completions"),
-            format!("{b}/v1/embeddings"),
-        ),
-    };
-    let native = match base {
-        None => serverless.clone(),
-        // `…/v1` and `…/v1/chat/completions` both name the server's root
-        // for the native API.
-        Some(b) => b
-            .trim_end_matches("/chat/completions")
-            .trim_end_matches("/v1")
-            .to_string(),
-    };
-    let embeddings = match spec.protocol {
-        Protocol::FeatureExtraction => base.map(str::to_string).unwrap_or(serverless),
-        _ => embeddings,
-    };
-    Endpoints {
-        chat,
-        embeddings,
-        generate: format!("{native}/generate"),
-        generate_stream: format!("{native}/generate_stream"),
-    }
-}
-
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
@@ -470,40 +286,41 @@ mod tests {
         assert!(locked.identify(&axum::http::HeaderMap::new()).is_err());
     }
 
+    /// Where a compiled target's requests go: (chat, embeddings) for
+    /// OpenAI-compatible and feature-extraction targets, (generate,
+    /// generate_stream) for TGI-native ones.
+    fn urls(t: &TargetRuntime) -> (String, String) {
+        use crate::providers::target::Upstream;
+        match &t.upstream {
+            Upstream::OpenAi(u) => (u.chat.clone(), u.embeddings.clone()),
+            Upstream::FeatureExtraction { url } => (String::new(), url.clone()),
+            Upstream::Tgi(n) => {
+                let (g, s) = n.urls();
+                (g.to_string(), s.to_string())
+            }
+            Upstream::Workers(_) => panic!("a worker target has no URLs"),
+        }
+    }
+
     #[test]
     fn urls_follow_the_documented_rules() {
         let rt = runtime(TARGETS);
-        assert_eq!(
-            rt.targets[0].endpoints.chat,
-            "http://up.test/v1/chat/completions"
-        );
-        assert_eq!(
-            rt.targets[1].endpoints.chat,
-            "http://up.test/v1/chat/completions"
-        );
-        assert_eq!(
-            rt.targets[2].endpoints.embeddings,
-            "http://hf.test/models/org/emb"
-        );
+        assert_eq!(urls(&rt.targets[0]).0, "http://up.test/v1/chat/completions");
+        assert_eq!(urls(&rt.targets[1]).0, "http://up.test/v1/chat/completions");
+        assert_eq!(urls(&rt.targets[2]).1, "http://hf.test/models/org/emb");
         let tgi = runtime(
             "providers:\n  targets:\n    - id: t\n      provider: huggingface:chat:o/m\n      base_url: https://e.test/v1/\n      format: huggingface\n      provider_type: huggingface\n      secret_key_ref: {env: X}\n",
         );
-        assert_eq!(
-            tgi.targets[0].endpoints.generate_stream,
-            "https://e.test/generate_stream"
-        );
+        assert_eq!(urls(&tgi.targets[0]).1, "https://e.test/generate_stream");
         let full = runtime(
             "providers:\n  targets:\n    - id: t\n      provider: huggingface:chat:o/m\n      base_url: https://e.test/v1/chat/completions\n      format: huggingface\n      provider_type: huggingface\n      secret_key_ref: {env: X}\n",
         );
-        assert_eq!(
-            full.targets[0].endpoints.generate,
-            "https://e.test/generate"
-        );
+        assert_eq!(urls(&full.targets[0]).0, "https://e.test/generate");
         let serverless = runtime(
             "providers:\n  targets:\n    - id: s\n      provider: huggingface:chat:o/m\n      secret_key_ref: {env: X}\n",
         );
         assert_eq!(
-            serverless.targets[0].endpoints.chat,
+            urls(&serverless.targets[0]).0,
             "http://hf.test/models/o/m/v1/chat/completions"
         );
     }
@@ -547,10 +364,5 @@ mod tests {
             rt.route_chat("big", &Caller::default()).unwrap().spec.id,
             "small"
         );
-    }
-
-    #[test]
-    fn secrets_do_not_print() {
-        assert_eq!(format!("{:?}", Secret("hf_secret".into())), "Secret(***)");
     }
 }

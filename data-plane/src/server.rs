@@ -18,8 +18,7 @@ use crate::config::ConfigStore;
 use crate::error::ApiError;
 use crate::exchange::{Exchange, usage_of};
 use crate::openai::{ChatRequest, EmbeddingsRequest};
-use crate::policies;
-use crate::providers::{self, ChatReply};
+use crate::providers::ChatReply;
 use crate::streaming;
 
 #[derive(Clone)]
@@ -134,7 +133,7 @@ async fn chat_path(
     ex.record.stream = req.stream;
     req.validate()?;
     rt.chain
-        .check_request(&mut policies::chat_texts(&mut req), &mut ex.decisions)?;
+        .check_request(&mut req.texts_mut(), &mut ex.decisions)?;
     let target = rt.route_chat(&req.model, &caller)?;
     ex.routed(&target);
     ex.capture_input(&req.messages);
@@ -142,9 +141,7 @@ async fn chat_path(
         ex.record.request = serde_json::to_value(&req).ok();
     }
     tracing::debug!(target_id = %target.spec.id, stream = req.stream, "routing chat completion");
-    let reply = ex
-        .upstream(providers::chat(&app.http, &target, &req))
-        .await?;
+    let reply = ex.upstream(target.chat(&app.http, &req)).await?;
     match reply {
         ChatReply::Full(mut v) if !rt.chain.is_empty() => {
             if let Some(choices) = v.get_mut("choices").and_then(|c| c.as_array_mut()) {
@@ -209,8 +206,7 @@ async fn embeddings_path(
     if ex.audits_request() {
         ex.record.request = serde_json::to_value(&req).ok();
     }
-    ex.upstream(providers::embeddings(&app.http, &target, &req))
-        .await
+    ex.upstream(target.embeddings(&app.http, &req)).await
 }
 
 /// Every target, listed by its model id and by its target id (both are

@@ -15,6 +15,7 @@
 //! URLs are skipped whole.
 
 mod context;
+mod cues;
 mod lexicon;
 mod numbers;
 mod person;

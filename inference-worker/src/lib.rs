@@ -102,10 +102,10 @@ pub async fn run(
             .await
     });
     // Requests follow the gateway's body limit, which may exceed tonic's
-    // 4 MiB default; 64 MiB bounds what one request can make us hold.
+    // 4 MiB default.
     let svc = sluice_proto::wire::inference_server::InferenceServer::new(InferenceService(state))
-        .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(64 << 20);
+        .max_decoding_message_size(sluice_proto::wire::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(sluice_proto::wire::MAX_MESSAGE_BYTES);
     let router = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         // Gateways that vanish without closing are noticed by HTTP/2 pings.

@@ -8,7 +8,11 @@
 //!   digest both sides compute.
 //! - [`audit_chain`]: the audit hash chain (canonical JSON, seal, check),
 //!   used by the gateway's audit files and the control plane's audit table.
+//! - [`labels`]: `k=v,k2=v2` gateway labels and selectors.
+//! - [`backoff`]: jittered exponential back-off for every retry loop.
 
 pub mod audit_chain;
+pub mod backoff;
+pub mod labels;
 pub mod pack;
 pub mod wire;

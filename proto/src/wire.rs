@@ -5,6 +5,12 @@ use sha2::{Digest, Sha256};
 
 tonic::include_proto!("sluice.v1");
 
+/// The largest gRPC message any Sluice component sends or accepts (tonic's
+/// default is 4 MiB to decode). A snapshot with ~30,000 client keys, an
+/// audit batch with bodies, or a long prompt can exceed 4 MiB; 64 MiB still
+/// bounds what one message can make a process hold.
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
 /// The digest of what a snapshot configures: the pack text and the client
 /// keys (sorted by id), each field length-prefixed so no two different
 /// snapshots can collide by concatenation. Version labels are left out:

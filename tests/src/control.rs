@@ -132,10 +132,21 @@ impl ControlPlane {
         grpc_port: u16,
         env: &[(&str, String)],
     ) -> ControlPlane {
+        Self::spawn_url(&db.url, http_port, grpc_port, env)
+    }
+
+    /// Spawns on `database_url` without waiting for it to listen (the
+    /// database may not be reachable yet).
+    pub fn spawn_url(
+        database_url: &str,
+        http_port: u16,
+        grpc_port: u16,
+        env: &[(&str, String)],
+    ) -> ControlPlane {
         let mut cmd = Command::new(binary("sluice-control-plane"));
         cmd.arg("run")
             .arg("--database-url")
-            .arg(&db.url)
+            .arg(database_url)
             .arg("--http-listen")
             .arg(format!("127.0.0.1:{http_port}"))
             .arg("--grpc-listen")

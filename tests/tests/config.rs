@@ -110,6 +110,48 @@ async fn every_example_starts_a_gateway() {
     }
 }
 
+/// README.md's first command, as a new user runs it: no token set at all.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_example_serves_without_any_token() {
+    let text = std::fs::read_to_string(format!("{EXAMPLES}/policy-config.yaml")).unwrap();
+    let gw = Gateway::start_with(
+        &text,
+        GatewayOptions {
+            // Empty is what the gateway treats as unset (and it overrides a
+            // token the test's own environment might carry).
+            env: vec![("HF_API_TOKEN", String::new())],
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        reqwest::get(gw.url("/healthz")).await.unwrap().status(),
+        200
+    );
+    let models: Value = reqwest::get(gw.url("/v1/models"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"hf-llama-8b"), "{models}");
+    // A target that needs the token says which variable to set.
+    let (status, v) = chat(&gw, "hf-llama-8b", &[]).await;
+    assert_eq!(status, 503, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("HF_API_TOKEN"),
+        "{v}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invalid_pack_at_startup_is_refused_with_its_errors() {
     let err = Gateway::try_start(

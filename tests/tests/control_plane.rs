@@ -824,3 +824,75 @@ fn help_never_prints_the_database_password() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_snapshot_over_4_mib_reaches_the_gateway() {
+    let db = Database::create().await;
+    let cp = ControlPlane::start(&db);
+    let up = Upstream::start().await;
+    // 60,000 client keys make a ~5.7 MB snapshot, over tonic's 4 MiB
+    // default; inserted in one statement (the API would take minutes).
+    let mut conn = db.connect().await;
+    sqlx::query(
+        "INSERT INTO client_keys (id, owner, role, key_sha256, key_prefix, created_by)
+         SELECT 'bulk-' || g, 'load-test', 'analyst', encode(sha256(('sk-bulk-' || g)::bytea), 'hex'),
+                'sk-bulk-', 'test'
+         FROM generate_series(1, 60000) g",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let cache = TempDir::new();
+    let gw = Gateway::start_managed(
+        &cp.grpc_url(),
+        "gw-big",
+        "env=test",
+        cache.path(),
+        cp.gateway_options("gw-big", cache.path()).await,
+    );
+    publish(&cp, &pack("big", "m1", &up, ""), true).await;
+    applied(&cp, "gw-big", "team-pack@1").await;
+    assert_eq!(chat(&gw, "org/m1", Some("sk-bulk-59999")).await.0, 200);
+    assert_eq!(chat(&gw, "org/m1", Some("sk-bulk-60001")).await.0, 401);
+}
+
+// Multi-threaded: the relay below must accept while the test thread blocks
+// in `wait_listening`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_control_plane_waits_for_postgres_instead_of_exiting() {
+    let db = Database::create().await;
+    // The database's address, served by nothing yet.
+    let port = sluice_e2e::free_port();
+    let url = db
+        .url
+        .replacen("127.0.0.1:5432", &format!("127.0.0.1:{port}"), 1);
+    assert_ne!(url, db.url, "the test database is on 127.0.0.1:5432");
+    let (http, grpc) = (sluice_e2e::free_port(), sluice_e2e::free_port());
+    let mut cp = ControlPlane::spawn_url(&url, http, grpc, &[]);
+    assert!(
+        cp.process.wait_for_log(
+            "database unreachable; waiting for it",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        cp.process.logs()
+    );
+    // Postgres "comes up" on that address: a TCP relay to the real one.
+    let relay = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = relay.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut pg) = tokio::net::TcpStream::connect("127.0.0.1:5432").await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut pg).await;
+                }
+            });
+        }
+    });
+    cp.process
+        .wait_listening(http)
+        .unwrap_or_else(|(code, logs)| panic!("control plane exited ({code:?}):\n{logs}"));
+    let (status, v) = cp.admin().get("/v1/packs").await;
+    assert_eq!(status, 200, "{v}");
+}

@@ -14,16 +14,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use serde::Deserialize;
 use serde_json::json;
-use sqlx::PgPool;
 
 use crate::auth::{Operator, Role};
 use crate::db::rfc3339;
 use crate::error::ApiError;
 
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-}
+pub use crate::state::AppState;
 
 /// The OpenAPI document of this API, served at `/openapi.yaml`.
 pub const OPENAPI: &str = include_str!("../../openapi.yaml");

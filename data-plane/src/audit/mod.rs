@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use crate::error::ApiError;
 use crate::openai::Usage;
 use crate::policies::{Decision, Outcome};
-use crate::runtime::ControlPlaneLink;
+use crate::settings::ControlPlaneLink;
 
 pub use sink::{Sink, drain_all};
 

@@ -12,14 +12,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use rand::Rng;
 use serde::{Deserialize, Serialize};
+use sluice_proto::backoff::Backoff;
 use sluice_proto::wire::AuditBatch;
 use sluice_proto::wire::audit_service_client::AuditServiceClient;
 use tonic::transport::Channel;
 
 use super::sink;
-use crate::runtime::ControlPlaneLink;
+use crate::settings::{ControlPlaneLink, authorized, connect};
 
 const CURSOR: &str = "ship-cursor.json";
 const BATCH_RECORDS: usize = 256;
@@ -56,17 +56,15 @@ struct Cursor {
 
 async fn run(dir: PathBuf, link: ControlPlaneLink) {
     let mut client = None;
-    let mut delay = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(15));
     loop {
         match ship_once(&dir, &link, &mut client).await {
-            Ok(true) => delay = Duration::from_millis(200),
+            Ok(true) => backoff.reset(),
             Ok(false) => tokio::time::sleep(Duration::from_millis(200)).await,
             Err(e) => {
                 tracing::warn!(dir = %dir.display(), "audit records not shipped yet (kept on disk): {e}");
                 client = None;
-                let pause = rand::rng().random_range(delay / 2..=delay);
-                tokio::time::sleep(pause).await;
-                delay = (delay * 2).min(Duration::from_secs(15));
+                tokio::time::sleep(backoff.next_pause()).await;
             }
         }
     }
@@ -119,14 +117,17 @@ async fn ship_once(
         return Ok(false);
     }
     if client.is_none() {
-        let channel = crate::control::connect(link).await?;
-        *client = Some(AuditServiceClient::new(channel));
+        let channel = connect(link).await?;
+        *client = Some(
+            AuditServiceClient::new(channel)
+                .max_encoding_message_size(sluice_proto::wire::MAX_MESSAGE_BYTES),
+        );
     }
     let n = records.len();
     let ack = client
         .as_mut()
         .expect("connected above")
-        .ingest(crate::control::authorized(
+        .ingest(authorized(
             link,
             AuditBatch {
                 gateway_id: link.gateway_id.clone(),

@@ -150,12 +150,7 @@ impl Decision {
     }
 }
 
-/// A piece of text a policy may inspect and rewrite, with the role of the
-/// message it came from.
-pub struct Text<'a> {
-    pub role: &'a str,
-    pub text: &'a mut String,
-}
+pub use crate::openai::Text;
 
 /// A child span of `ai_completion` for one policy's check.
 fn policy_span(policy: &'static str, stage: &'static str) -> tracing::Span {
@@ -277,27 +272,6 @@ pub fn header_value(decisions: &[Decision]) -> String {
             && d.outcome != Outcome::Pass
         {
             let _ = write!(out, "({c})");
-        }
-    }
-    out
-}
-
-/// Texts of a chat request that policies see: every message's text parts.
-pub fn chat_texts(req: &mut crate::openai::ChatRequest) -> Vec<Text<'_>> {
-    use crate::openai::Content;
-    let mut out = Vec::new();
-    for m in &mut req.messages {
-        let role = m.role.as_str();
-        match &mut m.content {
-            Some(Content::Text(s)) => out.push(Text { role, text: s }),
-            Some(Content::Parts(parts)) => {
-                for p in parts.iter_mut() {
-                    if let Some(serde_json::Value::String(s)) = p.get_mut("text") {
-                        out.push(Text { role, text: s });
-                    }
-                }
-            }
-            None => {}
         }
     }
     out

@@ -8,14 +8,26 @@ use base64::Engine;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::target::{self, TargetRuntime};
 use super::{http, json_body};
 use crate::error::ApiError;
 use crate::openai::EmbeddingsRequest;
-use crate::runtime::TargetRuntime;
+use crate::settings::Settings;
+use sluice_proto::pack::Target;
+
+/// The feature-extraction URL: `base_url` as written, else the model's
+/// serverless URL.
+pub fn url(spec: &Target, settings: &Settings) -> String {
+    match target::base_url(spec) {
+        Some(b) => b.to_string(),
+        None => target::serverless(spec, settings),
+    }
+}
 
 pub async fn embeddings(
     client: &reqwest::Client,
     target: &Arc<TargetRuntime>,
+    url: &str,
     req: &EmbeddingsRequest,
 ) -> Result<Value, ApiError> {
     let inputs = req.text_inputs(&format!("target '{}' (feature-extraction)", target.spec.id))?;
@@ -36,14 +48,7 @@ pub async fn embeddings(
         }
     };
     let deadline = Instant::now() + target.spec.timeout;
-    let resp = http::post(
-        client,
-        target,
-        &target.endpoints.embeddings,
-        &json!({ "inputs": inputs }),
-        deadline,
-    )
-    .await?;
+    let resp = http::post(client, target, url, &json!({ "inputs": inputs }), deadline).await?;
     let body = json_body(target, resp, deadline).await?;
     let vectors = vectors(&body, inputs.len()).ok_or_else(|| {
         ApiError::Upstream(format!(

@@ -9,8 +9,8 @@ use futures::{Stream, StreamExt};
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::target::TargetRuntime;
 use crate::error::ApiError;
-use crate::runtime::TargetRuntime;
 
 /// Never wait longer than this for one "model is loading" round, even if the
 /// upstream estimates more: its estimate is refreshed on every retry.

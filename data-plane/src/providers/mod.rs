@@ -1,65 +1,30 @@
 //! Provider adapters: one module per upstream protocol, all answering in
-//! OpenAI shapes. A chat call returns either a whole `chat.completion` or a
+//! OpenAI shapes; [`target`] compiles a pack's target into the adapter it
+//! needs. A chat call returns either a whole `chat.completion` or a
 //! stream of `chat.completion.chunk`s; a stream that ends without an error
 //! item completed cleanly, anything else ends with that error.
 
 mod feature_extraction;
 pub mod http;
 mod openai_compat;
+pub mod target;
 pub mod template;
 mod tgi;
 pub mod worker;
 
-use std::sync::Arc;
+use target::TargetRuntime;
 
 use futures::stream::BoxStream;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::error::ApiError;
-use crate::openai::{ChatRequest, EmbeddingsRequest};
-use crate::runtime::TargetRuntime;
-use sluice_proto::pack::Protocol;
 
 pub type ChunkStream = BoxStream<'static, Result<Value, ApiError>>;
 
 pub enum ChatReply {
     Full(Value),
     Stream(ChunkStream),
-}
-
-pub async fn chat(
-    http: &reqwest::Client,
-    target: &Arc<TargetRuntime>,
-    req: &ChatRequest,
-) -> Result<ChatReply, ApiError> {
-    target.ensure_available()?;
-    match target.spec.protocol {
-        Protocol::OpenAiCompatible => openai_compat::chat(http, target, req).await,
-        Protocol::TgiNative => tgi::chat(http, target, req).await,
-        Protocol::Worker => worker::chat(target, req).await,
-        Protocol::FeatureExtraction => Err(ApiError::BadRequest(format!(
-            "target '{}' serves embeddings only",
-            target.spec.id
-        ))),
-    }
-}
-
-pub async fn embeddings(
-    http: &reqwest::Client,
-    target: &Arc<TargetRuntime>,
-    req: &EmbeddingsRequest,
-) -> Result<Value, ApiError> {
-    target.ensure_available()?;
-    match target.spec.protocol {
-        Protocol::OpenAiCompatible => openai_compat::embeddings(http, target, req).await,
-        Protocol::FeatureExtraction => feature_extraction::embeddings(http, target, req).await,
-        Protocol::Worker => worker::embeddings(target, req).await,
-        Protocol::TgiNative => Err(ApiError::BadRequest(format!(
-            "target '{}' serves chat only",
-            target.spec.id
-        ))),
-    }
 }
 
 /// What every chunk of one translated stream repeats, for providers whose

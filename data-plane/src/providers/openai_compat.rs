@@ -9,25 +9,64 @@ use futures::StreamExt;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::target::{self, TargetRuntime};
 use super::{ChatReply, channel_stream, http, json_body};
 use crate::error::ApiError;
 use crate::openai::{ChatRequest, EmbeddingsRequest};
-use crate::runtime::TargetRuntime;
+use crate::settings::Settings;
+use sluice_proto::pack::Target;
+
+/// Where an OpenAI-compatible target's chat and embeddings go. Rules: no
+/// `base_url`, the Hugging Face serverless model URL + `/v1/…`; a `base_url`
+/// ending in `/chat/completions` is the chat URL itself; one ending in `/v1`
+/// gets `/chat/completions` or `/embeddings`; any other gets `/v1/…`.
+#[derive(Debug)]
+pub struct Urls {
+    pub chat: String,
+    pub embeddings: String,
+}
+
+impl Urls {
+    pub fn new(spec: &Target, settings: &Settings) -> Urls {
+        let (chat, embeddings) = match target::base_url(spec) {
+            None => {
+                let serverless = target::serverless(spec, settings);
+                (
+                    format!("{serverless}/v1/chat/completions"),
+                    format!("{serverless}/v1/embeddings"),
+                )
+            }
+            Some(b) if b.ends_with("/chat/completions") => (
+                b.to_string(),
+                format!("{}/embeddings", b.trim_end_matches("/chat/completions")),
+            ),
+            Some(b) if b.ends_with("/v1") => {
+                (format!("{b}/chat/completions"), format!("{b}/embeddings"))
+            }
+            Some(b) => (
+                format!("{b}/v1/chat/completions"),
+                format!("{b}/v1/embeddings"),
+            ),
+        };
+        Urls { chat, embeddings }
+    }
+}
 
 pub async fn chat(
     client: &reqwest::Client,
     target: &Arc<TargetRuntime>,
+    url: &str,
     req: &ChatRequest,
 ) -> Result<ChatReply, ApiError> {
     let mut body = serde_json::to_value(req).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     body["model"] = Value::String(target.spec.model.clone());
     if !req.stream {
         let deadline = Instant::now() + target.spec.timeout;
-        let resp = http::post(client, target, &target.endpoints.chat, &body, deadline).await?;
+        let resp = http::post(client, target, url, &body, deadline).await?;
         return Ok(ChatReply::Full(json_body(target, resp, deadline).await?));
     }
     let deadline = Instant::now() + target.spec.stream_timeout;
-    let resp = http::post(client, target, &target.endpoints.chat, &body, deadline).await?;
+    let resp = http::post(client, target, url, &body, deadline).await?;
     let target = target.clone();
     Ok(ChatReply::Stream(channel_stream(move |tx| async move {
         let id = target.spec.id.clone();
@@ -84,19 +123,13 @@ pub async fn chat(
 pub async fn embeddings(
     client: &reqwest::Client,
     target: &Arc<TargetRuntime>,
+    url: &str,
     req: &EmbeddingsRequest,
 ) -> Result<Value, ApiError> {
     let mut body = serde_json::to_value(req).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     body["model"] = Value::String(target.spec.model.clone());
     let deadline = Instant::now() + target.spec.timeout;
-    let resp = http::post(
-        client,
-        target,
-        &target.endpoints.embeddings,
-        &body,
-        deadline,
-    )
-    .await?;
+    let resp = http::post(client, target, url, &body, deadline).await?;
     json_body(target, resp, deadline).await
 }
 

@@ -9,10 +9,13 @@ use futures::StreamExt;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
+use super::target::{self, TargetRuntime};
+use super::template::ChatTemplate;
 use super::{ChatReply, ChunkHead, channel_stream, http, json_body};
 use crate::error::ApiError;
 use crate::openai::{ChatRequest, Usage, now_unix};
-use crate::runtime::TargetRuntime;
+use crate::settings::Settings;
+use sluice_proto::pack::Target;
 
 fn parameters(req: &ChatRequest, stream: bool) -> Value {
     let mut p = Map::new();
@@ -55,18 +58,50 @@ fn finish_reason(tgi: Option<&str>) -> &'static str {
     }
 }
 
+/// A TGI-native target: its two URLs and its compiled chat template. The
+/// native API sits at the server's root: a `base_url` ending in `/v1` or
+/// `/v1/chat/completions` names that root too; no `base_url`, the model's
+/// serverless URL.
+#[derive(Debug)]
+pub struct Native {
+    generate: String,
+    generate_stream: String,
+    template: ChatTemplate,
+}
+
+impl Native {
+    pub fn new(
+        spec: &Target,
+        chat_template: Option<&str>,
+        settings: &Settings,
+    ) -> Result<Native, String> {
+        let root = match target::base_url(spec) {
+            None => target::serverless(spec, settings),
+            Some(b) => b
+                .trim_end_matches("/chat/completions")
+                .trim_end_matches("/v1")
+                .to_string(),
+        };
+        Ok(Native {
+            generate: format!("{root}/generate"),
+            generate_stream: format!("{root}/generate_stream"),
+            template: ChatTemplate::new(chat_template).map_err(|e| e.to_string())?,
+        })
+    }
+
+    #[cfg(test)]
+    pub fn urls(&self) -> (&str, &str) {
+        (&self.generate, &self.generate_stream)
+    }
+}
+
 pub async fn chat(
     client: &reqwest::Client,
     target: &Arc<TargetRuntime>,
+    native: &Native,
     req: &ChatRequest,
 ) -> Result<ChatReply, ApiError> {
-    let template = target.template.as_ref().ok_or_else(|| {
-        ApiError::Unavailable(format!(
-            "target '{}' has no usable chat template",
-            target.spec.id
-        ))
-    })?;
-    let prompt = template.render(&req.messages).map_err(|e| {
+    let prompt = native.template.render(&req.messages).map_err(|e| {
         ApiError::BadRequest(format!(
             "target '{}': the chat template refused these messages: {e}",
             target.spec.id
@@ -79,7 +114,7 @@ pub async fn chat(
 
     if !req.stream {
         let deadline = Instant::now() + target.spec.timeout;
-        let resp = http::post(client, target, &target.endpoints.generate, &body, deadline).await?;
+        let resp = http::post(client, target, &native.generate, &body, deadline).await?;
         let mut v = json_body(target, resp, deadline).await?;
         // The serverless API wraps the answer in a one-element list.
         if let Value::Array(mut items) = v {
@@ -121,14 +156,7 @@ pub async fn chat(
     }
 
     let deadline = Instant::now() + target.spec.stream_timeout;
-    let resp = http::post(
-        client,
-        target,
-        &target.endpoints.generate_stream,
-        &body,
-        deadline,
-    )
-    .await?;
+    let resp = http::post(client, target, &native.generate_stream, &body, deadline).await?;
     let include_usage = req.include_usage();
     let target = target.clone();
     Ok(ChatReply::Stream(channel_stream(move |tx| async move {

@@ -29,17 +29,14 @@ use sluice_tls::ServerName;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status, Streaming};
 
+use super::target::TargetRuntime;
 use super::{ChatReply, ChunkHead, channel_stream};
 use crate::error::ApiError;
 use crate::openai::{ChatRequest, EmbeddingsRequest, Usage, now_unix};
-use crate::runtime::TargetRuntime;
 
 const RESOLVE_EVERY: Duration = Duration::from_secs(5);
 const COOLDOWN: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Largest gRPC message to or from a worker: 2048 embeddings of 4096
-/// floats is 32 MiB.
-pub const MAX_MESSAGE: usize = 64 << 20;
 
 struct Worker {
     addr: SocketAddr,
@@ -73,7 +70,9 @@ impl Worker {
         Worker {
             addr,
             // Embeddings of a full batch exceed tonic's 4 MiB default.
-            client: InferenceClient::new(channel).max_decoding_message_size(MAX_MESSAGE),
+            // 2048 embeddings of 4096 floats is 32 MiB.
+            client: InferenceClient::new(channel)
+                .max_decoding_message_size(sluice_proto::wire::MAX_MESSAGE_BYTES),
             outstanding: AtomicUsize::new(0),
             unhealthy_until: std::sync::Mutex::new(None),
             serves: tokio::sync::OnceCell::new(),
@@ -122,10 +121,11 @@ fn model_matches(
             info.model_id, spec.model
         ));
     }
-    let pinned = spec
-        .revision
-        .as_deref()
-        .filter(|r| r.len() == 40 && r.bytes().all(|b| b.is_ascii_hexdigit()));
+    let revision = match &spec.protocol {
+        sluice_proto::pack::Protocol::Worker { revision, .. } => revision.as_deref(),
+        _ => None,
+    };
+    let pinned = revision.filter(|r| r.len() == 40 && r.bytes().all(|b| b.is_ascii_hexdigit()));
     if let Some(want) = pinned
         && hub_id
         && !info.revision.eq_ignore_ascii_case(want)
@@ -289,13 +289,6 @@ impl WorkerPool {
     }
 }
 
-fn pool(target: &TargetRuntime) -> Result<&WorkerPool, ApiError> {
-    target
-        .workers
-        .as_deref()
-        .ok_or_else(|| ApiError::Unavailable(format!("target '{}' has no workers", target.spec.id)))
-}
-
 /// Whether another worker may succeed where this one failed.
 fn retryable(s: &Status) -> bool {
     matches!(
@@ -419,12 +412,46 @@ impl Started {
     }
 }
 
-async fn start(
+/// How a failed attempt on one worker is handled: the one retry policy of
+/// chat and embeddings.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    /// Another worker may do better; this one is marked unhealthy.
+    TryAnotherMarking,
+    /// Another worker may do better; this one is not broken (busy, or it
+    /// serves another model, which is logged) and is not marked.
+    TryAnother,
+    /// The client's request is at fault, or the error is final: answer now.
+    Answer,
+}
+
+fn verdict(s: &Status) -> Verdict {
+    match s.code() {
+        Code::ResourceExhausted => Verdict::TryAnother,
+        Code::FailedPrecondition => Verdict::TryAnother,
+        _ if retryable(s) => Verdict::TryAnotherMarking,
+        _ => Verdict::Answer,
+    }
+}
+
+/// Runs `call` on the pool's workers — least outstanding first, each at most
+/// once — until one succeeds, under one deadline for every attempt (a retry
+/// never stretches the client's wait). See [`verdict`] for what a failure
+/// does; a worker that lets the deadline pass is marked unhealthy and no
+/// other is tried. The returned guard counts the request against the worker
+/// that answered for as long as the caller holds it (a stream holds it to
+/// its end).
+async fn on_some_worker<T, F, Fut>(
     target: &TargetRuntime,
-    greq: GenerateRequest,
+    pool: &WorkerPool,
     deadline: tokio::time::Instant,
-) -> Result<Started, ApiError> {
-    let pool = pool(target)?;
+    what: &'static str,
+    mut call: F,
+) -> Result<(T, Outstanding), ApiError>
+where
+    F: FnMut(Arc<Worker>, Duration) -> Fut,
+    Fut: Future<Output = Result<T, Status>>,
+{
     let workers = pool.workers().await;
     if workers.is_empty() {
         return Err(ApiError::Unavailable(format!(
@@ -437,58 +464,82 @@ async fn start(
     let mut last: Option<Status> = None;
     while let Some(w) = pool.pick(&workers, &tried) {
         tried.insert(w.addr);
-        // One deadline for all attempts: retries never stretch the wait.
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if left.is_zero() {
-            last = Some(Status::deadline_exceeded("no first token in time"));
+            last = Some(Status::deadline_exceeded(what));
             break;
         }
         let outstanding = Outstanding::new(w.clone());
-        let mut client = w.client.clone();
-        let mut request = tonic::Request::new(greq.clone());
-        request.set_timeout(left);
-        sluice_telemetry::inject(request.metadata_mut());
         let attempt = async {
             w.check_model(target).await?;
-            let mut stream = client.generate(request).await?.into_inner();
-            match stream.message().await? {
-                Some(first) => Ok((first, stream)),
-                None => Err(Status::unavailable("the worker closed the stream at once")),
-            }
+            call(w.clone(), left).await
         };
-        match tokio::time::timeout_at(deadline, attempt).await {
-            Ok(Ok((first, stream))) => {
-                return Ok(Started {
-                    _outstanding: outstanding,
-                    first: Some(first),
-                    stream,
-                });
-            }
-            Ok(Err(s)) if retryable(&s) => {
-                tracing::warn!(target_id = %target.spec.id, worker = %w.addr, code = ?s.code(), error = %s.message(), "worker failed before the first token; trying another");
-                if s.code() != Code::ResourceExhausted {
-                    w.mark_unhealthy();
-                }
-                last = Some(s);
-            }
-            Ok(Err(s)) if s.code() == Code::FailedPrecondition => {
-                tracing::error!(target_id = %target.spec.id, worker = %w.addr, "{}; not routing to it", s.message());
-                last = Some(s);
-            }
-            Ok(Err(s)) => return Err(client_error(&target.spec.id, &s)),
-            Err(_) => {
-                // The whole budget is spent: no other worker gets a try.
+        let s = match tokio::time::timeout_at(deadline, attempt).await {
+            Ok(Ok(v)) => return Ok((v, outstanding)),
+            Ok(Err(s)) if s.code() != Code::DeadlineExceeded => s,
+            // The whole budget is spent: no other worker gets a try.
+            Ok(Err(_)) | Err(_) => {
                 w.mark_unhealthy();
-                last = Some(Status::deadline_exceeded("no first token in time"));
+                last = Some(Status::deadline_exceeded(what));
                 break;
             }
+        };
+        match verdict(&s) {
+            Verdict::Answer => return Err(client_error(&target.spec.id, &s)),
+            Verdict::TryAnother if s.code() == Code::FailedPrecondition => {
+                tracing::error!(target_id = %target.spec.id, worker = %w.addr, "{}; not routing to it", s.message());
+            }
+            Verdict::TryAnother => {
+                tracing::warn!(target_id = %target.spec.id, worker = %w.addr, "worker busy; trying another");
+            }
+            Verdict::TryAnotherMarking => {
+                tracing::warn!(target_id = %target.spec.id, worker = %w.addr, code = ?s.code(), error = %s.message(), "worker failed before the first token (or answer); trying another");
+                w.mark_unhealthy();
+            }
         }
+        last = Some(s);
     }
     let last = last.unwrap_or_else(|| Status::unavailable("no worker"));
     Err(client_error(&target.spec.id, &last))
 }
 
-pub async fn chat(target: &Arc<TargetRuntime>, req: &ChatRequest) -> Result<ChatReply, ApiError> {
+async fn start(
+    target: &TargetRuntime,
+    pool: &WorkerPool,
+    greq: GenerateRequest,
+    deadline: tokio::time::Instant,
+) -> Result<Started, ApiError> {
+    let ((first, stream), outstanding) = on_some_worker(
+        target,
+        pool,
+        deadline,
+        "no first token in time",
+        |w, left| {
+            let mut request = tonic::Request::new(greq.clone());
+            request.set_timeout(left);
+            sluice_telemetry::inject(request.metadata_mut());
+            async move {
+                let mut stream = w.client.clone().generate(request).await?.into_inner();
+                match stream.message().await? {
+                    Some(first) => Ok((first, stream)),
+                    None => Err(Status::unavailable("the worker closed the stream at once")),
+                }
+            }
+        },
+    )
+    .await?;
+    Ok(Started {
+        _outstanding: outstanding,
+        first: Some(first),
+        stream,
+    })
+}
+
+pub async fn chat(
+    target: &Arc<TargetRuntime>,
+    pool: &WorkerPool,
+    req: &ChatRequest,
+) -> Result<ChatReply, ApiError> {
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let greq = generate_request(req, &id)?;
     let model = target.spec.model.clone();
@@ -499,7 +550,7 @@ pub async fn chat(target: &Arc<TargetRuntime>, req: &ChatRequest) -> Result<Chat
         target.spec.timeout
     };
     let deadline = tokio::time::Instant::now() + limit;
-    let started = start(target, greq, deadline).await?;
+    let started = start(target, pool, greq, deadline).await?;
     let tid = target.spec.id.clone();
 
     if !req.stream {
@@ -582,63 +633,33 @@ async fn collect(
 
 pub async fn embeddings(
     target: &Arc<TargetRuntime>,
+    pool: &WorkerPool,
     req: &EmbeddingsRequest,
 ) -> Result<Value, ApiError> {
-    let pool = pool(target)?;
-    let workers = pool.workers().await;
     let inputs = req.text_inputs(&format!("target '{}' (local model)", target.spec.id))?;
     let deadline = tokio::time::Instant::now() + target.spec.timeout;
-    let mut tried = HashSet::new();
-    let mut last = None;
-    while let Some(w) = pool.pick(&workers, &tried) {
-        tried.insert(w.addr);
-        let _outstanding = Outstanding::new(w.clone());
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        if left.is_zero() {
-            last = Some(Status::deadline_exceeded("no answer in time"));
-            break;
-        }
-        let mut request = tonic::Request::new(EmbedRequest {
-            request_id: String::new(),
-            inputs: inputs.clone(),
-        });
-        request.set_timeout(left);
-        sluice_telemetry::inject(request.metadata_mut());
-        let call = async {
-            w.check_model(target).await?;
-            w.client.clone().embed(request).await
-        };
-        match call.await {
-            Ok(resp) => {
-                let resp = resp.into_inner();
-                let data: Vec<Value> = resp
-                    .embeddings
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, e)| json!({"object": "embedding", "index": i, "embedding": e.values}))
-                    .collect();
-                return Ok(json!({
-                    "object": "list", "data": data, "model": target.spec.model,
-                    "usage": {"prompt_tokens": resp.prompt_tokens, "total_tokens": resp.prompt_tokens},
-                }));
-            }
-            Err(s) if s.code() == Code::DeadlineExceeded => {
-                last = Some(s);
-                break;
-            }
-            Err(s) if retryable(&s) || s.code() == Code::FailedPrecondition => {
-                if s.code() != Code::FailedPrecondition {
-                    w.mark_unhealthy();
-                }
-                last = Some(s);
-            }
-            Err(s) => return Err(client_error(&target.spec.id, &s)),
-        }
-    }
-    Err(client_error(
-        &target.spec.id,
-        &last.unwrap_or_else(|| Status::unavailable("no worker")),
-    ))
+    let (resp, _outstanding) =
+        on_some_worker(target, pool, deadline, "no answer in time", |w, left| {
+            let mut request = tonic::Request::new(EmbedRequest {
+                request_id: String::new(),
+                inputs: inputs.clone(),
+            });
+            request.set_timeout(left);
+            sluice_telemetry::inject(request.metadata_mut());
+            async move { w.client.clone().embed(request).await }
+        })
+        .await?;
+    let resp = resp.into_inner();
+    let data: Vec<Value> = resp
+        .embeddings
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| json!({"object": "embedding", "index": i, "embedding": e.values}))
+        .collect();
+    Ok(json!({
+        "object": "list", "data": data, "model": target.spec.model,
+        "usage": {"prompt_tokens": resp.prompt_tokens, "total_tokens": resp.prompt_tokens},
+    }))
 }
 
 #[cfg(test)]
@@ -704,6 +725,30 @@ mod tests {
                 .unwrap_err()
                 .contains("pinned")
         );
+    }
+
+    #[test]
+    fn one_retry_policy_for_chat_and_embeddings() {
+        use Verdict::*;
+        let v = |code| verdict(&Status::new(code, "x"));
+        assert_eq!(v(Code::ResourceExhausted), TryAnother, "busy is not broken");
+        assert_eq!(
+            v(Code::FailedPrecondition),
+            TryAnother,
+            "serves another model"
+        );
+        for code in [
+            Code::Unavailable,
+            Code::Unknown,
+            Code::Internal,
+            Code::Aborted,
+            Code::Cancelled,
+        ] {
+            assert_eq!(v(code), TryAnotherMarking, "{code:?}");
+        }
+        for code in [Code::InvalidArgument, Code::OutOfRange, Code::Unimplemented] {
+            assert_eq!(v(code), Answer, "{code:?}");
+        }
     }
 
     #[tokio::test]

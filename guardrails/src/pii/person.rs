@@ -2,6 +2,7 @@
 //! surnames, ordinary English words), titles, introducing phrases ("my name
 //! is", "Dear", "Sincerely,") and what ends a company or an address.
 
+use super::cues;
 use super::lexicon::{self, Lexicon};
 use super::{Entity, Finding};
 
@@ -198,140 +199,6 @@ enum Cue {
     Strong,
 }
 
-const STRONG_BEFORE: &[&str] = &[
-    "my name is ",
-    "name is ",
-    "i am ",
-    "i'm ",
-    "this is ",
-    "it's ",
-    "it is ",
-    "call me ",
-    "calls me ",
-    "called ",
-    "named ",
-    "name: ",
-    "name:",
-    "under ",
-    "signed by ",
-    "written by ",
-    "directed by ",
-    "sung by ",
-    "starring ",
-    "featuring ",
-    "name? ",
-    "name?\n",
-    "by: ",
-    "from: ",
-    "to: ",
-    "cc: ",
-    "cc ",
-    "attn: ",
-    "attn ",
-    "ask for ",
-    "asked for ",
-    "speak to ",
-    "speak with ",
-    "spoke with ",
-    "spoke to ",
-    "talked to ",
-    "met with ",
-    "meet with ",
-    "follow up with ",
-    "account holder ",
-    "holder ",
-    "beneficiary: ",
-    "beneficiary ",
-    "signatory is ",
-    "contact is ",
-    "contact: ",
-    "assignee: ",
-    "reporter: ",
-    "owner: ",
-    "approved by ",
-    "escalated by ",
-    "opened by ",
-    "sent by ",
-    "reported by ",
-    "belongs to ",
-    "on behalf of ",
-    "je m'appelle ",
-    "ich bin ",
-    "ich heiße ",
-    "me llamo ",
-    "mi chiamo ",
-    "ik ben ",
-    "patient ",
-    "employee ",
-    "customer ",
-    "guardian ",
-    "partner ",
-    "wife ",
-    "husband ",
-    "son ",
-    "daughter ",
-    "mother ",
-    "father ",
-    "brother ",
-    "sister ",
-    "friend ",
-    "colleague ",
-    "manager ",
-    "boss ",
-    "kid ",
-    "child ",
-    "landlord, ",
-    "landlord ",
-    "tenant ",
-    "i, ",
-];
-const WEAK_BEFORE: &[&str] = &[
-    "with ", "and ", "to ", "by ", "from ", "for ", "ask ", "tell ", "told ", "asked ", "thank ",
-    "thanks ", "contact ", "met ", "meet ", "saw ", "see ", "invite ", "ping ", "call ", "email ",
-    "e-mail ", "text ", "of ", "at ", "like ", "says ", "said ", "add ", "cc ", "or ", "heard ",
-    "about ", "as ",
-];
-
-/// Sign-offs and greetings, before a comma or a line break.
-const SIGN_OFFS: &[&str] = &[
-    "sincerely,",
-    "regards,",
-    "regards",
-    "signed,",
-    "cheers,",
-    "best,",
-    "thanks,",
-    "thank you,",
-    "yours,",
-    "truly,",
-    "wishes,",
-    "love,",
-    "dear",
-    "hi",
-    "hello",
-    "hey",
-    "hi,",
-    "hello,",
-    "hey,",
-    "thanks",
-    "congratulations to",
-    "welcome",
-    "bye",
-    "ciao",
-    "hallo",
-    "bonjour",
-    "hola",
-];
-
-/// Every introducing phrase, for the lexicon to mark their last words.
-pub fn cue_phrases() -> impl Iterator<Item = &'static str> {
-    SIGN_OFFS
-        .iter()
-        .chain(STRONG_BEFORE)
-        .chain(WEAK_BEFORE)
-        .copied()
-}
-
 fn cue_before(b: &[u8], start: usize, lex: &Lexicon) -> Cue {
     // Strip line breaks and commas after sign-offs: "Sincerely,\nJane".
     let mut k = start;
@@ -369,7 +236,7 @@ fn cue_before(b: &[u8], start: usize, lex: &Lexicon) -> Cue {
     let ends = |s: &str| {
         head.len() >= s.len() && head[head.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
     };
-    for s in SIGN_OFFS {
+    for s in cues::SIGN_OFFS {
         if ends(s) && (k < 1 + s.len() || !b[k - s.len() - 1].is_ascii_alphabetic()) {
             return Cue::Strong;
         }
@@ -380,10 +247,10 @@ fn cue_before(b: &[u8], start: usize, lex: &Lexicon) -> Cue {
             && head[head.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
             && (head.len() == s.len() || !head[head.len() - s.len() - 1].is_ascii_alphabetic())
     };
-    if STRONG_BEFORE.iter().any(|s| ends(s)) {
+    if cues::STRONG_BEFORE.iter().any(|s| ends(s)) {
         return Cue::Strong;
     }
-    if WEAK_BEFORE.iter().any(|s| ends(s)) {
+    if cues::WEAK_BEFORE.iter().any(|s| ends(s)) {
         return Cue::Weak;
     }
     Cue::None

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use hf_hub::repository::RepoTreeEntry;
 use hf_hub::{HFClient, HFError, HFRepository, RepoTypeModel};
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
@@ -389,6 +388,10 @@ impl Hub {
         Fut: Future<Output = Result<T, Failure>>,
     {
         let attempts = self.opts.max_attempts.max(1);
+        let mut backoff = sluice_proto::backoff::Backoff::new(
+            self.opts.base_delay,
+            Duration::from_secs(30).max(self.opts.base_delay),
+        );
         let mut last = String::new();
         for attempt in 0..attempts {
             match op().await {
@@ -399,10 +402,9 @@ impl Hub {
                     if attempt + 1 == attempts {
                         break;
                     }
-                    let exp = self.opts.base_delay.as_secs_f64() * 2f64.powi(attempt as i32);
-                    let delay = exp.min(30.0) * rand::rng().random_range(0.5..1.5);
-                    tracing::warn!(what, attempt = attempt + 1, error = %last, retry_in_s = delay, "hub request failed; retrying");
-                    tokio::time::sleep(Duration::from_secs_f64(delay)).await;
+                    let pause = backoff.next_pause();
+                    tracing::warn!(what, attempt = attempt + 1, error = %last, retry_in_s = pause.as_secs_f64(), "hub request failed; retrying");
+                    tokio::time::sleep(pause).await;
                 }
             }
         }

@@ -13,12 +13,21 @@ pub enum Protocol {
     OpenAiCompatible,
     /// TGI native `/generate` and `/generate_stream` (`format: huggingface`
     /// plus `provider_type: huggingface`): messages rendered with a chat template.
-    TgiNative,
+    TgiNative {
+        /// Jinja chat template (HF `chat_template` syntax); `None`: ChatML.
+        chat_template: Option<String>,
+    },
     /// HF feature-extraction (`{"inputs": [...]}` → vectors): bare
     /// `provider: huggingface` without `format`.
     FeatureExtraction,
     /// Sluice inference workers over gRPC (`local:huggingface:ORG/MODEL`).
-    Worker,
+    Worker {
+        /// `host:port` entries; a host that resolves to several addresses (a
+        /// Kubernetes headless Service) stands for all of them.
+        workers: Vec<String>,
+        /// The revision pinned in the provider string.
+        revision: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,13 +53,6 @@ pub struct Target {
     pub secret_env: Option<String>,
     pub timeout: Duration,
     pub stream_timeout: Duration,
-    /// Jinja chat template for `TgiNative` targets (HF `chat_template` syntax).
-    pub chat_template: Option<String>,
-    /// `Worker` targets: `host:port` entries; a host that resolves to several
-    /// addresses (a Kubernetes headless Service) stands for all of them.
-    pub workers: Vec<String>,
-    /// `Worker` targets: the revision pinned in the provider string.
-    pub revision: Option<String>,
     pub mark: Mark,
 }
 
@@ -63,9 +65,9 @@ impl Target {
     /// model does; one running a text-generation model refuses (400).
     pub fn serves_embeddings(&self) -> bool {
         match self.protocol {
-            Protocol::FeatureExtraction | Protocol::Worker => true,
+            Protocol::FeatureExtraction | Protocol::Worker { .. } => true,
             Protocol::OpenAiCompatible => self.family == Family::OpenAi,
-            Protocol::TgiNative => false,
+            Protocol::TgiNative { .. } => false,
         }
     }
 
@@ -272,13 +274,8 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
             "format: huggingface applies to huggingface providers only",
         );
     }
-    let protocol = match (family, hf_translate, provider.as_str()) {
-        (Family::Local, _, _) => Protocol::Worker,
-        (Family::HuggingFace, true, _) => Protocol::TgiNative,
-        (Family::HuggingFace, false, "huggingface") => Protocol::FeatureExtraction,
-        _ => Protocol::OpenAiCompatible,
-    };
-    if chat_template.is_some() && protocol != Protocol::TgiNative {
+    let tgi = family == Family::HuggingFace && hf_translate;
+    if chat_template.is_some() && !tgi {
         d.warn(
             &format!("{path}.chat_template"),
             node.mark,
@@ -327,6 +324,15 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
         d.error(path, node.mark, "huggingface targets need secret_key_ref.env: the environment variable holding the Hugging Face token (e.g. HF_API_TOKEN)");
     }
 
+    let protocol = match (family, hf_translate, provider.as_str()) {
+        (Family::Local, _, _) => Protocol::Worker {
+            workers: workers.into_iter().map(|(w, _)| w).collect(),
+            revision,
+        },
+        (Family::HuggingFace, true, _) => Protocol::TgiNative { chat_template },
+        (Family::HuggingFace, false, "huggingface") => Protocol::FeatureExtraction,
+        _ => Protocol::OpenAiCompatible,
+    };
     let target = Target {
         id: id.unwrap_or_default(),
         provider,
@@ -337,9 +343,6 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
         secret_env,
         timeout: Duration::from_secs_f64(timeout),
         stream_timeout: Duration::from_secs_f64(stream_timeout),
-        chat_template,
-        workers: workers.into_iter().map(|(w, _)| w).collect(),
-        revision,
         mark: node.mark,
     };
     if let Some(ph) = target.base_url_placeholder() {

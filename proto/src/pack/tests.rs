@@ -148,7 +148,10 @@ fn format_without_provider_type_is_refused_and_vice_versa() {
         "{BASE}      format: huggingface\n      provider_type: huggingface\n"
     ))
     .unwrap();
-    assert_eq!(ok.pack.targets[0].protocol, Protocol::TgiNative);
+    assert!(matches!(
+        ok.pack.targets[0].protocol,
+        Protocol::TgiNative { .. }
+    ));
 }
 
 #[test]
@@ -221,10 +224,12 @@ fn local_targets_name_workers() {
         .pack;
     let t = &pack.targets[0];
     assert_eq!(t.family, Family::Local);
-    assert_eq!(t.protocol, Protocol::Worker);
+    let Protocol::Worker { workers, revision } = &t.protocol else {
+        panic!("not a worker target: {:?}", t.protocol)
+    };
     assert_eq!(t.model, "org/m");
-    assert_eq!(t.revision.as_deref(), Some("v1.2"));
-    assert_eq!(t.workers, ["w-0:50051", "sluice-worker.ns.svc:50051"]);
+    assert_eq!(revision.as_deref(), Some("v1.2"));
+    assert_eq!(workers, &["w-0:50051", "sluice-worker.ns.svc:50051"]);
 
     let errs =
         errors("providers:\n  targets:\n    - id: l\n      provider: local:huggingface:org/m\n");

@@ -42,8 +42,6 @@ pub struct Caller {
     /// SHA-256 of that token, to check later that it was not revoked.
     token_sha256: Option<String>,
     certificate: PeerCertificates,
-    /// No credential at all (only with `--allow-unauthenticated-gateways`).
-    anonymous: bool,
 }
 
 impl Caller {
@@ -64,10 +62,6 @@ impl Caller {
             )));
         }
         Ok(())
-    }
-
-    pub fn is_anonymous(&self) -> bool {
-        self.anonymous
     }
 }
 
@@ -125,7 +119,6 @@ impl GatewayAuth {
             token_for,
             token_sha256,
             certificate,
-            anonymous,
         })
     }
 

@@ -18,16 +18,16 @@
 //!
 //! [`run`] takes pre-bound listeners so tests can use free ports.
 
-pub mod api;
-pub mod audit;
-pub mod auth;
+mod api;
+mod audit;
+mod auth;
 pub mod db;
-pub mod error;
-pub mod fleet;
-pub mod gateway_auth;
-pub mod metrics;
-pub mod push;
-pub mod state;
+mod error;
+mod fleet;
+mod gateway_auth;
+mod metrics;
+mod push;
+mod state;
 
 use std::future::Future;
 use std::time::Duration;

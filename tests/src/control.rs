@@ -262,6 +262,18 @@ impl Api {
         self.call("POST", path, Some(Body::Yaml(yaml))).await
     }
 
+    /// The ids in fleet status, in the API's order.
+    pub async fn fleet_ids(&self) -> Vec<String> {
+        let (status, v) = self.get("/v1/gateways").await;
+        assert_eq!(status, 200, "{v}");
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// Polls fleet status until `check` holds for gateway `id`.
     pub async fn wait_gateway(
         &self,

@@ -187,15 +187,8 @@ async fn gateway_and_control_plane_use_mutual_tls_and_refuse_a_wrong_client_cert
         "{}",
         cp.process.logs()
     );
-    let (_, fleet) = api.get("/v1/gateways").await;
-    let ids: Vec<&str> = fleet["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| g["id"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        ids,
+        api.fleet_ids().await,
         vec!["gw-good"],
         "only the gateway with a certificate from the fleet CA, naming it, got in"
     );

@@ -1,5 +1,8 @@
 //! The Sluice gateway (data plane).
 //!
+//! - [`gateway`]: one process from start to clean exit — first config,
+//!   watches, HTTP or HTTPS serving, audit drain. `main.rs` only parses
+//!   the command line into `gateway::Options`.
 //! - [`config`]: the config path of standalone mode — read, validate, compile,
 //!   swap atomically, watch the file.
 //! - [`control`]: the config path of control-plane mode — a gRPC stream of
@@ -27,19 +30,20 @@
 //! [`run`] takes a pre-bound listener so tests can use free ports.
 
 pub mod audit;
-pub mod config;
+mod config;
 pub mod control;
-pub mod error;
-pub mod exchange;
-pub mod https;
-pub mod metrics;
+mod error;
+mod exchange;
+pub mod gateway;
+mod https;
+mod metrics;
 pub mod openai;
 pub mod policies;
-pub mod providers;
-pub mod runtime;
-pub mod server;
+mod providers;
+mod runtime;
+mod server;
 pub mod settings;
-pub mod streaming;
+mod streaming;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -18,10 +18,10 @@
 //! live-but-not-ready worker while a large model loads.
 
 pub mod device;
-pub mod embed;
+mod embed;
 pub mod engine;
-pub mod footprint;
-pub mod http;
+mod footprint;
+mod http;
 pub mod hub;
 pub mod metrics;
 pub mod service;

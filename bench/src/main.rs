@@ -6,7 +6,9 @@
 //!
 //! Run: `cargo run --release -p sluice-bench` (add `--litellm` to compare
 //! with a LiteLLM proxy on the same stub, if `litellm` is installed).
+//! `--external` measures with nginx and `wrk` instead (see `external.rs`).
 
+mod external;
 mod load;
 mod procs;
 mod stub;
@@ -33,11 +35,22 @@ struct Args {
     litellm: bool,
     #[arg(long, default_value = "litellm")]
     litellm_bin: String,
+    /// Measure with external tools instead: nginx as the upstream, wrk as
+    /// the client (needs `apt-get install wrk nginx-light`).
+    #[arg(long)]
+    external: bool,
+    /// Seconds per point in --external mode.
+    #[arg(long, default_value_t = 8)]
+    external_secs: u64,
 }
 
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    if args.external {
+        external::run(args.external_secs).await;
+        return;
+    }
     let stub_port = stub::start().await;
     let stub_url = format!("http://127.0.0.1:{stub_port}/v1/chat/completions");
     let mut systems: Vec<(String, procs::Child, String)> = Vec::new();

@@ -24,33 +24,34 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `sluice-gateway`, beside this binary; built first if it is missing.
+/// The release `sluice-gateway` of this target directory, built first (a
+/// no-op when current): never measure a stale or unoptimised binary, even
+/// when the bench itself runs from a dev build.
 fn gateway_binary() -> PathBuf {
-    let dir = std::env::current_exe()
-        .expect("current_exe")
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/sluice-bench → target/release/sluice-gateway
+    let target_dir = exe
         .parent()
-        .expect("exe dir")
-        .to_path_buf();
-    let path = dir.join("sluice-gateway");
-    // cargo runs every time (a no-op when current): never measure a stale binary.
-    {
-        eprintln!("building sluice-gateway (release) if it is out of date…");
-        let ok = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "sluice-data-plane",
-                "--bin",
-                "sluice-gateway",
-            ])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            ok && path.exists(),
-            "could not build sluice-gateway; run `cargo build --release -p sluice-data-plane` first"
-        );
-    }
+        .and_then(|profile| profile.parent())
+        .expect("the bench runs from a cargo target directory");
+    let path = target_dir.join("release").join("sluice-gateway");
+    eprintln!("building sluice-gateway (release) if it is out of date…");
+    let ok = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "sluice-data-plane",
+            "--bin",
+            "sluice-gateway",
+        ])
+        .env("CARGO_TARGET_DIR", target_dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok && path.exists(),
+        "could not build sluice-gateway; run `cargo build --release -p sluice-data-plane` first"
+    );
     path
 }
 
@@ -70,12 +71,14 @@ async fn wait_ready(url: &str) -> bool {
 
 const CHAIN: &str = "policies:\n  chain: [prompt-injection, pii-detector, safety-filter, content-filter]\n  policy:\n    prompt-injection:\n      action: monitor\n    pii-detector:\n      action: redact\n    content-filter:\n      categories: [hate_speech, harassment, self_harm, sexual, violence]\n";
 
-pub async fn gateway(stub_port: u16, chain: bool) -> (Child, String) {
-    let dir = std::env::temp_dir().join(format!("sluice-bench-{}-{}", std::process::id(), chain));
+/// A gateway on one OpenAI-compatible target at `base_url` (`…/v1`), with
+/// `policies` (a YAML `policies:` section, or empty for none).
+pub async fn gateway_with(base_url: &str, policies: &str, tag: &str) -> (Child, String) {
+    let dir = std::env::temp_dir().join(format!("sluice-bench-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
+    let policies = policies.replace("{dir}", &dir.display().to_string());
     let pack = format!(
-        "pack:\n  name: bench\nproviders:\n  targets:\n    - id: stub\n      provider: openai:bench-model\n      base_url: http://127.0.0.1:{stub_port}/v1\n{}",
-        if chain { CHAIN } else { "" }
+        "pack:\n  name: bench\nproviders:\n  targets:\n    - id: stub\n      provider: openai:bench-model\n      base_url: {base_url}\n{policies}"
     );
     let config = dir.join("pack.yaml");
     std::fs::write(&config, pack).expect("write pack");
@@ -102,6 +105,54 @@ pub async fn gateway(stub_port: u16, chain: bool) -> (Child, String) {
         child,
         format!("http://127.0.0.1:{port}/v1/chat/completions"),
     )
+}
+
+pub async fn gateway(stub_port: u16, chain: bool) -> (Child, String) {
+    gateway_with(
+        &format!("http://127.0.0.1:{stub_port}/v1"),
+        if chain { CHAIN } else { "" },
+        if chain { "chain" } else { "plain" },
+    )
+    .await
+}
+
+/// nginx answering every request with `answer` (JSON): the fastest
+/// external upstream there is. `None` when nginx is not installed.
+pub fn nginx(answer: &str) -> Option<(Child, u16)> {
+    let bin = ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())?;
+    let dir = std::env::temp_dir().join(format!("sluice-bench-nginx-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let port = free_port();
+    let d = dir.display();
+    // One worker, like one upstream replica; the body is discarded unread.
+    let conf = format!(
+        "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+events {{ worker_connections 4096; }}\n\
+http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  keepalive_requests 1000000;\n\
+  server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      default_type application/json;\n      return 200 '{answer}';\n    }}\n  }}\n}}\n"
+    );
+    let config = dir.join("nginx.conf");
+    std::fs::write(&config, conf).ok()?;
+    let child = Command::new(bin)
+        .arg("-c")
+        .arg(&config)
+        .arg("-p")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .ok()?;
+    let child = Child(child, Some(dir));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some((child, port));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
 }
 
 pub async fn litellm(bin: &str, stub_port: u16) -> Option<(Child, String)> {

@@ -2,7 +2,7 @@
 
 use axum::routing::post;
 
-const ANSWER: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1,"model":"bench-model","choices":[{"index":0,"message":{"role":"assistant","content":"Thanks, the invoice has been checked and the duplicate line removed."},"finish_reason":"stop"}],"usage":{"prompt_tokens":250,"completion_tokens":14,"total_tokens":264}}"#;
+pub const ANSWER: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1,"model":"bench-model","choices":[{"index":0,"message":{"role":"assistant","content":"Thanks, the invoice has been checked and the duplicate line removed."},"finish_reason":"stop"}],"usage":{"prompt_tokens":250,"completion_tokens":14,"total_tokens":264}}"#;
 
 pub async fn start() -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -40,6 +40,7 @@ impl Exchange {
             "chat"
         };
         let span = tracing::info_span!(
+            target: sluice_telemetry::TRACE_ONLY,
             "ai_completion",
             "gen_ai.operation.name" = operation,
             "gen_ai.request.model" = Empty,
@@ -144,6 +145,7 @@ impl Exchange {
     pub async fn upstream<T>(&mut self, call: impl std::future::Future<Output = T>) -> T {
         use tracing::Instrument;
         let span = tracing::info_span!(
+            target: sluice_telemetry::TRACE_ONLY,
             "upstream",
             "otel.kind" = "client",
             "sluice.target" = self.record.target.as_deref().unwrap_or("none")

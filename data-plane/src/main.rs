@@ -135,6 +135,11 @@ enum AuditCommand {
     Verify { path: PathBuf },
 }
 
+// Requests are allocated on one worker thread and often freed on another;
+// mimalloc's per-thread free lists keep that off a shared lock.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check { file } => check(&file),

@@ -292,8 +292,8 @@ mod tests {
     fn urls(t: &TargetRuntime) -> (String, String) {
         use crate::providers::target::Upstream;
         match &t.upstream {
-            Upstream::OpenAi(u) => (u.chat.clone(), u.embeddings.clone()),
-            Upstream::FeatureExtraction { url } => (String::new(), url.clone()),
+            Upstream::OpenAi(u) => (u.chat.as_str().into(), u.embeddings.as_str().into()),
+            Upstream::FeatureExtraction { url } => (String::new(), url.as_str().into()),
             Upstream::Tgi(n) => {
                 let (g, s) = n.urls();
                 (g.to_string(), s.to_string())

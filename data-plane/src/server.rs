@@ -48,6 +48,10 @@ pub fn http_client() -> reqwest::Client {
         .pool_max_idle_per_host(1024)
         .connect_timeout(std::time::Duration::from_secs(10))
         .user_agent(concat!("sluice-gateway/", env!("CARGO_PKG_VERSION")))
+        // A gateway answers with what its upstream said; following a
+        // redirect would send the request (and its token) somewhere the
+        // pack does not name. It also skips reqwest's per-request URL work.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("the TLS backend is compiled in")
 }
@@ -99,16 +103,25 @@ async fn chat_completions(
         .await
     {
         Ok(ChatReply::Stream(s)) => streaming::respond(ex, s),
-        Ok(ChatReply::Full(v)) => {
-            ex.response_seen(&v);
-            if let Some(choices) = v.get("choices") {
+        Ok(ChatReply::Full(c)) => {
+            ex.response_seen(&c.value);
+            if sluice_telemetry::capture_content()
+                && let Some(choices) = c.value.get("choices")
+            {
                 ex.capture_output(&choices.to_string());
             }
-            let usage = usage_of(&v);
-            let mut resp = Json(&v).into_response();
+            let usage = usage_of(&c.value);
+            let mut resp = (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                c.body(),
+            )
+                .into_response();
             ex.decorate(&mut resp);
             ex.record.status = 200;
-            ex.finish(usage, Some(v));
+            ex.finish(usage, Some(c.value));
             resp
         }
         Err(e) => ex.fail(e),
@@ -141,19 +154,31 @@ async fn chat_path(
         ex.record.request = serde_json::to_value(&req).ok();
     }
     tracing::debug!(target_id = %target.spec.id, stream = req.stream, "routing chat completion");
-    let reply = ex.upstream(target.chat(&app.http, &req)).await?;
+    let reply = ex.upstream(target.chat(&app.http, &mut req)).await?;
     match reply {
-        ChatReply::Full(mut v) if !rt.chain.is_empty() => {
-            if let Some(choices) = v.get_mut("choices").and_then(|c| c.as_array_mut()) {
+        ChatReply::Full(mut c) if !rt.chain.is_empty() => {
+            let mut changed = false;
+            if let Some(choices) = c.value.get_mut("choices").and_then(|c| c.as_array_mut()) {
                 for choice in choices {
                     if let Some(serde_json::Value::String(text)) =
                         choice.pointer_mut("/message/content")
                     {
+                        let before = text.len();
+                        let redactions = ex.decisions.len();
                         rt.chain.check_response(text, &mut ex.decisions)?;
+                        // Any policy that edits a text records a decision
+                        // saying so; a length change is the cheap backstop.
+                        changed |= text.len() != before
+                            || ex.decisions[redactions..]
+                                .iter()
+                                .any(|d| d.outcome == crate::policies::Outcome::Redact);
                     }
                 }
             }
-            Ok(ChatReply::Full(v))
+            if changed {
+                c.changed();
+            }
+            Ok(ChatReply::Full(c))
         }
         other => Ok(other),
     }

@@ -14,18 +14,7 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 pub fn canonical(v: &Value, out: &mut Vec<u8>) {
     match v {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push(b'{');
-            for (i, k) in keys.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(serde_json::to_string(k).unwrap_or_default().as_bytes());
-                out.push(b':');
-                canonical(&map[k.as_str()], out);
-            }
-            out.push(b'}');
+            canonical_object(map, out, false);
         }
         Value::Array(items) => {
             out.push(b'[');
@@ -37,15 +26,51 @@ pub fn canonical(v: &Value, out: &mut Vec<u8>) {
             }
             out.push(b']');
         }
-        other => out.extend_from_slice(other.to_string().as_bytes()),
+        // Strings, numbers, booleans and null print the same whatever the
+        // map order; written in place, with no String in between.
+        scalar => scalar_into(scalar, out),
     }
 }
 
+fn scalar_into(v: &impl serde::Serialize, out: &mut Vec<u8>) {
+    // Writing to a Vec cannot fail, and a Value or a str always encodes.
+    let _ = serde_json::to_writer(&mut *out, v);
+}
+
+/// Writes `map` canonically; with `top`, leaving out its `hash` key (only
+/// a record's own `hash` is outside what is hashed; a `hash` deeper down,
+/// in a request body say, is content). Returns
+/// the byte offset where a `"hash":…` member would go to keep the keys
+/// sorted, and whether it would need a comma after it (a key follows) or
+/// before it (it would be the last member).
+fn canonical_object(map: &Map<String, Value>, out: &mut Vec<u8>, top: bool) -> (usize, bool) {
+    let mut keys: Vec<&String> = map.keys().filter(|k| !top || *k != HASH).collect();
+    keys.sort_unstable();
+    out.push(b'{');
+    let mut hash_at = None;
+    for (i, k) in keys.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        if top && hash_at.is_none() && k.as_str() > HASH {
+            hash_at = Some(out.len());
+        }
+        scalar_into(k, out);
+        out.push(b':');
+        canonical(&map[k.as_str()], out);
+    }
+    out.push(b'}');
+    match hash_at {
+        Some(at) => (at, true),
+        None => (out.len() - 1, false),
+    }
+}
+
+const HASH: &str = "hash";
+
 fn digest(record: &Map<String, Value>) -> String {
-    let mut bytes = Vec::with_capacity(512);
-    let mut without = record.clone();
-    without.remove("hash");
-    canonical(&Value::Object(without), &mut bytes);
+    let mut bytes = Vec::with_capacity(1024);
+    canonical_object(record, &mut bytes, true);
     hex::encode(Sha256::digest(&bytes))
 }
 
@@ -54,7 +79,33 @@ pub fn seal(record: &mut Map<String, Value>, seq: u64, prev: &str) -> String {
     record.insert("seq".into(), Value::from(seq));
     record.insert("prev_hash".into(), Value::from(prev));
     let hash = digest(record);
-    record.insert("hash".into(), Value::from(hash.clone()));
+    record.insert(HASH.into(), Value::from(hash.clone()));
+    hash
+}
+
+/// Seals `record` like [`seal`] and appends its canonical line (with the
+/// hash, without the newline) to `out`, encoding the record once: the
+/// bytes that are hashed are the line, with the `hash` member spliced in
+/// where sorting puts it. Returns the hash.
+pub fn seal_into(
+    mut record: Map<String, Value>,
+    seq: u64,
+    prev: &str,
+    out: &mut Vec<u8>,
+) -> String {
+    record.insert("seq".into(), Value::from(seq));
+    record.insert("prev_hash".into(), Value::from(prev));
+    let start = out.len();
+    let (at, comma_after) = canonical_object(&record, out, true);
+    let hash = hex::encode(Sha256::digest(&out[start..]));
+    let member = if comma_after {
+        format!("\"{HASH}\":\"{hash}\",")
+    } else if at == start + 1 {
+        format!("\"{HASH}\":\"{hash}\"")
+    } else {
+        format!(",\"{HASH}\":\"{hash}\"")
+    };
+    out.splice(at..at, member.into_bytes());
     hash
 }
 
@@ -109,6 +160,32 @@ mod tests {
             String::from_utf8(out).unwrap(),
             r#"{"a":{"c":null,"d":[1,{"y":"s","z":0}]},"b":1}"#
         );
+    }
+
+    #[test]
+    fn one_pass_sealing_writes_the_canonical_line_of_the_sealed_record() {
+        for record in [
+            json!({"request_id": "r1", "status": 200, "zeta": [1.5, {"b": 1, "a": "x"}]}),
+            json!({"a": 1}),
+            json!({"zzz": 1}),
+            json!({}),
+            json!({"hash": "forged", "m": "keep"}),
+            json!({"request": {"hash": "content", "z": 1}}),
+        ] {
+            let map = record.as_object().unwrap().clone();
+            let mut expected = map.clone();
+            let h = seal(&mut expected, 7, GENESIS);
+            let mut want = Vec::new();
+            canonical(&Value::Object(expected), &mut want);
+            let mut line = b"prefix".to_vec();
+            assert_eq!(seal_into(map, 7, GENESIS, &mut line), h);
+            assert_eq!(
+                String::from_utf8(line[6..].to_vec()).unwrap(),
+                String::from_utf8(want).unwrap()
+            );
+            let link = check(std::str::from_utf8(&line[6..]).unwrap()).unwrap();
+            assert_eq!((link.seq, link.hash), (7, h));
+        }
     }
 
     #[test]

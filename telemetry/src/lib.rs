@@ -22,6 +22,13 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+/// The target of spans that exist for traces only (`ai_completion`,
+/// `upstream`, `policy`, …): log lines do not show them, so when no OTLP
+/// exporter is configured no layer wants them and creating one costs a
+/// branch, not an allocation per field. Spans that log lines should carry
+/// (the request's id) use their module's own target.
+pub const TRACE_ONLY: &str = "sluice::trace";
+
 /// Whether the operator asked for prompts and completions in spans.
 pub fn capture_content() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -68,6 +75,10 @@ pub fn init(json: bool, service: &'static str, default_filter: &str) -> Guard {
     } else {
         fmt.boxed()
     };
+    // Trace-only spans never reach the log formatter (see TRACE_ONLY).
+    let fmt = fmt.with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+        !(meta.is_span() && meta.target() == TRACE_ONLY)
+    }));
     let mut provider = None;
     let mut otel_error = None;
     let otel = if otlp_configured() {

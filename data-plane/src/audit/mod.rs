@@ -29,7 +29,8 @@ use crate::settings::ControlPlaneLink;
 
 pub use sink::{Sink, drain_all};
 
-/// What the audit record says about one request.
+/// What the audit record says about one request. The policy decisions
+/// join it as `decisions` when it is written (`include_policy_decisions`).
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Record {
     /// Minted by the gateway for this record: the central audit's
@@ -52,8 +53,6 @@ pub struct Record {
     pub usage: Option<Usage>,
     pub latency_ms: f64,
     pub overhead_ms: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub decisions: Option<Vec<Decision>>,
     /// The request as it left Sluice (after redaction).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request: Option<Value>,
@@ -123,20 +122,28 @@ impl Auditor {
         if !self.cfg.log_all_access && !notable {
             return; // permit dropped: the slot is freed
         }
-        if self.cfg.include_policy_decisions {
-            record.decisions = Some(decisions.to_vec());
-        }
-        if !self.cfg.include_request {
-            record.request = None;
-        }
-        if !self.cfg.include_response {
-            record.response = None;
-        }
+        // The bodies are moved into the record's map, not copied through
+        // the serialiser (serialising a `Value` into a `Value` clones it).
+        let request = record.request.take().filter(|_| self.cfg.include_request);
+        let response = record.response.take().filter(|_| self.cfg.include_response);
         match serde_json::to_value(&record) {
-            Ok(v) => {
+            Ok(Value::Object(mut map)) => {
+                if self.cfg.include_policy_decisions {
+                    map.insert(
+                        "decisions".into(),
+                        serde_json::to_value(decisions).unwrap_or_default(),
+                    );
+                }
+                if let Some(v) = request {
+                    map.insert("request".into(), v);
+                }
+                if let Some(v) = response {
+                    map.insert("response".into(), v);
+                }
                 self.sink.queued.fetch_add(1, Ordering::SeqCst);
-                permit.send(v);
+                permit.send(Value::Object(map));
             }
+            Ok(_) => tracing::error!("audit record did not encode as an object"),
             Err(e) => tracing::error!(error = %e, "audit record could not be encoded"),
         }
     }

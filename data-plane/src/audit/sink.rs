@@ -150,13 +150,17 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            // A failed write is retried until it succeeds: meanwhile the
-            // queue fills and on_failure takes over at admission.
+            // Sealed and encoded once; a failed write of those bytes is
+            // retried until it succeeds: meanwhile the queue fills and
+            // on_failure takes over at admission.
+            let n = batch.len() as u64;
+            let (out, head) = self.encode(batch);
             let mut delay = Duration::from_millis(100);
             loop {
-                match self.write(&batch) {
+                match self.write(&out) {
                     Ok(()) => {
-                        self.written.fetch_add(batch.len() as u64, Ordering::SeqCst);
+                        self.head = head;
+                        self.written.fetch_add(n, Ordering::SeqCst);
                         break;
                     }
                     Err(e) => {
@@ -169,7 +173,31 @@ impl Writer {
         }
     }
 
-    fn write(&mut self, batch: &[Value]) -> std::io::Result<()> {
+    /// The batch's lines, chained onto the current head when the log is
+    /// immutable, and the head after them (committed once they are written).
+    fn encode(&self, batch: Vec<Value>) -> (Vec<u8>, Head) {
+        let immutable = self
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .immutable;
+        let mut out = Vec::with_capacity(batch.len() * 1024);
+        let mut head = self.head.clone();
+        for v in batch {
+            let Value::Object(record) = v else { continue };
+            if immutable {
+                let seq = head.0 + 1;
+                let hash = chain::seal_into(record, seq, &head.1, &mut out);
+                head = (seq, hash);
+            } else {
+                chain::canonical(&Value::Object(record), &mut out);
+            }
+            out.push(b'\n');
+        }
+        (out, head)
+    }
+
+    fn write(&mut self, out: &[u8]) -> std::io::Result<()> {
         let settings = self
             .settings
             .lock()
@@ -189,17 +217,6 @@ impl Writer {
             );
             self.day = day;
         }
-        let mut out = Vec::with_capacity(batch.len() * 512);
-        let mut head = self.head.clone();
-        for v in batch {
-            let mut record = v.as_object().cloned().unwrap_or_default();
-            if settings.immutable {
-                let seq = head.0 + 1;
-                head = (seq, chain::seal(&mut record, seq, &head.1));
-            }
-            chain::canonical(&Value::Object(record), &mut out);
-            out.push(b'\n');
-        }
         if let Some(max) = settings.max_disk_bytes
             && self.disk_bytes + out.len() as u64 > max
         {
@@ -217,10 +234,9 @@ impl Writer {
             )));
         }
         let file = self.file.as_mut().expect("opened above");
-        file.write_all(&out)?;
+        file.write_all(out)?;
         file.flush()?;
         self.disk_bytes += out.len() as u64;
-        self.head = head;
         Ok(())
     }
 }

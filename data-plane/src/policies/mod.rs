@@ -154,7 +154,7 @@ pub use crate::openai::Text;
 
 /// A child span of `ai_completion` for one policy's check.
 fn policy_span(policy: &'static str, stage: &'static str) -> tracing::Span {
-    tracing::info_span!("policy", "sluice.policy" = policy, "sluice.stage" = stage)
+    tracing::info_span!(target: sluice_telemetry::TRACE_ONLY, "policy", "sluice.policy" = policy, "sluice.stage" = stage)
 }
 
 /// One policy of the chain.

@@ -27,7 +27,7 @@ pub fn url(spec: &Target, settings: &Settings) -> String {
 pub async fn embeddings(
     client: &reqwest::Client,
     target: &Arc<TargetRuntime>,
-    url: &str,
+    url: &http::Endpoint,
     req: &EmbeddingsRequest,
 ) -> Result<Value, ApiError> {
     let inputs = req.text_inputs(&format!("target '{}' (feature-extraction)", target.spec.id))?;
@@ -48,8 +48,9 @@ pub async fn embeddings(
         }
     };
     let deadline = Instant::now() + target.spec.timeout;
-    let resp = http::post(client, target, url, &json!({ "inputs": inputs }), deadline).await?;
-    let body = json_body(target, resp, deadline).await?;
+    let body = http::json(&json!({ "inputs": inputs }))?;
+    let resp = http::post(client, target, url, body, deadline).await?;
+    let (body, _) = json_body(target, resp, deadline).await?;
     let vectors = vectors(&body, inputs.len()).ok_or_else(|| {
         ApiError::Upstream(format!(
             "target '{}' answered feature-extraction with an unexpected shape",

@@ -2,9 +2,11 @@
 //! cold-start wait, and the mapping of upstream failures to errors that tell
 //! the operator or the client what to do.
 
+use std::fmt;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -16,17 +18,60 @@ use crate::error::ApiError;
 /// upstream estimates more: its estimate is refreshed on every retry.
 const MAX_LOADING_WAIT: Duration = Duration::from_secs(10);
 
-/// POSTs `body` and returns the response once its status is a success.
-/// A 503 "model is loading" is waited out and retried until `deadline`.
+/// An upstream URL, parsed once per config version rather than per
+/// request (parsing runs IDNA processing on the host every time).
+pub struct Endpoint {
+    text: String,
+    url: Option<reqwest::Url>,
+}
+
+impl Endpoint {
+    pub fn new(text: String) -> Endpoint {
+        let url = reqwest::Url::parse(&text).ok();
+        Endpoint { text, url }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.text, f)
+    }
+}
+
+/// A request body as JSON bytes, serialised once however often it is sent.
+pub fn json(body: &impl serde::Serialize) -> Result<Bytes, ApiError> {
+    serde_json::to_vec(body)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::BadRequest(format!("the request cannot be encoded: {e}")))
+}
+
+/// POSTs `body` (JSON) and returns the response once its status is a
+/// success. A 503 "model is loading" is waited out and retried until
+/// `deadline`.
 pub async fn post(
     http: &reqwest::Client,
     target: &TargetRuntime,
-    url: &str,
-    body: &Value,
+    url: &Endpoint,
+    body: Bytes,
     deadline: Instant,
 ) -> Result<reqwest::Response, ApiError> {
+    let Some(parsed) = &url.url else {
+        // Validation accepts only http(s) URLs and placeholders mark a
+        // target unavailable, so this is an operator's odd URL.
+        return Err(ApiError::Unavailable(format!(
+            "target '{}' is unavailable: its URL is not valid; fix base_url",
+            target.spec.id
+        )));
+    };
     loop {
-        let mut req = http.post(url).json(body);
+        let mut req = http
+            .post(parsed.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.clone());
         if let Some(token) = &target.token {
             req = req.bearer_auth(token.expose());
         }

@@ -23,8 +23,45 @@ use crate::error::ApiError;
 pub type ChunkStream = BoxStream<'static, Result<Value, ApiError>>;
 
 pub enum ChatReply {
-    Full(Value),
+    Full(Completion),
     Stream(ChunkStream),
+}
+
+/// A whole `chat.completion`. `raw` holds the upstream's own bytes when
+/// they can be sent to the client as they are: re-encoding the parsed
+/// value would cost a serialisation per request and reorder its keys.
+/// Whoever changes `value` must call [`Completion::changed`].
+pub struct Completion {
+    pub value: Value,
+    raw: Option<bytes::Bytes>,
+}
+
+impl Completion {
+    /// Built by the gateway (translated protocols): encoded when sent.
+    pub fn built(value: Value) -> Completion {
+        Completion { value, raw: None }
+    }
+
+    /// Parsed from `raw`, which still says the same.
+    pub fn forwarded(value: Value, raw: bytes::Bytes) -> Completion {
+        Completion {
+            value,
+            raw: Some(raw),
+        }
+    }
+
+    /// `value` was edited (a policy redacted a text): `raw` is stale.
+    pub fn changed(&mut self) {
+        self.raw = None;
+    }
+
+    /// The body to send.
+    pub fn body(&self) -> bytes::Bytes {
+        match &self.raw {
+            Some(raw) => raw.clone(),
+            None => bytes::Bytes::from(serde_json::to_vec(&self.value).unwrap_or_default()),
+        }
+    }
 }
 
 /// What every chunk of one translated stream repeats, for providers whose
@@ -62,12 +99,12 @@ where
     Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
 
-/// Reads a JSON body within the deadline.
+/// Reads a JSON body within the deadline: parsed, and as it came.
 async fn json_body(
     target: &TargetRuntime,
     resp: reqwest::Response,
     deadline: tokio::time::Instant,
-) -> Result<Value, ApiError> {
+) -> Result<(Value, bytes::Bytes), ApiError> {
     let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
     match tokio::time::timeout(remaining, resp.bytes()).await {
         Err(_) => Err(http::timeout(target, "reading the response")),
@@ -75,11 +112,12 @@ async fn json_body(
             "target '{}': the response broke off",
             target.spec.id
         ))),
-        Ok(Ok(bytes)) => serde_json::from_slice(&bytes).map_err(|_| {
-            ApiError::Upstream(format!(
+        Ok(Ok(bytes)) => match serde_json::from_slice(&bytes) {
+            Ok(v) => Ok((v, bytes)),
+            Err(_) => Err(ApiError::Upstream(format!(
                 "target '{}' answered with a body that is not JSON",
                 target.spec.id
-            ))
-        }),
+            ))),
+        },
     }
 }

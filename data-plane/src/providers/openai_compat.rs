@@ -9,8 +9,9 @@ use futures::StreamExt;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::http::Endpoint;
 use super::target::{self, TargetRuntime};
-use super::{ChatReply, channel_stream, http, json_body};
+use super::{ChatReply, Completion, channel_stream, http, json_body};
 use crate::error::ApiError;
 use crate::openai::{ChatRequest, EmbeddingsRequest};
 use crate::settings::Settings;
@@ -22,8 +23,8 @@ use sluice_proto::pack::Target;
 /// gets `/chat/completions` or `/embeddings`; any other gets `/v1/…`.
 #[derive(Debug)]
 pub struct Urls {
-    pub chat: String,
-    pub embeddings: String,
+    pub chat: Endpoint,
+    pub embeddings: Endpoint,
 }
 
 impl Urls {
@@ -48,25 +49,35 @@ impl Urls {
                 format!("{b}/v1/embeddings"),
             ),
         };
-        Urls { chat, embeddings }
+        Urls {
+            chat: Endpoint::new(chat),
+            embeddings: Endpoint::new(embeddings),
+        }
     }
 }
 
 pub async fn chat(
     client: &reqwest::Client,
     target: &Arc<TargetRuntime>,
-    url: &str,
-    req: &ChatRequest,
+    url: &Endpoint,
+    req: &mut ChatRequest,
 ) -> Result<ChatReply, ApiError> {
-    let mut body = serde_json::to_value(req).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    body["model"] = Value::String(target.spec.model.clone());
+    // The client's request as it is, with the target's model id: written
+    // straight from the typed request, without a `Value` in between.
+    let client_model = std::mem::replace(&mut req.model, target.spec.model.clone());
+    let body = http::json(req);
+    req.model = client_model;
+    let body = body?;
     if !req.stream {
         let deadline = Instant::now() + target.spec.timeout;
-        let resp = http::post(client, target, url, &body, deadline).await?;
-        return Ok(ChatReply::Full(json_body(target, resp, deadline).await?));
+        let resp = http::post(client, target, url, body, deadline).await?;
+        let (value, raw) = json_body(target, resp, deadline).await?;
+        // The upstream's bytes go to the client unless a policy changes
+        // the answer (see `Completion`).
+        return Ok(ChatReply::Full(Completion::forwarded(value, raw)));
     }
     let deadline = Instant::now() + target.spec.stream_timeout;
-    let resp = http::post(client, target, url, &body, deadline).await?;
+    let resp = http::post(client, target, url, body, deadline).await?;
     let target = target.clone();
     Ok(ChatReply::Stream(channel_stream(move |tx| async move {
         let id = target.spec.id.clone();
@@ -123,14 +134,14 @@ pub async fn chat(
 pub async fn embeddings(
     client: &reqwest::Client,
     target: &Arc<TargetRuntime>,
-    url: &str,
+    url: &Endpoint,
     req: &EmbeddingsRequest,
 ) -> Result<Value, ApiError> {
     let mut body = serde_json::to_value(req).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     body["model"] = Value::String(target.spec.model.clone());
     let deadline = Instant::now() + target.spec.timeout;
-    let resp = http::post(client, target, url, &body, deadline).await?;
-    json_body(target, resp, deadline).await
+    let resp = http::post(client, target, url, http::json(&body)?, deadline).await?;
+    Ok(json_body(target, resp, deadline).await?.0)
 }
 
 fn value_text(v: &Value) -> String {

@@ -32,7 +32,7 @@ pub enum Upstream {
     /// TGI's native `/generate` API with a chat template.
     Tgi(tgi::Native),
     /// Hugging Face feature-extraction embeddings.
-    FeatureExtraction { url: String },
+    FeatureExtraction { url: super::http::Endpoint },
     /// Sluice inference workers over gRPC.
     Workers(Arc<worker::WorkerPool>),
 }
@@ -86,7 +86,7 @@ impl TargetRuntime {
                 })?,
             ),
             Protocol::FeatureExtraction => Upstream::FeatureExtraction {
-                url: feature_extraction::url(&spec, settings),
+                url: super::http::Endpoint::new(feature_extraction::url(&spec, settings)),
             },
             Protocol::Worker { workers, .. } => {
                 // The CA is read per config version, so a new bundle applies
@@ -122,7 +122,7 @@ impl TargetRuntime {
     pub async fn chat(
         self: &Arc<Self>,
         http: &reqwest::Client,
-        req: &ChatRequest,
+        req: &mut ChatRequest,
     ) -> Result<ChatReply, ApiError> {
         self.ensure_available()?;
         match &self.upstream {

@@ -9,9 +9,10 @@ use futures::StreamExt;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
+use super::http::Endpoint;
 use super::target::{self, TargetRuntime};
 use super::template::ChatTemplate;
-use super::{ChatReply, ChunkHead, channel_stream, http, json_body};
+use super::{ChatReply, ChunkHead, Completion, channel_stream, http, json_body};
 use crate::error::ApiError;
 use crate::openai::{ChatRequest, Usage, now_unix};
 use crate::settings::Settings;
@@ -64,8 +65,8 @@ fn finish_reason(tgi: Option<&str>) -> &'static str {
 /// serverless URL.
 #[derive(Debug)]
 pub struct Native {
-    generate: String,
-    generate_stream: String,
+    generate: Endpoint,
+    generate_stream: Endpoint,
     template: ChatTemplate,
 }
 
@@ -83,15 +84,15 @@ impl Native {
                 .to_string(),
         };
         Ok(Native {
-            generate: format!("{root}/generate"),
-            generate_stream: format!("{root}/generate_stream"),
+            generate: Endpoint::new(format!("{root}/generate")),
+            generate_stream: Endpoint::new(format!("{root}/generate_stream")),
             template: ChatTemplate::new(chat_template).map_err(|e| e.to_string())?,
         })
     }
 
     #[cfg(test)]
     pub fn urls(&self) -> (&str, &str) {
-        (&self.generate, &self.generate_stream)
+        (self.generate.as_str(), self.generate_stream.as_str())
     }
 }
 
@@ -107,15 +108,15 @@ pub async fn chat(
             target.spec.id
         ))
     })?;
-    let body = json!({ "inputs": prompt, "parameters": parameters(req, req.stream) });
+    let body = http::json(&json!({ "inputs": prompt, "parameters": parameters(req, req.stream) }))?;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let model = target.spec.model.clone();
     let created = now_unix();
 
     if !req.stream {
         let deadline = Instant::now() + target.spec.timeout;
-        let resp = http::post(client, target, &native.generate, &body, deadline).await?;
-        let mut v = json_body(target, resp, deadline).await?;
+        let resp = http::post(client, target, &native.generate, body, deadline).await?;
+        let (mut v, _) = json_body(target, resp, deadline).await?;
         // The serverless API wraps the answer in a one-element list.
         if let Value::Array(mut items) = v {
             v = if items.is_empty() {
@@ -148,15 +149,15 @@ pub async fn chat(
                 .and_then(|d| d.get("finish_reason"))
                 .and_then(Value::as_str),
         );
-        return Ok(ChatReply::Full(json!({
+        return Ok(ChatReply::Full(Completion::built(json!({
             "id": id, "object": "chat.completion", "created": created, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": reason, "logprobs": null}],
             "usage": Usage::new(prompt_tokens, completion),
-        })));
+        }))));
     }
 
     let deadline = Instant::now() + target.spec.stream_timeout;
-    let resp = http::post(client, target, &native.generate_stream, &body, deadline).await?;
+    let resp = http::post(client, target, &native.generate_stream, body, deadline).await?;
     let include_usage = req.include_usage();
     let target = target.clone();
     Ok(ChatReply::Stream(channel_stream(move |tx| async move {

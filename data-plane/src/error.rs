@@ -42,6 +42,11 @@ pub enum ApiError {
     UpstreamAuth { message: String, code: &'static str },
     #[error("{0}")]
     Upstream(String),
+    /// The upstream could not be reached at all (connect failure): retried
+    /// and fallen back from like a 5xx, but `retries.on: [connect]` can
+    /// pick it alone.
+    #[error("{0}")]
+    UpstreamUnreachable(String),
     #[error("{0}")]
     UpstreamTimeout(String),
 }
@@ -65,7 +70,9 @@ impl ApiError {
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UpstreamRejected { status, .. } => *status,
-            ApiError::UpstreamAuth { .. } | ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ApiError::UpstreamAuth { .. }
+            | ApiError::Upstream(_)
+            | ApiError::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
             ApiError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -83,7 +90,9 @@ impl ApiError {
             ApiError::RateLimited { .. } => ("rate_limit_error", "rate_limit_exceeded"),
             ApiError::UpstreamRejected { .. } => ("invalid_request_error", "upstream_rejected"),
             ApiError::UpstreamAuth { code, .. } => ("server_error", code),
-            ApiError::Upstream(_) => ("server_error", "upstream_error"),
+            ApiError::Upstream(_) | ApiError::UpstreamUnreachable(_) => {
+                ("server_error", "upstream_error")
+            }
             ApiError::UpstreamTimeout(_) => ("server_error", "upstream_timeout"),
         }
     }

@@ -18,6 +18,7 @@
 //!   shapes.
 //! - [`policies`]: the policy chain — one module per policy behind one
 //!   trait, compiled per config version; [`streaming`] runs it on streams.
+//! - [`traffic`]: retries and fallbacks around each upstream call.
 //! - [`audit`]: the audit logger — bounded queue, hash-chained daily files,
 //!   retention, `audit verify`.
 //! - [`exchange`]: one request's bookkeeping (decisions, overhead, audit,
@@ -44,6 +45,7 @@ mod runtime;
 mod server;
 pub mod settings;
 mod streaming;
+mod traffic;
 
 use std::future::Future;
 use std::sync::Arc;

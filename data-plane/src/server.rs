@@ -19,7 +19,7 @@ use crate::error::ApiError;
 use crate::exchange::{Exchange, usage_of};
 use crate::openai::{ChatRequest, EmbeddingsRequest};
 use crate::providers::ChatReply;
-use crate::streaming;
+use crate::{streaming, traffic};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -154,7 +154,14 @@ async fn chat_path(
         ex.record.request = serde_json::to_value(&req).ok();
     }
     tracing::debug!(target_id = %target.spec.id, stream = req.stream, "routing chat completion");
-    let reply = ex.upstream(target.chat(&app.http, &mut req)).await?;
+    let call = traffic::Chat {
+        http: &app.http,
+        req: &mut req,
+    };
+    let (reply, served) = traffic::call(&rt, target.clone(), ex, call).await?;
+    if !Arc::ptr_eq(&served, &target) {
+        ex.routed(&served);
+    }
     match reply {
         ChatReply::Full(mut c) if !rt.chain.is_empty() => {
             let mut changed = false;
@@ -231,7 +238,15 @@ async fn embeddings_path(
     if ex.audits_request() {
         ex.record.request = serde_json::to_value(&req).ok();
     }
-    ex.upstream(target.embeddings(&app.http, &req)).await
+    let call = traffic::Embeddings {
+        http: &app.http,
+        req: &req,
+    };
+    let (answer, served) = traffic::call(&rt, target.clone(), ex, call).await?;
+    if !Arc::ptr_eq(&served, &target) {
+        ex.routed(&served);
+    }
+    Ok(answer)
 }
 
 /// Every target, listed by its model id and by its target id (both are

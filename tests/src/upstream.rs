@@ -7,7 +7,8 @@
 //! `/gated/...`, `/ratelimited/...`, `/loading/...` (503 "loading" twice,
 //! then fine), `/broken/...` (stream breaks), `/slow/...` (headers after
 //! 3 s), `/slowbody/...` (answers after 1 s), `/badrequest/...`,
-//! `/servererror/...`, `/tokenlevel/...` (feature-extraction per token).
+//! `/servererror/...`, `/tokenlevel/...` (feature-extraction per token),
+//! `/flaky/...` (a plain 503 twice per path, then fine).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -61,6 +62,15 @@ impl Upstream {
         self.shared.requests.lock().unwrap().clone()
     }
 
+    /// How many requests reached paths starting with `/{mode}/`.
+    pub fn hits(&self, mode: &str) -> usize {
+        let prefix = format!("/{mode}/");
+        self.requests()
+            .iter()
+            .filter(|r| r.path.starts_with(&prefix))
+            .count()
+    }
+
     pub fn last_request(&self) -> Recorded {
         self.requests().pop().expect("the upstream saw no request")
     }
@@ -104,6 +114,9 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": {"message": "max_tokens is too large for this model", "type": "invalid_request_error"}}))).into_response()
         }
         "servererror" => return (StatusCode::INTERNAL_SERVER_ERROR, "internal failure with stack trace").into_response(),
+        "flaky" if hit <= 2 => {
+            return (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable").into_response()
+        }
         "loading" if hit <= 2 => {
             return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"error": "Model org/m is currently loading", "estimated_time": 0.2}))).into_response()
         }

@@ -41,6 +41,10 @@ pub enum Outcome {
     Block,
     /// Found, but the policy is in `action: monitor` (dry run): recorded only.
     Monitor,
+    /// Traffic control (`retry`): a failed upstream call was tried again.
+    Retried,
+    /// Traffic control (`fallback`): another target took over the request.
+    FellBack,
 }
 
 impl Outcome {
@@ -50,6 +54,8 @@ impl Outcome {
             Outcome::Redact => "redact",
             Outcome::Block => "block",
             Outcome::Monitor => "monitor",
+            Outcome::Retried => "retried",
+            Outcome::FellBack => "fell_back",
         }
     }
 }
@@ -68,8 +74,20 @@ pub struct Decision {
     pub reason: &'static str,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub entities: BTreeMap<&'static str, u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "three_decimals"
+    )]
     pub score: Option<f32>,
+}
+
+/// Scores are kept to three decimals; written through f32 → f64 they would
+/// print as `0.013000000268220901`.
+fn three_decimals<S: serde::Serializer>(score: &Option<f32>, s: S) -> Result<S::Ok, S::Error> {
+    match score {
+        Some(v) => s.serialize_f64((f64::from(*v) * 1000.0).round() / 1000.0),
+        None => s.serialize_none(),
+    }
 }
 
 impl Decision {
@@ -130,7 +148,7 @@ impl Decision {
     /// Merges a later decision of the same policy and stage (streamed chunks).
     pub fn merge(&mut self, other: &Decision) {
         let rank = |o: Outcome| match o {
-            Outcome::Pass => 0,
+            Outcome::Pass | Outcome::Retried | Outcome::FellBack => 0,
             Outcome::Monitor => 1,
             Outcome::Redact => 2,
             Outcome::Block => 3,

@@ -138,9 +138,13 @@ pub fn timeout(target: &TargetRuntime, what: &str) -> ApiError {
 fn transport_error(target: &TargetRuntime, e: &reqwest::Error) -> ApiError {
     // reqwest errors can carry the URL; they are logged, never sent.
     tracing::warn!(target_id = %target.spec.id, error = %e, "upstream request failed");
-    let what = if e.is_connect() {
-        "could not connect"
-    } else if e.is_timeout() {
+    if e.is_connect() {
+        return ApiError::UpstreamUnreachable(format!(
+            "target '{}': could not connect",
+            target.spec.id
+        ));
+    }
+    let what = if e.is_timeout() {
         "timed out"
     } else {
         "request failed"

@@ -8,11 +8,13 @@
 pub mod policies;
 pub mod reader;
 pub mod targets;
+pub mod traffic;
 pub mod yaml;
 
 pub use policies::{Action, Policy, Router};
 pub use reader::ConfigError;
 pub use targets::{Family, Protocol, Target};
+pub use traffic::{RetryOn, RetryPolicy};
 
 use reader::{Diagnostics, MapReader, did_you_mean};
 use sha2::{Digest, Sha256};

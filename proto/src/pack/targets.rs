@@ -1,6 +1,7 @@
 //! `providers.targets[]`: where requests go, and how to talk to them.
 
 use super::reader::{Diagnostics, MapReader, did_you_mean};
+use super::traffic::{self, RetryPolicy};
 use super::yaml::{Mark, Node, Value};
 use std::time::Duration;
 
@@ -53,6 +54,12 @@ pub struct Target {
     pub secret_env: Option<String>,
     pub timeout: Duration,
     pub stream_timeout: Duration,
+    /// How failed calls to this target are retried (default: never).
+    pub retries: RetryPolicy,
+    /// Targets tried in order when this one still fails after its retries.
+    /// Only this target's own list is followed (a fallback's fallbacks are
+    /// not), so a list can never loop.
+    pub fallbacks: Vec<String>,
     pub mark: Mark,
 }
 
@@ -118,6 +125,7 @@ pub fn validate_targets(d: &mut Diagnostics, node: &Node, path: &str) -> Vec<Tar
     if items.is_empty() {
         d.error(path, node.mark, "at least one target is required");
     }
+    traffic::check_fallbacks(d, &targets, path);
     targets
 }
 
@@ -152,6 +160,14 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
         .number(d, "stream_timeout_seconds", 0.001, 86_400.0)
         .unwrap_or(DEFAULT_STREAM_TIMEOUT_SECONDS);
     let chat_template = r.string(d, "chat_template");
+    let retries = r
+        .get("retries")
+        .map(|n| traffic::parse_retries(d, n, &r.key_path("retries")))
+        .unwrap_or_default();
+    let fallbacks = r
+        .string_list(d, "fallbacks")
+        .map(|l| l.into_iter().map(|(s, _)| s).collect())
+        .unwrap_or_default();
     let workers_node = r.get("workers");
     let workers = r.string_list(d, "workers");
     if let (Some(t), Some(n)) = (&chat_template, r.get("chat_template"))
@@ -343,6 +359,8 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
         secret_env,
         timeout: Duration::from_secs_f64(timeout),
         stream_timeout: Duration::from_secs_f64(stream_timeout),
+        retries,
+        fallbacks,
         mark: node.mark,
     };
     if let Some(ph) = target.base_url_placeholder() {

@@ -1,0 +1,236 @@
+//! Retries and fallbacks around one upstream call. The routed target is
+//! called; a failure its `retries.on` lists is retried after a jittered,
+//! growing wait; when it still fails (or cannot be retried), the targets in
+//! its `fallbacks` are tried in order, each with its own retries. A stream
+//! counts as answered once the upstream accepted it: nothing is retried
+//! after that, so no client ever sees a streamed answer twice.
+//!
+//! Each retry and each fall-back is a decision (`retry=retried(target)`,
+//! `fallback=fell_back(target)`) in `x-sluice-policy-decisions`, the audit
+//! record and `sluice_policy_decisions`; the named target is the one that
+//! failed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use rand::Rng;
+use sluice_proto::pack::RetryPolicy;
+
+use crate::error::ApiError;
+use crate::exchange::Exchange;
+use crate::openai::{ChatRequest, EmbeddingsRequest};
+use crate::policies::{Decision, Outcome, Stage};
+use crate::providers::ChatReply;
+use crate::runtime::{Runtime, TargetRuntime};
+
+/// One upstream call that may be made more than once, to one target or
+/// another.
+pub trait Call {
+    type Output;
+    fn call<'a>(
+        &'a mut self,
+        target: &'a Arc<TargetRuntime>,
+    ) -> BoxFuture<'a, Result<Self::Output, ApiError>>;
+}
+
+pub struct Chat<'r> {
+    pub http: &'r reqwest::Client,
+    pub req: &'r mut ChatRequest,
+}
+
+impl Call for Chat<'_> {
+    type Output = ChatReply;
+    fn call<'a>(
+        &'a mut self,
+        target: &'a Arc<TargetRuntime>,
+    ) -> BoxFuture<'a, Result<ChatReply, ApiError>> {
+        Box::pin(target.chat(self.http, self.req))
+    }
+}
+
+pub struct Embeddings<'r> {
+    pub http: &'r reqwest::Client,
+    pub req: &'r EmbeddingsRequest,
+}
+
+impl Call for Embeddings<'_> {
+    type Output = serde_json::Value;
+    fn call<'a>(
+        &'a mut self,
+        target: &'a Arc<TargetRuntime>,
+    ) -> BoxFuture<'a, Result<serde_json::Value, ApiError>> {
+        Box::pin(target.embeddings(self.http, self.req))
+    }
+}
+
+/// What kind of failure an upstream error is, for `retries.on`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    RateLimited,
+    ServerError,
+    Timeout,
+    Connect,
+}
+
+impl Failure {
+    /// `None`: the request itself was refused (4xx, auth, policy): trying
+    /// again, here or elsewhere, would get the same answer.
+    fn of(e: &ApiError) -> Option<Failure> {
+        match e {
+            ApiError::RateLimited { .. } => Some(Failure::RateLimited),
+            ApiError::Upstream(_) | ApiError::Unavailable(_) => Some(Failure::ServerError),
+            ApiError::UpstreamTimeout(_) => Some(Failure::Timeout),
+            ApiError::UpstreamUnreachable(_) => Some(Failure::Connect),
+            _ => None,
+        }
+    }
+
+    fn reason(self) -> &'static str {
+        match self {
+            Failure::RateLimited => "upstream_rate_limited",
+            Failure::ServerError => "upstream_failed",
+            Failure::Timeout => "upstream_timeout",
+            Failure::Connect => "upstream_unreachable",
+        }
+    }
+
+    fn retried_by(self, policy: &RetryPolicy) -> bool {
+        match self {
+            Failure::RateLimited => policy.on.rate_limited,
+            Failure::ServerError => policy.on.server_error,
+            Failure::Timeout => policy.on.timeout,
+            Failure::Connect => policy.on.connect,
+        }
+    }
+}
+
+/// The wait before retry number `n` (0-based): full jitter over
+/// `backoff × 2^n`, capped at `max_backoff`.
+fn backoff(policy: &RetryPolicy, n: u32) -> Duration {
+    let ceiling = policy
+        .backoff
+        .saturating_mul(1u32.checked_shl(n).unwrap_or(u32::MAX))
+        .min(policy.max_backoff);
+    ceiling.mul_f64(rand::rng().random_range(0.0..=1.0))
+}
+
+fn decision(policy: &'static str, outcome: Outcome, target: &str, failure: Failure) -> Decision {
+    Decision {
+        outcome,
+        reason: failure.reason(),
+        ..Decision::pass(policy, Stage::Request).with_category(target)
+    }
+}
+
+/// Calls `primary`, retrying and falling back as its pack entry says.
+/// Returns the answer and the target that gave it; the error is the last
+/// target's last failure.
+pub async fn call<C: Call>(
+    rt: &Runtime,
+    primary: Arc<TargetRuntime>,
+    ex: &mut Exchange,
+    mut call: C,
+) -> Result<(C::Output, Arc<TargetRuntime>), ApiError> {
+    let fallbacks: Vec<Arc<TargetRuntime>> = primary
+        .spec
+        .fallbacks
+        .iter()
+        .filter_map(|id| rt.targets.iter().find(|t| &t.spec.id == id).cloned())
+        .collect();
+    let mut target = primary;
+    let mut next = fallbacks.into_iter();
+    loop {
+        let err = match attempt(&target, ex, &mut call).await {
+            Ok(out) => return Ok((out, target)),
+            Err(e) => e,
+        };
+        let failure = Failure::of(&err);
+        match (failure, next.next()) {
+            (Some(f), Some(fallback)) => {
+                tracing::info!(target_id = %target.spec.id, fallback = %fallback.spec.id, reason = f.reason(), "falling back to another target");
+                ex.decisions
+                    .push(decision("fallback", Outcome::FellBack, &target.spec.id, f));
+                target = fallback;
+            }
+            _ => return Err(err),
+        }
+    }
+}
+
+/// One target: the first try and its retries.
+async fn attempt<C: Call>(
+    target: &Arc<TargetRuntime>,
+    ex: &mut Exchange,
+    call: &mut C,
+) -> Result<C::Output, ApiError> {
+    let policy = &target.spec.retries;
+    let mut retries = 0;
+    loop {
+        let err = match ex.upstream(call.call(target)).await {
+            Ok(out) => return Ok(out),
+            Err(e) => e,
+        };
+        // A target that cannot serve at all (no token, placeholder URL)
+        // will not recover by waiting.
+        let retry = Failure::of(&err).filter(|f| {
+            retries < policy.attempts && f.retried_by(policy) && target.unavailable.is_none()
+        });
+        let Some(f) = retry else { return Err(err) };
+        let wait = backoff(policy, retries);
+        tracing::info!(target_id = %target.spec.id, reason = f.reason(), wait_ms = wait.as_millis() as u64, "retrying the upstream call");
+        ex.decisions
+            .push(decision("retry", Outcome::Retried, &target.spec.id, f));
+        tokio::time::sleep(wait).await;
+        // Waiting for the upstream is upstream time, not Sluice's.
+        ex.add_upstream(wait);
+        retries += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_grow_and_stay_under_the_cap() {
+        let policy = RetryPolicy {
+            attempts: 10,
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(350),
+            ..RetryPolicy::default()
+        };
+        for n in 0..40 {
+            let cap = [100, 200, 350].get(n as usize).copied().unwrap_or(350);
+            let w = backoff(&policy, n);
+            assert!(w <= Duration::from_millis(cap), "retry {n}: {w:?}");
+        }
+        // Jitter: 200 draws under a 350 ms ceiling are not all alike.
+        let draws: std::collections::BTreeSet<u128> =
+            (0..200).map(|_| backoff(&policy, 5).as_micros()).collect();
+        assert!(draws.len() > 50, "{}", draws.len());
+    }
+
+    #[test]
+    fn client_errors_are_never_retried() {
+        assert_eq!(Failure::of(&ApiError::BadRequest("x".into())), None);
+        assert_eq!(
+            Failure::of(&ApiError::UpstreamRejected {
+                status: axum::http::StatusCode::BAD_REQUEST,
+                message: "x".into()
+            }),
+            None
+        );
+        assert_eq!(
+            Failure::of(&ApiError::UpstreamAuth {
+                message: "x".into(),
+                code: "upstream_unauthorized"
+            }),
+            None
+        );
+        assert_eq!(
+            Failure::of(&ApiError::UpstreamUnreachable("x".into())),
+            Some(Failure::Connect)
+        );
+    }
+}

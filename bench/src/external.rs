@@ -43,6 +43,16 @@ const FULL_CHAIN: &str = "policies:
       include_policy_decisions: true
 ";
 
+/// A per-key limit high enough never to refuse, so the run measures what
+/// checking it costs (every bench request is the same keyless caller, so
+/// all share one count: the contended case).
+const LIMITED: &str = "limits:
+  - name: bench-per-key
+    scope: key
+    requests_per_second: 1000000000
+    tokens_per_minute: 1000000000000
+";
+
 /// A ~400-byte chat request, as in issue #17's measurements.
 fn request_body() -> String {
     let text = "Hello! Could you summarise the attached meeting notes in three bullet points? \
@@ -141,6 +151,7 @@ pub async fn run(secs: u64) {
     let direct = format!("{base}/chat/completions");
     let (_plain, plain_url) = procs::gateway_with(&base, "", "ext-plain").await;
     let (_full, full_url) = procs::gateway_with(&base, FULL_CHAIN, "ext-full").await;
+    let (_limited, limited_url) = procs::gateway_with(&base, LIMITED, "ext-limited").await;
 
     let dir = std::env::temp_dir().join(format!("sluice-bench-wrk-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -163,6 +174,7 @@ pub async fn run(secs: u64) {
     let systems = [
         ("direct to nginx", direct.as_str()),
         ("sluice, no policies", plain_url.as_str()),
+        ("sluice, no policies + per-key limit", limited_url.as_str()),
         ("sluice, full chain + audit", full_url.as_str()),
         ("direct to nginx (after)", direct.as_str()),
     ];
@@ -179,7 +191,7 @@ pub async fn run(secs: u64) {
     let _ = std::fs::remove_dir_all(&dir);
 
     let before = rows[0].1;
-    let direct_rps = (rows[0].2.rps + rows[3].2.rps) / 2.0;
+    let direct_rps = (rows[0].2.rps + rows[rows.len() - 1].2.rps) / 2.0;
     let plain_rps = rows[1].2.rps;
     println!(
         "| path | c=1 p50 / p99 | added p50 / p99 | c=64 req/s | vs direct | vs no policies |"

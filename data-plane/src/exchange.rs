@@ -26,6 +26,12 @@ pub struct Exchange {
     /// The routed target's model id: the only model label metrics use.
     model_label: Option<String>,
     first_token: Option<Duration>,
+    /// What the request holds under the pack's limits (concurrency slots
+    /// are released when the exchange is dropped, i.e. when it ends).
+    admission: Option<crate::limits::Admission>,
+    /// Tokens counted against token limits when the upstream reports no
+    /// usage (see `estimate_tokens`).
+    estimated_tokens: u64,
     /// `ai_completion`: the request's trace span; it ends when the
     /// exchange is finished (for streams, when the stream ends).
     pub span: tracing::Span,
@@ -69,6 +75,8 @@ impl Exchange {
             slot: None,
             model_label: None,
             first_token: None,
+            admission: None,
+            estimated_tokens: 0,
             span,
         }
     }
@@ -133,6 +141,22 @@ impl Exchange {
         self.record.role = caller.role.clone();
     }
 
+    /// Admits the request under the pack's limits for `target`.
+    pub fn limit(&mut self, caller: &Caller, target: &str) -> Result<(), ApiError> {
+        if self.rt.limits.is_empty() {
+            return Ok(());
+        }
+        let rt = self.rt.clone();
+        self.admission = Some(rt.limits.admit(caller, target, &mut self.decisions)?);
+        Ok(())
+    }
+
+    /// The documented estimate for a request whose usage the upstream does
+    /// not report: one token per four characters of the texts sent.
+    pub fn estimate_tokens(&mut self, chars: usize) {
+        self.estimated_tokens = chars.div_ceil(4) as u64;
+    }
+
     pub fn audits_request(&self) -> bool {
         self.rt.auditor.as_ref().is_some_and(|a| a.wants_request())
     }
@@ -191,6 +215,15 @@ impl Exchange {
     /// Counts the request in the metrics and writes its audit record.
     pub fn finish(mut self, usage: Option<Usage>, response: Option<Value>) {
         self.observe(usage.as_ref());
+        if let Some(a) = &self.admission {
+            // Failed requests used no upstream tokens worth counting.
+            let tokens = match &usage {
+                Some(u) => u.prompt_tokens + u.completion_tokens,
+                None if self.record.status < 400 => self.estimated_tokens,
+                None => 0,
+            };
+            a.consume(tokens);
+        }
         let Some(auditor) = self.rt.auditor.clone() else {
             return;
         };

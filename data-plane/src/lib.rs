@@ -18,7 +18,8 @@
 //!   shapes.
 //! - [`policies`]: the policy chain — one module per policy behind one
 //!   trait, compiled per config version; [`streaming`] runs it on streams.
-//! - [`traffic`]: retries and fallbacks around each upstream call.
+//! - [`traffic`]: retries and fallbacks around each upstream call;
+//!   [`limits`]: the pack's rate, token and concurrency limits.
 //! - [`audit`]: the audit logger — bounded queue, hash-chained daily files,
 //!   retention, `audit verify`.
 //! - [`exchange`]: one request's bookkeeping (decisions, overhead, audit,
@@ -37,6 +38,7 @@ mod error;
 mod exchange;
 pub mod gateway;
 mod https;
+mod limits;
 mod metrics;
 pub mod openai;
 pub mod policies;

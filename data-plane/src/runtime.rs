@@ -29,6 +29,8 @@ pub struct Runtime {
     /// The compiled policy chain of this version.
     pub chain: crate::policies::Chain,
     pub auditor: Option<Arc<crate::audit::Auditor>>,
+    /// The pack's `limits:`.
+    pub limits: crate::limits::Limits,
     /// Monotonic per process: which load this is.
     pub generation: u64,
 }
@@ -86,6 +88,7 @@ impl Runtime {
             })
             .transpose()?;
         let chain = crate::policies::Chain::build(&pack.chain);
+        let limits = crate::limits::Limits::new(&pack.limits);
         Ok(Runtime {
             pack,
             targets,
@@ -93,6 +96,7 @@ impl Runtime {
             keys,
             chain,
             auditor,
+            limits,
             generation,
         })
     }

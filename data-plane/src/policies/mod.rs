@@ -45,6 +45,8 @@ pub enum Outcome {
     Retried,
     /// Traffic control (`fallback`): another target took over the request.
     FellBack,
+    /// Traffic control (`limits`): a limit refused the request (429).
+    Limited,
 }
 
 impl Outcome {
@@ -56,6 +58,7 @@ impl Outcome {
             Outcome::Monitor => "monitor",
             Outcome::Retried => "retried",
             Outcome::FellBack => "fell_back",
+            Outcome::Limited => "limited",
         }
     }
 }
@@ -151,7 +154,7 @@ impl Decision {
             Outcome::Pass | Outcome::Retried | Outcome::FellBack => 0,
             Outcome::Monitor => 1,
             Outcome::Redact => 2,
-            Outcome::Block => 3,
+            Outcome::Block | Outcome::Limited => 3,
         };
         if rank(other.outcome) > rank(self.outcome) {
             self.outcome = other.outcome;

@@ -5,12 +5,14 @@
 //! The gateway (`sluice-gateway check`, hot reload) and the control plane
 //! (422 answers) both validate through [`load`], so they can never disagree.
 
+pub mod limits;
 pub mod policies;
 pub mod reader;
 pub mod targets;
 pub mod traffic;
 pub mod yaml;
 
+pub use limits::{Limit, LimitScope};
 pub use policies::{Action, Policy, Router};
 pub use reader::ConfigError;
 pub use targets::{Family, Protocol, Target};
@@ -31,6 +33,8 @@ pub struct Pack {
     pub chain: Vec<Policy>,
     pub targets: Vec<Target>,
     pub clients: Clients,
+    /// Rate, token and concurrency limits, checked in order.
+    pub limits: Vec<Limit>,
     pub gateway: GatewaySettings,
     /// SHA-256 of the source text, hex.
     pub sha256: String,
@@ -196,6 +200,14 @@ pub fn load(text: &str) -> Result<Loaded, ConfigErrors> {
             role_header: DEFAULT_ROLE_HEADER.to_string(),
             ..Clients::default()
         });
+    let limits = match r.get("limits") {
+        Some(n) => {
+            let key_ids: Vec<&str> = clients.keys.iter().map(|k| k.id.as_str()).collect();
+            let target_ids: Vec<&str> = targets.iter().map(|t| t.id.as_str()).collect();
+            limits::validate_limits(&mut d, n, &key_ids, &target_ids)
+        }
+        None => Vec::new(),
+    };
     let gateway = match r
         .get("gateway")
         .and_then(|n| MapReader::new(&mut d, n, "gateway"))
@@ -228,6 +240,7 @@ pub fn load(text: &str) -> Result<Loaded, ConfigErrors> {
             chain,
             targets,
             clients,
+            limits,
             gateway,
             sha256,
         },

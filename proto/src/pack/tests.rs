@@ -282,3 +282,37 @@ fn router_rules_must_name_chat_targets() {
         .expect("router error");
     assert!(e.message.contains("embeddings only"), "{}", e.message);
 }
+
+#[test]
+fn limits_are_validated_with_their_paths() {
+    let base = "providers:\n  targets:\n    - id: a\n      provider: openai:m\n      base_url: http://h/v1\nlimits:\n";
+    let errs = errors(&format!(
+        "{base}  - name: x\n    scope: key\n    concurrent: 3\n  - name: y\n    scope: tenant\n    requests_per_minute: 0\n  - scope: target\n    targets: [b]\n    concurrent: 2\n  - name: x\n    scope: global\n    concurrent: 1\n  - scope: key\n"
+    ));
+    let has = |path: &str, needle: &str| {
+        errs.iter()
+            .any(|e| e.path == path && e.message.contains(needle))
+    };
+    assert!(has("limits[4]", "needs at least one of"), "{errs:?}");
+    assert!(has("limits[1].scope", "unknown value 'tenant'"), "{errs:?}");
+    assert!(
+        has("limits[1].requests_per_minute", "out of range"),
+        "{errs:?}"
+    );
+    assert!(
+        has("limits[2].targets[0]", "no target has id 'b'"),
+        "{errs:?}"
+    );
+    assert!(
+        has("limits[3].name", "duplicate limit name 'x'"),
+        "{errs:?}"
+    );
+
+    let ok = load(&format!(
+        "{base}  - scope: role\n    roles: [apps]\n    tokens_per_day: 1000\n"
+    ))
+    .unwrap();
+    let l = &ok.pack.limits[0];
+    assert_eq!((l.name.as_str(), l.scope), ("limits[0]", LimitScope::Role));
+    assert_eq!(l.tokens_per_day, Some(1000));
+}

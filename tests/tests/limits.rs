@@ -1,0 +1,159 @@
+//! The pack's `limits:` through the real `sluice-gateway` (in-process
+//! counts): per key, per role, token budgets and concurrency, each refusal
+//! a 429 with `Retry-After` that names the limit and never the key.
+
+use serde_json::{Value, json};
+use sluice_e2e::upstream::Upstream;
+use sluice_e2e::{Gateway, GatewayOptions};
+
+const KEY_A: &str = "sk-limits-key-a-0123456789";
+const KEY_B: &str = "sk-limits-key-b-0123456789";
+const KEY_OPS: &str = "sk-limits-key-ops-0123456789";
+
+fn gateway(up: &Upstream, limits: &str) -> Gateway {
+    let pack = format!(
+        "pack:\n  name: limits\nproviders:\n  targets:\n    - id: ok\n      provider: openai:org/ok\n      base_url: {}/v1\n    - id: slow\n      provider: openai:org/slow\n      base_url: {}/v1\nclients:\n  keys:\n    - id: app-a\n      role: apps\n      key_ref: {{env: KEY_A}}\n    - id: app-b\n      role: apps\n      key_ref: {{env: KEY_B}}\n    - id: ops\n      role: operators\n      key_ref: {{env: KEY_OPS}}\nlimits:\n{limits}",
+        up.base("ok"),
+        up.base("slowbody")
+    );
+    Gateway::start_with(
+        &pack,
+        GatewayOptions {
+            env: vec![
+                ("KEY_A", KEY_A.to_string()),
+                ("KEY_B", KEY_B.to_string()),
+                ("KEY_OPS", KEY_OPS.to_string()),
+            ],
+            ..GatewayOptions::default()
+        },
+    )
+}
+
+async fn chat(gw: &Gateway, key: &str, model: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&json!({"model": model, "messages": [{"role": "user", "content": "hello there"}]}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Status, `Retry-After`, decisions header and error message.
+async fn refusal(resp: reqwest::Response) -> (u16, Option<String>, String, String) {
+    let status = resp.status().as_u16();
+    let header = |n: &str| {
+        resp.headers()
+            .get(n)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let retry_after = header("retry-after");
+    let decisions = header("x-sluice-policy-decisions").unwrap_or_default();
+    let body: Value = resp.json().await.unwrap();
+    (
+        status,
+        retry_after,
+        decisions,
+        body["error"]["message"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_per_key_limit_counts_each_key_separately() {
+    let up = Upstream::start().await;
+    let gw = gateway(
+        &up,
+        "  - name: per-key\n    scope: key\n    requests_per_minute: 3\n",
+    );
+    for _ in 0..3 {
+        assert_eq!(chat(&gw, KEY_A, "ok").await.status(), 200);
+    }
+    let (status, retry_after, decisions, message) = refusal(chat(&gw, KEY_A, "ok").await).await;
+    assert_eq!(status, 429);
+    let secs: u64 = retry_after.expect("Retry-After").parse().unwrap();
+    assert!((1..=20).contains(&secs), "one request every 20 s: {secs}");
+    assert_eq!(decisions, "limits=limited(per-key)");
+    assert!(
+        message.contains("limit 'per-key' reached: at most 3 requests per minute per key"),
+        "{message}"
+    );
+    assert!(!message.contains("app-a") && !message.contains(KEY_A));
+    assert_eq!(
+        up.hits("ok"),
+        3,
+        "a refused request never reaches the upstream"
+    );
+    // Another key has its own count.
+    assert_eq!(chat(&gw, KEY_B, "ok").await.status(), 200);
+    assert!(!gw.logs().contains(KEY_A), "the key is never logged");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_per_role_limit_applies_only_to_the_roles_it_lists() {
+    let up = Upstream::start().await;
+    let gw = gateway(
+        &up,
+        "  - name: apps-share\n    scope: role\n    roles: [apps]\n    requests_per_minute: 2\n",
+    );
+    // Both app keys share the role's count.
+    assert_eq!(chat(&gw, KEY_A, "ok").await.status(), 200);
+    assert_eq!(chat(&gw, KEY_B, "ok").await.status(), 200);
+    let (status, _, decisions, _) = refusal(chat(&gw, KEY_A, "ok").await).await;
+    assert_eq!(
+        (status, decisions.as_str()),
+        (429, "limits=limited(apps-share)")
+    );
+    // Operators are not listed.
+    for _ in 0..4 {
+        assert_eq!(chat(&gw, KEY_OPS, "ok").await.status(), 200);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_budget_counts_the_usage_the_upstream_reported() {
+    let up = Upstream::start().await;
+    // The stand-in reports 7 tokens per answer: the budget lasts 3 requests.
+    let gw = gateway(
+        &up,
+        "  - name: daily-tokens\n    scope: key\n    tokens_per_day: 20\n",
+    );
+    for _ in 0..3 {
+        assert_eq!(chat(&gw, KEY_A, "ok").await.status(), 200);
+    }
+    let (status, retry_after, decisions, message) = refusal(chat(&gw, KEY_A, "ok").await).await;
+    assert_eq!(status, 429);
+    assert_eq!(decisions, "limits=limited(daily-tokens)");
+    assert!(
+        message.contains("at most 20 tokens per day per key"),
+        "{message}"
+    );
+    let secs: u64 = retry_after.unwrap().parse().unwrap();
+    assert!(secs <= 86_400, "until the UTC day ends: {secs}");
+    assert_eq!(chat(&gw, KEY_B, "ok").await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrency_is_limited_while_requests_are_in_flight() {
+    let up = Upstream::start().await;
+    let gw = gateway(
+        &up,
+        "  - name: one-at-a-time\n    scope: target\n    targets: [slow]\n    concurrent: 1\n",
+    );
+    // /slowbody/ answers after 1 s: the second request arrives while the
+    // first is in flight.
+    let first = chat(&gw, KEY_A, "slow");
+    let second = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        chat(&gw, KEY_B, "slow").await
+    };
+    let (first, second) = tokio::join!(first, second);
+    assert_eq!(first.status(), 200);
+    let (status, _, decisions, _) = refusal(second).await;
+    assert_eq!(
+        (status, decisions.as_str()),
+        (429, "limits=limited(one-at-a-time)")
+    );
+    // Released when the first ended; other targets were never limited.
+    assert_eq!(chat(&gw, KEY_B, "slow").await.status(), 200);
+    assert_eq!(chat(&gw, KEY_B, "ok").await.status(), 200);
+}

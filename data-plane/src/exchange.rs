@@ -153,8 +153,10 @@ impl Exchange {
 
     /// The documented estimate for a request whose usage the upstream does
     /// not report: one token per four characters of the texts sent.
-    pub fn estimate_tokens(&mut self, chars: usize) {
-        self.estimated_tokens = chars.div_ceil(4) as u64;
+    pub fn estimate_tokens(&mut self, texts: impl FnOnce() -> usize) {
+        if !self.rt.limits.is_empty() {
+            self.estimated_tokens = texts().div_ceil(4) as u64;
+        }
     }
 
     pub fn audits_request(&self) -> bool {

@@ -78,10 +78,11 @@ fn table() -> &'static Mutex<HashMap<String, HashMap<String, Arc<Mutex<Bucket>>>
 
 fn bucket(limit: &str, value: &str) -> Arc<Mutex<Bucket>> {
     let mut t = table().lock().unwrap_or_else(|e| e.into_inner());
-    let per = t.entry(limit.to_string()).or_default();
-    if let Some(b) = per.get(value) {
+    // Looked up by reference first: the common case allocates nothing.
+    if let Some(b) = t.get(limit).and_then(|per| per.get(value)) {
         return b.clone();
     }
+    let per = t.entry(limit.to_string()).or_default();
     let value = if per.len() >= MAX_BUCKETS_PER_LIMIT {
         "(other)"
     } else {
@@ -95,11 +96,11 @@ fn lock(b: &Mutex<Bucket>) -> std::sync::MutexGuard<'_, Bucket> {
 }
 
 /// The limits of one config version.
-pub struct Limits(Vec<Limit>);
+pub struct Limits(Vec<Arc<Limit>>);
 
 impl Limits {
     pub fn new(limits: &[Limit]) -> Limits {
-        Limits(limits.to_vec())
+        Limits(limits.iter().cloned().map(Arc::new).collect())
     }
 
     /// Admits the request under every limit that applies to it, or answers
@@ -121,7 +122,7 @@ impl Limits {
             };
             let b = bucket(&limit.name, value);
             match check_and_take(limit, &b) {
-                Ok(()) => admitted.held.push((b, limit.clone())),
+                Ok(()) => admitted.held.push((b, Arc::clone(limit))),
                 Err((what, rate, wait)) => {
                     // The earlier limits' shares go back (Admission's drop
                     // releases concurrency; rates are returned here).
@@ -221,7 +222,7 @@ fn check_and_take(limit: &Limit, b: &Mutex<Bucket>) -> Result<(), Refusal> {
 /// drop) and the buckets its token usage is added to when it ends.
 #[derive(Default)]
 pub struct Admission {
-    held: Vec<(Arc<Mutex<Bucket>>, Limit)>,
+    held: Vec<(Arc<Mutex<Bucket>>, Arc<Limit>)>,
 }
 
 impl Admission {

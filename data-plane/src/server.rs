@@ -149,7 +149,7 @@ async fn chat_path(
         .check_request(&mut req.texts_mut(), &mut ex.decisions)?;
     let target = rt.route_chat(&req.model, &caller)?;
     ex.routed(&target);
-    ex.estimate_tokens(req.texts_mut().iter().map(|t| t.text.len()).sum());
+    ex.estimate_tokens(|| req.texts_mut().iter().map(|t| t.text.len()).sum());
     ex.limit(&caller, &target.spec.id)?;
     ex.capture_input(&req.messages);
     if ex.audits_request() {
@@ -237,7 +237,7 @@ async fn embeddings_path(
         .check_request(&mut req.texts_mut(), &mut ex.decisions)?;
     let target = rt.route_embeddings(&req.model)?;
     ex.routed(&target);
-    ex.estimate_tokens(req.texts_mut().iter().map(|t| t.text.len()).sum());
+    ex.estimate_tokens(|| req.texts_mut().iter().map(|t| t.text.len()).sum());
     ex.limit(&caller, &target.spec.id)?;
     if ex.audits_request() {
         ex.record.request = serde_json::to_value(&req).ok();

@@ -70,9 +70,11 @@ fn gcra(
     Ok(tat + interval)
 }
 
-fn table() -> &'static Mutex<HashMap<String, HashMap<String, Arc<Mutex<Bucket>>>>> {
-    static TABLE: OnceLock<Mutex<HashMap<String, HashMap<String, Arc<Mutex<Bucket>>>>>> =
-        OnceLock::new();
+/// Limit name → scope value → its counts.
+type Table = HashMap<String, HashMap<String, Arc<Mutex<Bucket>>>>;
+
+fn table() -> &'static Mutex<Table> {
+    static TABLE: OnceLock<Mutex<Table>> = OnceLock::new();
     TABLE.get_or_init(Default::default)
 }
 
@@ -341,10 +343,9 @@ mod tests {
         let a = limits.admit(&caller("k"), "t", &mut d).expect("first");
         a.consume(10);
         for _ in 0..5 {
-            let e = limits
-                .admit(&caller("k"), "t", &mut d)
-                .err()
-                .expect("tokens used up");
+            let Err(e) = limits.admit(&caller("k"), "t", &mut d) else {
+                panic!("the token budget is used up: admission must be refused")
+            };
             assert!(e.to_string().contains("limit 'unit-tpm' reached"), "{e}");
         }
         // The rpm limit still has its second request.

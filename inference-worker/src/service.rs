@@ -528,7 +528,9 @@ mod tests {
         while state.queued.load(Ordering::SeqCst) == 0 {
             tokio::task::yield_now().await;
         }
-        let e = state.admit().await.err().expect("queue is full");
+        let Err(e) = state.admit().await else {
+            panic!("the queue is full: admission must be refused")
+        };
         assert_eq!(e.code(), tonic::Code::ResourceExhausted);
         drop(running);
         queued.await.unwrap().unwrap();

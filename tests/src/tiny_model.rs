@@ -162,7 +162,6 @@ fn weights(seed: u64, sh: &Shape) -> Weights {
         );
     }
     mat("lm_head.weight".into(), v, hidden, 1.0, &mut rng);
-    drop(mat);
     // Norms at one; the EOS row of the head at zero (see the module docs).
     for l in 0..sh.layers {
         for n in ["input_layernorm", "post_attention_layernorm"] {

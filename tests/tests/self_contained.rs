@@ -46,11 +46,8 @@ fn resolve(base: &Path, rel: &str) -> Option<PathBuf> {
     let mut out = base.to_path_buf();
     for c in Path::new(rel).components() {
         match c {
-            Component::ParentDir => {
-                if !out.pop() {
-                    return None;
-                }
-            }
+            Component::ParentDir if !out.pop() => return None,
+            Component::ParentDir => {}
             Component::Normal(p) => out.push(p),
             _ => {}
         }

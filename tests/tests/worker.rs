@@ -283,8 +283,7 @@ async fn a_full_queue_answers_resource_exhausted_and_the_gateway_says_busy() {
     let err = client
         .generate(gen_request("another", 4))
         .await
-        .err()
-        .expect("the second request must be refused");
+        .expect_err("the second request must be refused");
     assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err:?}");
     assert!(
         err.message().contains("--max-concurrency 1"),
@@ -451,8 +450,7 @@ async fn embedding_models_embed_through_the_gateway_and_refuse_generation() {
     let err = client
         .generate(gen_request("hello", 2))
         .await
-        .err()
-        .expect("an embedding model does not generate");
+        .expect_err("an embedding model does not generate");
     assert_eq!(err.code(), tonic::Code::Unimplemented);
 
     let gw = Gateway::start(&pack(&[&worker], ""));

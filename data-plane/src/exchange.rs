@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::audit::{self, Record, Slot};
 use crate::error::ApiError;
+use crate::limits::Part;
 use crate::metrics::{self, OutcomeLabels, PolicyLabels, TargetLabels};
 use crate::openai::Usage;
 use crate::policies::{self, Decision, Outcome, Stage};
@@ -29,6 +30,10 @@ pub struct Exchange {
     /// What the request holds under the pack's limits (concurrency slots
     /// are released when the exchange is dropped, i.e. when it ends).
     admission: Option<crate::limits::Admission>,
+    /// The same for the limits of the target that is serving (replaced
+    /// when a fallback takes over).
+    target_admission: Option<crate::limits::Admission>,
+    caller: Caller,
     /// Tokens counted against token limits when the upstream reports no
     /// usage (see `estimate_tokens`).
     estimated_tokens: u64,
@@ -76,6 +81,8 @@ impl Exchange {
             model_label: None,
             first_token: None,
             admission: None,
+            target_admission: None,
+            caller: Caller::default(),
             estimated_tokens: 0,
             span,
         }
@@ -139,15 +146,35 @@ impl Exchange {
     pub fn caller(&mut self, caller: &Caller) {
         self.record.key_id = caller.key_id.clone();
         self.record.role = caller.role.clone();
+        self.caller = caller.clone();
     }
 
-    /// Admits the request under the pack's limits for `target`.
-    pub fn limit(&mut self, caller: &Caller, target: &str) -> Result<(), ApiError> {
+    /// Admits the request under the pack's limits that follow the caller
+    /// (key, role, global), whichever target serves it.
+    pub fn limit_caller(&mut self, target: &str) -> Result<(), ApiError> {
         if self.rt.limits.is_empty() {
             return Ok(());
         }
         let rt = self.rt.clone();
-        self.admission = Some(rt.limits.admit(caller, target, &mut self.decisions)?);
+        let a = rt
+            .limits
+            .admit(Part::Caller, &self.caller, target, &mut self.decisions)?;
+        self.admission = Some(a);
+        Ok(())
+    }
+
+    /// Admits the request under the limits of `target` (scope `target` or
+    /// a `targets` filter), replacing those of a target tried before.
+    pub fn limit_target(&mut self, target: &str) -> Result<(), ApiError> {
+        if self.rt.limits.is_empty() {
+            return Ok(());
+        }
+        self.target_admission = None;
+        let rt = self.rt.clone();
+        let a = rt
+            .limits
+            .admit(Part::Target, &self.caller, target, &mut self.decisions)?;
+        self.target_admission = Some(a);
         Ok(())
     }
 
@@ -217,13 +244,13 @@ impl Exchange {
     /// Counts the request in the metrics and writes its audit record.
     pub fn finish(mut self, usage: Option<Usage>, response: Option<Value>) {
         self.observe(usage.as_ref());
-        if let Some(a) = &self.admission {
-            // Failed requests used no upstream tokens worth counting.
-            let tokens = match &usage {
-                Some(u) => u.prompt_tokens + u.completion_tokens,
-                None if self.record.status < 400 => self.estimated_tokens,
-                None => 0,
-            };
+        // Failed requests used no upstream tokens worth counting.
+        let tokens = match &usage {
+            Some(u) => u.prompt_tokens + u.completion_tokens,
+            None if self.record.status < 400 => self.estimated_tokens,
+            None => 0,
+        };
+        for a in self.admission.iter().chain(&self.target_admission) {
             a.consume(tokens);
         }
         let Some(auditor) = self.rt.auditor.clone() else {

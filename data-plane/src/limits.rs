@@ -97,6 +97,25 @@ fn lock(b: &Mutex<Bucket>) -> std::sync::MutexGuard<'_, Bucket> {
     b.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Which of a request's limits to check: those of the caller (the same
+/// whichever target serves) or those of one target (checked again for each
+/// fallback).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Caller,
+    Target,
+}
+
+impl Part {
+    fn of(l: &Limit) -> Part {
+        if l.scope == LimitScope::Target || !l.targets.is_empty() {
+            Part::Target
+        } else {
+            Part::Caller
+        }
+    }
+}
+
 /// The limits of one config version.
 pub struct Limits(Vec<Arc<Limit>>);
 
@@ -110,12 +129,17 @@ impl Limits {
     /// decision is pushed either way only when a limit refuses.
     pub fn admit(
         &self,
+        part: Part,
         caller: &Caller,
         target: &str,
         decisions: &mut Vec<Decision>,
     ) -> Result<Admission, ApiError> {
         let mut admitted = Admission::default();
-        for limit in self.0.iter().filter(|l| applies(l, caller, target)) {
+        let applicable = self
+            .0
+            .iter()
+            .filter(|l| Part::of(l) == part && applies(l, caller, target));
+        for limit in applicable {
             let value = match limit.scope {
                 LimitScope::Key => caller.key_id.as_deref().unwrap_or("(no key)"),
                 LimitScope::Role => caller.role.as_deref().unwrap_or("(no role)"),
@@ -319,12 +343,27 @@ mod tests {
             ..limit("unit-concurrency")
         }]);
         let mut d = Vec::new();
-        let first = limits.admit(&caller("a"), "t", &mut d).expect("first");
-        assert!(limits.admit(&caller("a"), "t", &mut d).is_err());
+        let first = limits
+            .admit(Part::Caller, &caller("a"), "t", &mut d)
+            .expect("first");
+        assert!(
+            limits
+                .admit(Part::Caller, &caller("a"), "t", &mut d)
+                .is_err()
+        );
         assert_eq!(d.len(), 1);
-        assert!(limits.admit(&caller("b"), "t", &mut d).is_ok(), "per key");
+        assert!(
+            limits
+                .admit(Part::Caller, &caller("b"), "t", &mut d)
+                .is_ok(),
+            "per key"
+        );
         drop(first);
-        assert!(limits.admit(&caller("a"), "t", &mut d).is_ok());
+        assert!(
+            limits
+                .admit(Part::Caller, &caller("a"), "t", &mut d)
+                .is_ok()
+        );
     }
 
     #[test]
@@ -340,10 +379,12 @@ mod tests {
             },
         ]);
         let mut d = Vec::new();
-        let a = limits.admit(&caller("k"), "t", &mut d).expect("first");
+        let a = limits
+            .admit(Part::Caller, &caller("k"), "t", &mut d)
+            .expect("first");
         a.consume(10);
         for _ in 0..5 {
-            let Err(e) = limits.admit(&caller("k"), "t", &mut d) else {
+            let Err(e) = limits.admit(Part::Caller, &caller("k"), "t", &mut d) else {
                 panic!("the token budget is used up: admission must be refused")
             };
             assert!(e.to_string().contains("limit 'unit-tpm' reached"), "{e}");
@@ -353,7 +394,15 @@ mod tests {
             requests_per_minute: Some(2),
             ..limit("unit-rpm")
         }]);
-        assert!(rpm_only.admit(&caller("k"), "t", &mut d).is_ok());
-        assert!(rpm_only.admit(&caller("k"), "t", &mut d).is_err());
+        assert!(
+            rpm_only
+                .admit(Part::Caller, &caller("k"), "t", &mut d)
+                .is_ok()
+        );
+        assert!(
+            rpm_only
+                .admit(Part::Caller, &caller("k"), "t", &mut d)
+                .is_err()
+        );
     }
 }

@@ -150,7 +150,9 @@ async fn chat_path(
     let target = rt.route_chat(&req.model, &caller)?;
     ex.routed(&target);
     ex.estimate_tokens(|| req.texts_mut().iter().map(|t| t.text.len()).sum());
-    ex.limit(&caller, &target.spec.id)?;
+    ex.limit_caller(&target.spec.id)?;
+    let plan = traffic::admit(&rt, target, ex)?;
+    let target = plan.target.clone();
     ex.capture_input(&req.messages);
     if ex.audits_request() {
         ex.record.request = serde_json::to_value(&req).ok();
@@ -160,7 +162,7 @@ async fn chat_path(
         http: &app.http,
         req: &mut req,
     };
-    let (reply, served) = traffic::call(&rt, target.clone(), ex, call).await?;
+    let (reply, served) = traffic::call(plan, ex, call).await?;
     if !Arc::ptr_eq(&served, &target) {
         ex.routed(&served);
     }
@@ -238,7 +240,9 @@ async fn embeddings_path(
     let target = rt.route_embeddings(&req.model)?;
     ex.routed(&target);
     ex.estimate_tokens(|| req.texts_mut().iter().map(|t| t.text.len()).sum());
-    ex.limit(&caller, &target.spec.id)?;
+    ex.limit_caller(&target.spec.id)?;
+    let plan = traffic::admit(&rt, target, ex)?;
+    let target = plan.target.clone();
     if ex.audits_request() {
         ex.record.request = serde_json::to_value(&req).ok();
     }
@@ -246,7 +250,7 @@ async fn embeddings_path(
         http: &app.http,
         req: &req,
     };
-    let (answer, served) = traffic::call(&rt, target.clone(), ex, call).await?;
+    let (answer, served) = traffic::call(plan, ex, call).await?;
     if !Arc::ptr_eq(&served, &target) {
         ex.routed(&served);
     }

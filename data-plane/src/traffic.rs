@@ -115,45 +115,108 @@ fn backoff(policy: &RetryPolicy, n: u32) -> Duration {
     ceiling.mul_f64(rand::rng().random_range(0.0..=1.0))
 }
 
-fn decision(policy: &'static str, outcome: Outcome, target: &str, failure: Failure) -> Decision {
+fn decision(
+    policy: &'static str,
+    outcome: Outcome,
+    target: &str,
+    reason: &'static str,
+) -> Decision {
     Decision {
         outcome,
-        reason: failure.reason(),
+        reason,
         ..Decision::pass(policy, Stage::Request).with_category(target)
     }
 }
 
-/// Calls `primary`, retrying and falling back as its pack entry says.
-/// Returns the answer and the target that gave it; the error is the last
-/// target's last failure.
-pub async fn call<C: Call>(
+/// Which target serves first, admitted under its own limits, and the
+/// routed target's fallbacks still left to try.
+pub struct Plan {
+    pub target: Arc<TargetRuntime>,
+    rest: std::vec::IntoIter<Arc<TargetRuntime>>,
+}
+
+/// Admits the request under the routed target's limits; a target over its
+/// limit hands the request to the next of the routed target's fallbacks
+/// that has room. When none has, the routed target's refusal (429) stands.
+pub fn admit(
     rt: &Runtime,
-    primary: Arc<TargetRuntime>,
+    routed: Arc<TargetRuntime>,
     ex: &mut Exchange,
-    mut call: C,
-) -> Result<(C::Output, Arc<TargetRuntime>), ApiError> {
-    let fallbacks: Vec<Arc<TargetRuntime>> = primary
+) -> Result<Plan, ApiError> {
+    let mut rest = routed
         .spec
         .fallbacks
         .iter()
         .filter_map(|id| rt.targets.iter().find(|t| &t.spec.id == id).cloned())
-        .collect();
-    let mut target = primary;
-    let mut next = fallbacks.into_iter();
+        .collect::<Vec<_>>()
+        .into_iter();
+    let refusal = match ex.limit_target(&routed.spec.id) {
+        Ok(()) => {
+            return Ok(Plan {
+                target: routed,
+                rest,
+            });
+        }
+        Err(e) => e,
+    };
+    let mut over = routed;
+    for next in rest.by_ref() {
+        ex.decisions.push(decision(
+            "fallback",
+            Outcome::FellBack,
+            &over.spec.id,
+            OVER_LIMIT,
+        ));
+        if ex.limit_target(&next.spec.id).is_ok() {
+            ex.routed(&next);
+            return Ok(Plan { target: next, rest });
+        }
+        over = next;
+    }
+    Err(refusal)
+}
+
+const OVER_LIMIT: &str = "over_limit";
+
+/// Calls the plan's target, retrying and falling back as the routed
+/// target's pack entry says (skipping fallbacks over their own limits).
+/// Returns the answer and the target that gave it; the error is the last
+/// tried target's last failure.
+pub async fn call<C: Call>(
+    plan: Plan,
+    ex: &mut Exchange,
+    mut call: C,
+) -> Result<(C::Output, Arc<TargetRuntime>), ApiError> {
+    let Plan {
+        mut target,
+        mut rest,
+    } = plan;
     loop {
         let err = match attempt(&target, ex, &mut call).await {
             Ok(out) => return Ok((out, target)),
             Err(e) => e,
         };
-        let failure = Failure::of(&err);
-        match (failure, next.next()) {
-            (Some(f), Some(fallback)) => {
-                tracing::info!(target_id = %target.spec.id, fallback = %fallback.spec.id, reason = f.reason(), "falling back to another target");
-                ex.decisions
-                    .push(decision("fallback", Outcome::FellBack, &target.spec.id, f));
-                target = fallback;
+        let Some(failure) = Failure::of(&err) else {
+            return Err(err);
+        };
+        let mut reason = failure.reason();
+        loop {
+            let Some(next) = rest.next() else {
+                return Err(err);
+            };
+            tracing::info!(target_id = %target.spec.id, fallback = %next.spec.id, reason, "falling back to another target");
+            ex.decisions.push(decision(
+                "fallback",
+                Outcome::FellBack,
+                &target.spec.id,
+                reason,
+            ));
+            let admitted = ex.limit_target(&next.spec.id).is_ok();
+            target = next;
+            if admitted {
+                break;
             }
-            _ => return Err(err),
+            reason = OVER_LIMIT;
         }
     }
 }
@@ -179,8 +242,12 @@ async fn attempt<C: Call>(
         let Some(f) = retry else { return Err(err) };
         let wait = backoff(policy, retries);
         tracing::info!(target_id = %target.spec.id, reason = f.reason(), wait_ms = wait.as_millis() as u64, "retrying the upstream call");
-        ex.decisions
-            .push(decision("retry", Outcome::Retried, &target.spec.id, f));
+        ex.decisions.push(decision(
+            "retry",
+            Outcome::Retried,
+            &target.spec.id,
+            f.reason(),
+        ));
         tokio::time::sleep(wait).await;
         // Waiting for the upstream is upstream time, not Sluice's.
         ex.add_upstream(wait);

@@ -12,9 +12,10 @@ const KEY_OPS: &str = "sk-limits-key-ops-0123456789";
 
 fn gateway(up: &Upstream, limits: &str) -> Gateway {
     let pack = format!(
-        "pack:\n  name: limits\nproviders:\n  targets:\n    - id: ok\n      provider: openai:org/ok\n      base_url: {}/v1\n    - id: slow\n      provider: openai:org/slow\n      base_url: {}/v1\nclients:\n  keys:\n    - id: app-a\n      role: apps\n      key_ref: {{env: KEY_A}}\n    - id: app-b\n      role: apps\n      key_ref: {{env: KEY_B}}\n    - id: ops\n      role: operators\n      key_ref: {{env: KEY_OPS}}\nlimits:\n{limits}",
+        "pack:\n  name: limits\nproviders:\n  targets:\n    - id: ok\n      provider: openai:org/ok\n      base_url: {}/v1\n    - id: slow\n      provider: openai:org/slow\n      base_url: {}/v1\n    - id: capped\n      provider: openai:org/capped\n      base_url: {}/v1\n      fallbacks: [ok]\nclients:\n  keys:\n    - id: app-a\n      role: apps\n      key_ref: {{env: KEY_A}}\n    - id: app-b\n      role: apps\n      key_ref: {{env: KEY_B}}\n    - id: ops\n      role: operators\n      key_ref: {{env: KEY_OPS}}\nlimits:\n{limits}",
         up.base("ok"),
-        up.base("slowbody")
+        up.base("slowbody"),
+        up.base("capped")
     );
     Gateway::start_with(
         &pack,
@@ -156,4 +157,30 @@ async fn concurrency_is_limited_while_requests_are_in_flight() {
     // Released when the first ended; other targets were never limited.
     assert_eq!(chat(&gw, KEY_B, "slow").await.status(), 200);
     assert_eq!(chat(&gw, KEY_B, "ok").await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_target_over_its_limit_hands_the_request_to_its_fallback() {
+    let up = Upstream::start().await;
+    let gw = gateway(
+        &up,
+        "  - name: capped-rpm\n    scope: target\n    targets: [capped]\n    requests_per_minute: 1\n",
+    );
+    let first = chat(&gw, KEY_A, "capped").await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(up.hits("capped"), 1);
+    let second = chat(&gw, KEY_A, "capped").await;
+    assert_eq!(second.status(), 200, "the fallback has room");
+    let decisions = second
+        .headers()
+        .get("x-sluice-policy-decisions")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        decisions,
+        "limits=limited(capped-rpm);fallback=fell_back(capped)"
+    );
+    assert_eq!((up.hits("capped"), up.hits("ok")), (1, 1));
 }

@@ -34,6 +34,9 @@ pub struct Exchange {
     /// when a fallback takes over).
     target_admission: Option<crate::limits::Admission>,
     caller: Caller,
+    /// A streamed request asked for the usage chunk
+    /// (`stream_options.include_usage`); providers always produce it.
+    pub stream_usage: bool,
     /// Tokens counted against token limits when the upstream reports no
     /// usage (see `estimate_tokens`).
     estimated_tokens: u64,
@@ -83,6 +86,7 @@ impl Exchange {
             admission: None,
             target_admission: None,
             caller: Caller::default(),
+            stream_usage: false,
             estimated_tokens: 0,
             span,
         }

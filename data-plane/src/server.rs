@@ -144,6 +144,7 @@ async fn chat_path(
     let mut req: ChatRequest = read_json(body, rt.pack.gateway.max_request_bytes).await?;
     ex.record.model = req.model.clone();
     ex.record.stream = req.stream;
+    ex.stream_usage = req.include_usage();
     req.validate()?;
     rt.chain
         .check_request(&mut req.texts_mut(), &mut ex.decisions)?;

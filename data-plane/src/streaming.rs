@@ -25,6 +25,9 @@ struct State {
     /// What the client received, for the audit record (when it wants it).
     text: Option<String>,
     usage: Option<Usage>,
+    /// Pass usage on to the client (it asked with
+    /// `stream_options.include_usage`); it is counted either way.
+    send_usage: bool,
     /// The last chunk seen, as the shape for chunks the gateway adds.
     template: Option<Value>,
     flushed: bool,
@@ -33,6 +36,7 @@ struct State {
 
 pub fn respond(ex: Exchange, upstream: ChunkStream) -> Response {
     let pipeline = ex.rt.chain.stream_guards();
+    let ex_stream_usage = ex.stream_usage;
     let text = (ex.audits_response() || sluice_telemetry::capture_content()).then(String::new);
     // Headers go out before the response policies see any text: they carry
     // the request-side decisions; the audit record has all of them.
@@ -44,6 +48,7 @@ pub fn respond(ex: Exchange, upstream: ChunkStream) -> Response {
         ex: Some(ex),
         text,
         usage: None,
+        send_usage: ex_stream_usage,
         template: None,
         flushed: false,
         out: VecDeque::new(),
@@ -102,6 +107,17 @@ impl State {
     fn chunk(&mut self, mut chunk: Value) {
         if let Some(u) = usage_of(&chunk) {
             self.usage = Some(u);
+            if !self.send_usage {
+                chunk.as_object_mut().map(|o| o.remove("usage"));
+                // The usage-only chunk itself is not sent at all.
+                if chunk
+                    .get("choices")
+                    .and_then(Value::as_array)
+                    .is_some_and(|c| c.is_empty())
+                {
+                    return;
+                }
+            }
         }
         if let Some(ex) = &self.ex {
             ex.response_seen(&chunk);

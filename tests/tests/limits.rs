@@ -184,3 +184,45 @@ async fn a_target_over_its_limit_hands_the_request_to_its_fallback() {
     );
     assert_eq!((up.hits("capped"), up.hits("ok")), (1, 1));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_count_the_usage_the_upstream_reports_even_when_the_client_did_not_ask() {
+    let up = Upstream::start().await;
+    // 7 tokens per answer (the stand-in reports usage only when asked):
+    // two streams fit in 10 tokens, a third is refused. Counted by the
+    // characters-sent estimate instead (3 tokens each), it would pass.
+    let gw = gateway(
+        &up,
+        "  - name: stream-tokens\n    scope: key\n    tokens_per_day: 10\n",
+    );
+    let stream = || async {
+        reqwest::Client::new()
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(KEY_A)
+            .json(&json!({"model": "ok", "stream": true, "messages": [{"role": "user", "content": "hello there"}]}))
+            .send()
+            .await
+            .unwrap()
+    };
+    for _ in 0..2 {
+        let resp = stream().await;
+        assert_eq!(resp.status(), 200);
+        let events = sluice_e2e::sse_events(resp).await;
+        assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+        assert!(
+            events.iter().all(|e| !e.contains("\"usage\"")),
+            "the client did not ask for usage: {events:?}"
+        );
+    }
+    assert!(
+        up.requests()
+            .iter()
+            .all(|r| r.body["stream_options"]["include_usage"] == json!(true)),
+        "the gateway always asks the upstream for usage"
+    );
+    let (status, _, decisions, _) = refusal(stream().await).await;
+    assert_eq!(
+        (status, decisions.as_str()),
+        (429, "limits=limited(stream-tokens)")
+    );
+}

@@ -64,9 +64,19 @@ pub async fn chat(
 ) -> Result<ChatReply, ApiError> {
     // The client's request as it is, with the target's model id: written
     // straight from the typed request, without a `Value` in between.
+    // Streams always ask for the usage chunk, so limits, metrics and the
+    // audit count every stream; streaming.rs passes it on only to clients
+    // that asked (`stream_options.include_usage`).
     let client_model = std::mem::replace(&mut req.model, target.spec.model.clone());
+    let client_options = req.stream_options.clone();
+    if req.stream {
+        req.stream_options = Some(crate::openai::StreamOptions {
+            include_usage: true,
+        });
+    }
     let body = http::json(req);
     req.model = client_model;
+    req.stream_options = client_options;
     let body = body?;
     if !req.stream {
         let deadline = Instant::now() + target.spec.timeout;

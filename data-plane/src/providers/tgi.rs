@@ -158,7 +158,6 @@ pub async fn chat(
 
     let deadline = Instant::now() + target.spec.stream_timeout;
     let resp = http::post(client, target, &native.generate_stream, body, deadline).await?;
-    let include_usage = req.include_usage();
     let target = target.clone();
     Ok(ChatReply::Stream(channel_stream(move |tx| async move {
         let tid = target.spec.id.clone();
@@ -225,7 +224,9 @@ pub async fn chat(
             if let Some(details) = v.get("details").filter(|d| !d.is_null()) {
                 let reason = finish_reason(details.get("finish_reason").and_then(Value::as_str));
                 let _ = tx.send(Ok(chunk(json!({}), Some(reason)))).await;
-                if include_usage {
+                // Always sent: streaming.rs counts it and passes it to the
+                // client only when the client asked for it.
+                {
                     let completion = details
                         .get("generated_tokens")
                         .and_then(Value::as_u64)

@@ -308,7 +308,6 @@ pub async fn chat(
         }))));
     }
 
-    let include_usage = req.include_usage();
     let idle = target.spec.stream_timeout;
     Ok(ChatReply::Stream(channel_stream(move |tx| async move {
         let head = ChunkHead { id, created, model };
@@ -345,7 +344,9 @@ pub async fn chat(
                 }
                 generate_response::Event::Finish(f) => {
                     let _ = tx.send(Ok(chunk(json!({}), Some(&f.finish_reason)))).await;
-                    if include_usage {
+                    // Always sent (see streaming.rs: the client gets it
+                    // only when it asked).
+                    {
                         let _ = tx
                             .send(Ok(head.usage(Usage::new(
                                 f.prompt_tokens.into(),

@@ -8,7 +8,8 @@
 //! then fine), `/broken/...` (stream breaks), `/slow/...` (headers after
 //! 3 s), `/slowbody/...` (answers after 1 s), `/badrequest/...`,
 //! `/servererror/...`, `/tokenlevel/...` (feature-extraction per token),
-//! `/flaky/...` (a plain 503 twice per path, then fine).
+//! `/flaky/...` (a plain 503 twice per path, then fine), `/huge/...` (a
+//! 65 MiB answer).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -120,6 +121,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         "loading" if hit <= 2 => {
             return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"error": "Model org/m is currently loading", "estimated_time": 0.2}))).into_response()
         }
+        "huge" => return huge_answer(),
         "slow" => tokio::time::sleep(Duration::from_secs(3)).await,
         "slowbody" => tokio::time::sleep(Duration::from_secs(1)).await,
         _ => {}
@@ -138,6 +140,20 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     } else {
         feature_extraction(&body, mode == "tokenlevel")
     }
+}
+
+/// A 200 whose JSON body is 65 MiB, sent in 1 MiB pieces without a
+/// Content-Length (so only counting while reading can stop it).
+fn huge_answer() -> Response {
+    let pad = Bytes::from(vec![b'a'; 1 << 20]);
+    let pieces = std::iter::once(Bytes::from_static(b"{\"choices\":[],\"pad\":\""))
+        .chain(std::iter::repeat_n(pad, 65))
+        .chain(std::iter::once(Bytes::from_static(b"\"}")))
+        .map(Ok::<_, std::io::Error>);
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(Body::from_stream(futures::stream::iter(pieces)))
+        .unwrap()
 }
 
 fn last_user_text(body: &Value) -> String {

@@ -41,6 +41,7 @@ fn pack(up: &Upstream) -> String {
     targets += &openai("broken", "broken", "");
     targets += &openai("badrequest", "badrequest", "");
     targets += &openai("servererror", "servererror", "");
+    targets += &openai("huge", "huge", "");
     targets += &openai(
         "slow",
         "slow",
@@ -633,4 +634,23 @@ async fn bad_requests_never_take_the_gateway_down() {
         "still alive"
     );
     assert!(!gw.logs().contains("panicked"), "{}", gw.logs());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_upstream_answer_is_refused_not_buffered() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start_with(&pack(&up), opts(&up));
+    let (status, err) = error_of(post(&gw, "/v1/chat/completions", chat_body("huge")).await).await;
+    assert_eq!(status, 502);
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("target 'huge' answered with more than 64 MiB"),
+        "{err}"
+    );
+    // The gateway is still serving.
+    let (status, _) =
+        error_of(post(&gw, "/v1/chat/completions", chat_body("nosuchmodel")).await).await;
+    assert_eq!(status, 404);
 }

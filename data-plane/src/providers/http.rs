@@ -14,6 +14,30 @@ use tokio::time::Instant;
 use super::target::TargetRuntime;
 use crate::error::ApiError;
 
+/// The most an upstream answer (a whole completion, an embeddings list,
+/// an error body) may hold: beyond it the gateway stops reading, so a
+/// broken or hostile upstream cannot make it buffer without bound. Large
+/// embeddings batches (2,048 inputs of 1,536 floats as JSON) stay under it.
+pub const MAX_UPSTREAM_BODY: usize = 64 << 20;
+
+/// Reads at most `max` bytes of `resp`'s body. `Ok(None)`: it is longer.
+pub async fn read_capped(
+    mut resp: reqwest::Response,
+    max: usize,
+) -> Result<Option<Bytes>, reqwest::Error> {
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Ok(None);
+    }
+    let mut out = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if out.len() + chunk.len() > max {
+            return Ok(None);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Some(out.freeze()))
+}
+
 /// Never wait longer than this for one "model is loading" round, even if the
 /// upstream estimates more: its estimate is refreshed on every retry.
 const MAX_LOADING_WAIT: Duration = Duration::from_secs(10);
@@ -94,8 +118,9 @@ pub async fn post(
         }
         let headers = resp.headers().clone();
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let text = match tokio::time::timeout(remaining, resp.text()).await {
-            Ok(Ok(t)) => t,
+        // An error body is only read for its message: 64 KiB is plenty.
+        let text = match tokio::time::timeout(remaining, read_capped(resp, 64 << 10)).await {
+            Ok(Ok(Some(b))) => String::from_utf8_lossy(&b).into_owned(),
             _ => String::new(),
         };
         if status == StatusCode::SERVICE_UNAVAILABLE

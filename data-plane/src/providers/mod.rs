@@ -106,13 +106,18 @@ async fn json_body(
     deadline: tokio::time::Instant,
 ) -> Result<(Value, bytes::Bytes), ApiError> {
     let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-    match tokio::time::timeout(remaining, resp.bytes()).await {
+    match tokio::time::timeout(remaining, http::read_capped(resp, http::MAX_UPSTREAM_BODY)).await {
         Err(_) => Err(http::timeout(target, "reading the response")),
         Ok(Err(_)) => Err(ApiError::Upstream(format!(
             "target '{}': the response broke off",
             target.spec.id
         ))),
-        Ok(Ok(bytes)) => match serde_json::from_slice(&bytes) {
+        Ok(Ok(None)) => Err(ApiError::Upstream(format!(
+            "target '{}' answered with more than {} MiB; the gateway does not read further",
+            target.spec.id,
+            http::MAX_UPSTREAM_BODY >> 20
+        ))),
+        Ok(Ok(Some(bytes))) => match serde_json::from_slice(&bytes) {
             Ok(v) => Ok((v, bytes)),
             Err(_) => Err(ApiError::Upstream(format!(
                 "target '{}' answered with a body that is not JSON",

@@ -150,19 +150,24 @@ impl Exchange {
     pub fn caller(&mut self, caller: &Caller) {
         self.record.key_id = caller.key_id.clone();
         self.record.role = caller.role.clone();
-        self.caller = caller.clone();
+        // Kept only for the limits, which check it again per fallback.
+        if !self.rt.limits.is_empty() {
+            self.caller = caller.clone();
+        }
     }
 
     /// Admits the request under the pack's limits that follow the caller
     /// (key, role, global), whichever target serves it.
-    pub fn limit_caller(&mut self, target: &str) -> Result<(), ApiError> {
+    pub fn limit_caller(&mut self) -> Result<(), ApiError> {
         if self.rt.limits.is_empty() {
             return Ok(());
         }
         let rt = self.rt.clone();
+        // Caller limits name no target (that is what makes them the
+        // caller's), so none is given.
         let a = rt
             .limits
-            .admit(Part::Caller, &self.caller, target, &mut self.decisions)?;
+            .admit(Part::Caller, &self.caller, "", &mut self.decisions)?;
         self.admission = Some(a);
         Ok(())
     }

@@ -151,7 +151,7 @@ async fn chat_path(
     let target = rt.route_chat(&req.model, &caller)?;
     ex.routed(&target);
     ex.estimate_tokens(|| req.texts_mut().iter().map(|t| t.text.len()).sum());
-    ex.limit_caller(&target.spec.id)?;
+    ex.limit_caller()?;
     let plan = traffic::admit(&rt, target, ex)?;
     let target = plan.target.clone();
     ex.capture_input(&req.messages);
@@ -241,7 +241,7 @@ async fn embeddings_path(
     let target = rt.route_embeddings(&req.model)?;
     ex.routed(&target);
     ex.estimate_tokens(|| req.texts_mut().iter().map(|t| t.text.len()).sum());
-    ex.limit_caller(&target.spec.id)?;
+    ex.limit_caller()?;
     let plan = traffic::admit(&rt, target, ex)?;
     let target = plan.target.clone();
     if ex.audits_request() {

@@ -226,19 +226,17 @@ pub async fn chat(
                 let _ = tx.send(Ok(chunk(json!({}), Some(reason)))).await;
                 // Always sent: streaming.rs counts it and passes it to the
                 // client only when the client asked for it.
-                {
-                    let completion = details
-                        .get("generated_tokens")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(0);
-                    let prompt = details
-                        .get("input_length")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(0);
-                    let _ = tx
-                        .send(Ok(head.usage(Usage::new(prompt, completion))))
-                        .await;
-                }
+                let completion = details
+                    .get("generated_tokens")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                let prompt = details
+                    .get("input_length")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                let _ = tx
+                    .send(Ok(head.usage(Usage::new(prompt, completion))))
+                    .await;
                 return;
             }
         }

@@ -346,14 +346,12 @@ pub async fn chat(
                     let _ = tx.send(Ok(chunk(json!({}), Some(&f.finish_reason)))).await;
                     // Always sent (see streaming.rs: the client gets it
                     // only when it asked).
-                    {
-                        let _ = tx
-                            .send(Ok(head.usage(Usage::new(
-                                f.prompt_tokens.into(),
-                                f.completion_tokens.into(),
-                            ))))
-                            .await;
-                    }
+                    let _ = tx
+                        .send(Ok(head.usage(Usage::new(
+                            f.prompt_tokens.into(),
+                            f.completion_tokens.into(),
+                        ))))
+                        .await;
                     return;
                 }
             }

@@ -158,7 +158,7 @@ impl Exchange {
 
     /// Admits the request under the pack's limits that follow the caller
     /// (key, role, global), whichever target serves it.
-    pub fn limit_caller(&mut self) -> Result<(), ApiError> {
+    pub async fn limit_caller(&mut self) -> Result<(), ApiError> {
         if self.rt.limits.is_empty() {
             return Ok(());
         }
@@ -167,14 +167,15 @@ impl Exchange {
         // caller's), so none is given.
         let a = rt
             .limits
-            .admit(Part::Caller, &self.caller, "", &mut self.decisions)?;
+            .admit(Part::Caller, &self.caller, "", &mut self.decisions)
+            .await?;
         self.admission = Some(a);
         Ok(())
     }
 
     /// Admits the request under the limits of `target` (scope `target` or
     /// a `targets` filter), replacing those of a target tried before.
-    pub fn limit_target(&mut self, target: &str) -> Result<(), ApiError> {
+    pub async fn limit_target(&mut self, target: &str) -> Result<(), ApiError> {
         if self.rt.limits.is_empty() {
             return Ok(());
         }
@@ -182,7 +183,8 @@ impl Exchange {
         let rt = self.rt.clone();
         let a = rt
             .limits
-            .admit(Part::Target, &self.caller, target, &mut self.decisions)?;
+            .admit(Part::Target, &self.caller, target, &mut self.decisions)
+            .await?;
         self.target_admission = Some(a);
         Ok(())
     }

@@ -35,6 +35,12 @@ pub struct PolicyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoreLabels {
+    /// `fail_open` or `fail_closed`: what the gateway did instead.
+    pub on_unavailable: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabels {
     pub target: String,
     pub status: u16,
@@ -55,6 +61,7 @@ pub struct Metrics {
     pub upstream_status: Family<StatusLabels, Counter>,
     pub config_generation: Gauge,
     pub audit_dropped: Counter,
+    pub limit_store_unavailable: Family<StoreLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -85,6 +92,7 @@ impl Metrics {
             upstream_status: Family::default(),
             config_generation: Gauge::default(),
             audit_dropped: Counter::default(),
+            limit_store_unavailable: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -141,6 +149,11 @@ impl Metrics {
             "sluice_audit_dropped_records",
             "Audit records not kept because the sink was full (on_failure: fail_open)",
             m.audit_dropped.clone(),
+        );
+        registry.register(
+            "sluice_limit_store_unavailable",
+            "Limit checks the shared store did not answer in time, by what the gateway did instead",
+            m.limit_store_unavailable.clone(),
         );
         Metrics { registry, ..m }
     }

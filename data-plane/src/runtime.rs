@@ -88,7 +88,7 @@ impl Runtime {
             })
             .transpose()?;
         let chain = crate::policies::Chain::build(&pack.chain);
-        let limits = crate::limits::Limits::new(&pack.limits);
+        let limits = crate::limits::Limits::new(&pack.limits, pack.limit_store.as_ref())?;
         Ok(Runtime {
             pack,
             targets,

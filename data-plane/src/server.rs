@@ -151,8 +151,8 @@ async fn chat_path(
     let target = rt.route_chat(&req.model, &caller)?;
     ex.routed(&target);
     ex.estimate_tokens(|| req.texts_mut().iter().map(|t| t.text.len()).sum());
-    ex.limit_caller()?;
-    let plan = traffic::admit(&rt, target, ex)?;
+    ex.limit_caller().await?;
+    let plan = traffic::admit(&rt, target, ex).await?;
     let target = plan.target.clone();
     ex.capture_input(&req.messages);
     if ex.audits_request() {
@@ -241,8 +241,8 @@ async fn embeddings_path(
     let target = rt.route_embeddings(&req.model)?;
     ex.routed(&target);
     ex.estimate_tokens(|| req.texts_mut().iter().map(|t| t.text.len()).sum());
-    ex.limit_caller()?;
-    let plan = traffic::admit(&rt, target, ex)?;
+    ex.limit_caller().await?;
+    let plan = traffic::admit(&rt, target, ex).await?;
     let target = plan.target.clone();
     if ex.audits_request() {
         ex.record.request = serde_json::to_value(&req).ok();

@@ -138,7 +138,7 @@ pub struct Plan {
 /// Admits the request under the routed target's limits; a target over its
 /// limit hands the request to the next of the routed target's fallbacks
 /// that has room. When none has, the routed target's refusal (429) stands.
-pub fn admit(
+pub async fn admit(
     rt: &Runtime,
     routed: Arc<TargetRuntime>,
     ex: &mut Exchange,
@@ -150,7 +150,7 @@ pub fn admit(
         .filter_map(|id| rt.targets.iter().find(|t| &t.spec.id == id).cloned())
         .collect::<Vec<_>>()
         .into_iter();
-    let refusal = match ex.limit_target(&routed.spec.id) {
+    let refusal = match ex.limit_target(&routed.spec.id).await {
         Ok(()) => {
             return Ok(Plan {
                 target: routed,
@@ -167,7 +167,7 @@ pub fn admit(
             &over.spec.id,
             OVER_LIMIT,
         ));
-        if ex.limit_target(&next.spec.id).is_ok() {
+        if ex.limit_target(&next.spec.id).await.is_ok() {
             ex.routed(&next);
             return Ok(Plan { target: next, rest });
         }
@@ -211,7 +211,7 @@ pub async fn call<C: Call>(
                 &target.spec.id,
                 reason,
             ));
-            let admitted = ex.limit_target(&next.spec.id).is_ok();
+            let admitted = ex.limit_target(&next.spec.id).await.is_ok();
             target = next;
             if admitted {
                 break;

@@ -4,6 +4,7 @@
 pub mod control;
 pub mod hub;
 pub mod pki;
+pub mod store;
 pub mod tiny_model;
 pub mod upstream;
 pub mod worker;
@@ -324,6 +325,30 @@ impl Gateway {
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
         self.process.wait_for_log(needle, timeout)
     }
+}
+
+/// One chat request with a user message, as client `key` (when given).
+pub async fn chat_as(
+    gw: &Gateway,
+    key: Option<&str>,
+    model: &str,
+    stream: bool,
+) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&serde_json::json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hello there"}]}));
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    req.send().await.unwrap()
+}
+
+/// The `x-sluice-policy-decisions` header ("" when absent).
+pub fn decisions(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("x-sluice-policy-decisions")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
 }
 
 /// A temporary directory removed on drop (kept tiny to avoid a dependency).

@@ -90,13 +90,23 @@ async fn every_example_starts_a_gateway() {
         let gw = Gateway::start_with(
             &text,
             GatewayOptions {
-                env: vec![("HF_API_TOKEN", "hf_x".into())],
+                // The store is connected to lazily: an address is enough
+                // to start.
+                env: vec![
+                    ("HF_API_TOKEN", "hf_x".into()),
+                    ("SLUICE_LIMIT_STORE_URL", "redis://127.0.0.1:1/0".into()),
+                    ("SLUICE_KEY_TEAM_A", "sk-example-team-a".into()),
+                ],
                 ..Default::default()
             },
         );
         let ready = reqwest::get(gw.url("/readyz")).await.unwrap();
         assert_eq!(ready.status(), 200, "{}", file.display());
-        let models: Value = reqwest::get(gw.url("/v1/models"))
+        // Examples with client keys need one; the others ignore it.
+        let models: Value = reqwest::Client::new()
+            .get(gw.url("/v1/models"))
+            .bearer_auth("sk-example-team-a")
+            .send()
             .await
             .unwrap()
             .json()

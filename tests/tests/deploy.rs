@@ -115,6 +115,10 @@ fn containers() -> Vec<(String, Value)> {
         {
             // The CUDA image runs the same binary as the CPU one.
             let image = c["image"].as_str().unwrap().trim_end_matches("-cuda");
+            // Third-party images (the limit store) run no binary of ours.
+            if !image.starts_with("sluice-") {
+                continue;
+            }
             out.push((image.to_string(), c.clone()));
         }
     }
@@ -131,12 +135,13 @@ fn env_value(c: &Value, name: &str) -> Option<String> {
 fn containers_use_only_flags_and_variables_the_binaries_accept() {
     let containers = containers();
     assert!(containers.len() >= 3);
-    // Provider tokens are named by the packs (secret_key_ref.env), not by the binaries.
-    let pack = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../deploy/examples/policy-config.yaml"
-    ))
-    .unwrap();
+    // Provider tokens and the limit store's URL are named by the packs
+    // (secret_key_ref.env, limit_store.url_env), not by the binaries.
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/examples");
+    let pack: String = std::fs::read_dir(examples)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
     for (image, c) in containers {
         let args: Vec<&str> = c["args"]
             .as_array()
@@ -346,4 +351,58 @@ fn gateways_authenticate_to_the_control_plane_with_a_mounted_secret() {
         ),
         file
     );
+}
+
+#[test]
+fn gateways_reach_the_limit_store_the_manifests_run() {
+    let docs = documents();
+    let (_, gw) = containers()
+        .into_iter()
+        .find(|(image, _)| image == "sluice-gateway")
+        .unwrap();
+    let url = env_value(&gw, "SLUICE_LIMIT_STORE_URL").expect("SLUICE_LIMIT_STORE_URL");
+    let host_port = url
+        .strip_prefix("redis://")
+        .and_then(|r| r.split('/').next())
+        .unwrap();
+    let (host, port) = host_port.split_once(':').unwrap();
+    let service = docs
+        .iter()
+        .map(|(_, d)| d)
+        .find(|d| d["kind"] == "Service" && d["metadata"]["name"] == host)
+        .unwrap_or_else(|| panic!("no Service named {host}"));
+    assert_eq!(
+        service["spec"]["ports"][0]["port"]
+            .as_i64()
+            .map(|p| p.to_string())
+            .as_deref(),
+        Some(port)
+    );
+    let selected = &service["spec"]["selector"]["app.kubernetes.io/name"];
+    // The gateway's egress and the store's ingress both allow the port.
+    let policy = |name: &str| {
+        docs.iter()
+            .map(|(_, d)| d)
+            .find(|d| d["kind"] == "NetworkPolicy" && d["metadata"]["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let allows = |rules: &Value, peer: &Value| {
+        rules.as_array().unwrap().iter().any(|r| {
+            let peers = r["to"].as_array().or(r["from"].as_array());
+            peers.is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| &p["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == peer)
+            }) && r["ports"][0]["port"]
+                .as_i64()
+                .map(|p| p.to_string())
+                .as_deref()
+                == Some(port)
+        })
+    };
+    assert!(allows(&policy("gateway")["spec"]["egress"], selected));
+    assert!(allows(
+        &policy("limit-store")["spec"]["ingress"],
+        &Value::from("sluice-gateway")
+    ));
 }

@@ -31,13 +31,7 @@ fn gateway(up: &Upstream, limits: &str) -> Gateway {
 }
 
 async fn chat(gw: &Gateway, key: &str, model: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(key)
-        .json(&json!({"model": model, "messages": [{"role": "user", "content": "hello there"}]}))
-        .send()
-        .await
-        .unwrap()
+    sluice_e2e::chat_as(gw, Some(key), model, false).await
 }
 
 /// Status, `Retry-After`, decisions header and error message.

@@ -2,7 +2,8 @@
 //! back-off, fallbacks to other targets, and the limits of both (client
 //! errors are never retried, a started stream is never replayed).
 
-use serde_json::{Value, json};
+use serde_json::Value;
+use sluice_e2e::decisions;
 use sluice_e2e::upstream::Upstream;
 use sluice_e2e::{Gateway, free_port, sse_events};
 
@@ -56,19 +57,7 @@ fn pack(up: &Upstream) -> String {
 }
 
 async fn chat(gw: &Gateway, model: &str, stream: bool) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(gw.url("/v1/chat/completions"))
-        .json(&json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hello there"}]}))
-        .send()
-        .await
-        .unwrap()
-}
-
-fn decisions(resp: &reqwest::Response) -> String {
-    resp.headers()
-        .get("x-sluice-policy-decisions")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default()
+    sluice_e2e::chat_as(gw, None, model, stream).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

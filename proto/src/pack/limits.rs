@@ -185,3 +185,136 @@ fn validate_limit(
     }
     (d.errors.len() == errors_before).then_some(limit)
 }
+
+/// `limit_store:` — where the limits are counted when several gateways
+/// must share them. Without it every gateway counts in its own memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitStore {
+    pub url: StoreUrl,
+    pub on_unavailable: FailMode,
+    /// How long one call to the store may take before it counts as
+    /// unavailable (connecting included).
+    pub timeout: std::time::Duration,
+    /// Prefix of every key Sluice writes, so that one store can serve
+    /// several fleets.
+    pub prefix: String,
+}
+
+/// The store's address: written in the pack, or (when it carries a
+/// password) kept in one of the gateway's environment variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    Literal(String),
+    Env(String),
+}
+
+/// What a gateway does when the store cannot be reached in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailMode {
+    /// Count in this gateway's memory until the store is back (limits then
+    /// hold per gateway instead of per fleet).
+    Open,
+    /// Refuse the request with 503.
+    Closed,
+}
+
+impl FailMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailMode::Open => "fail_open",
+            FailMode::Closed => "fail_closed",
+        }
+    }
+}
+
+pub const DEFAULT_STORE_TIMEOUT_MS: u64 = 100;
+pub const DEFAULT_STORE_PREFIX: &str = "sluice";
+const STORE_SCHEMES: [&str; 4] = ["redis://", "rediss://", "valkey://", "valkeys://"];
+
+pub fn validate_limit_store(d: &mut Diagnostics, node: &Node) -> Option<LimitStore> {
+    let errors_before = d.errors.len();
+    let mut r = MapReader::new(d, node, "limit_store")?;
+    let literal = r.string(d, "url");
+    let env = r.string(d, "url_env");
+    let url = match (literal, env) {
+        (Some(_), Some(_)) => {
+            d.error(
+                "limit_store",
+                node.mark,
+                "set either url or url_env, not both",
+            );
+            None
+        }
+        (Some(u), None) => {
+            if !STORE_SCHEMES.iter().any(|s| u.starts_with(s)) {
+                d.error(
+                    "limit_store.url",
+                    node.mark,
+                    format!(
+                        "expected a Redis or Valkey URL starting with {}",
+                        STORE_SCHEMES.join(", ")
+                    ),
+                );
+            } else if has_password(&u) {
+                // The pack is stored, diffed and shown to editors: a
+                // password in it would leak to everyone who can read packs.
+                d.error(
+                    "limit_store.url",
+                    node.mark,
+                    "this URL carries a password; put the URL in an environment variable of the gateway and name it with url_env instead",
+                );
+            }
+            Some(StoreUrl::Literal(u))
+        }
+        (None, Some(e)) => Some(StoreUrl::Env(e)),
+        (None, None) => {
+            d.error(
+                "limit_store",
+                node.mark,
+                "missing key 'url' (e.g. redis://valkey:6379) or 'url_env' (an environment variable holding it)",
+            );
+            None
+        }
+    };
+    let on_unavailable = match r.choice(d, "on_unavailable", &["fail_open", "fail_closed"]) {
+        Some("fail_closed") => FailMode::Closed,
+        _ => FailMode::Open,
+    };
+    let timeout_ms = r
+        .integer(d, "timeout_ms", 1, 60_000)
+        .unwrap_or(DEFAULT_STORE_TIMEOUT_MS);
+    let prefix = r
+        .string(d, "prefix")
+        .unwrap_or_else(|| DEFAULT_STORE_PREFIX.to_string());
+    r.finish(d);
+    let url = url?;
+    (d.errors.len() == errors_before).then_some(LimitStore {
+        url,
+        on_unavailable,
+        timeout: std::time::Duration::from_millis(timeout_ms),
+        prefix,
+    })
+}
+
+/// `scheme://user:password@host` or `scheme://:password@host`.
+fn has_password(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+}
+
+#[cfg(test)]
+mod store_tests {
+    use super::has_password;
+
+    #[test]
+    fn passwords_in_store_urls_are_found() {
+        assert!(has_password("redis://:s3cret@valkey:6379/0"));
+        assert!(has_password("rediss://user:pw@host"));
+        assert!(!has_password("redis://valkey:6379/0"));
+        assert!(!has_password("redis://user@valkey:6379"));
+        assert!(!has_password("redis://valkey:6379/0?x=a:b@c"));
+    }
+}

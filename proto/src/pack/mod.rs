@@ -12,7 +12,7 @@ pub mod targets;
 pub mod traffic;
 pub mod yaml;
 
-pub use limits::{Limit, LimitScope};
+pub use limits::{FailMode, Limit, LimitScope, LimitStore, StoreUrl};
 pub use policies::{Action, Policy, Router};
 pub use reader::ConfigError;
 pub use targets::{Family, Protocol, Target};
@@ -35,6 +35,8 @@ pub struct Pack {
     pub clients: Clients,
     /// Rate, token and concurrency limits, checked in order.
     pub limits: Vec<Limit>,
+    /// Where limits are counted across a fleet; `None`: in each gateway.
+    pub limit_store: Option<LimitStore>,
     pub gateway: GatewaySettings,
     /// SHA-256 of the source text, hex.
     pub sha256: String,
@@ -208,6 +210,9 @@ pub fn load(text: &str) -> Result<Loaded, ConfigErrors> {
         }
         None => Vec::new(),
     };
+    let limit_store = r
+        .get("limit_store")
+        .and_then(|n| limits::validate_limit_store(&mut d, n));
     let gateway = match r
         .get("gateway")
         .and_then(|n| MapReader::new(&mut d, n, "gateway"))
@@ -241,6 +246,7 @@ pub fn load(text: &str) -> Result<Loaded, ConfigErrors> {
             targets,
             clients,
             limits,
+            limit_store,
             gateway,
             sha256,
         },

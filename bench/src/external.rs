@@ -152,6 +152,20 @@ pub async fn run(secs: u64) {
     let (_plain, plain_url) = procs::gateway_with(&base, "", "ext-plain").await;
     let (_full, full_url) = procs::gateway_with(&base, FULL_CHAIN, "ext-full").await;
     let (_limited, limited_url) = procs::gateway_with(&base, LIMITED, "ext-limited").await;
+    // The same limit counted in Valkey/Redis (one script call per request).
+    let store = procs::limit_store();
+    let shared = match &store {
+        Some((_, store_port)) => {
+            let pack = format!(
+                "limit_store:\n  url: redis://127.0.0.1:{store_port}/0\n  on_unavailable: fail_closed\n{LIMITED}"
+            );
+            Some(procs::gateway_with(&base, &pack, "ext-shared").await)
+        }
+        None => {
+            eprintln!("no valkey-server or redis-server: the shared-limit row is left out");
+            None
+        }
+    };
 
     let dir = std::env::temp_dir().join(format!("sluice-bench-wrk-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -171,13 +185,21 @@ pub async fn run(secs: u64) {
         body.len(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    let systems = [
+    let mut systems = vec![
         ("direct to nginx", direct.as_str()),
         ("sluice, no policies", plain_url.as_str()),
         ("sluice, no policies + per-key limit", limited_url.as_str()),
+    ];
+    if let Some((_, url)) = &shared {
+        systems.push((
+            "sluice, no policies + per-key limit in Valkey/Redis",
+            url.as_str(),
+        ));
+    }
+    systems.extend([
         ("sluice, full chain + audit", full_url.as_str()),
         ("direct to nginx (after)", direct.as_str()),
-    ];
+    ]);
     let mut rows = Vec::new();
     let mut failed = false;
     for (name, url) in systems {

@@ -155,6 +155,35 @@ http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path
     None
 }
 
+/// A Valkey or Redis server on a free port, keeping nothing on disk.
+/// `None` when neither is installed.
+pub fn limit_store() -> Option<(Child, u16)> {
+    let bin = ["valkey-server", "redis-server"].into_iter().find(|b| {
+        Command::new(b)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok()
+    })?;
+    let port = free_port();
+    let child = Command::new(bin)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .ok()?;
+    let child = Child(child, None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some((child, port));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
 pub async fn litellm(bin: &str, stub_port: u16) -> Option<(Child, String)> {
     let dir = std::env::temp_dir().join(format!("sluice-bench-litellm-{}", std::process::id()));
     std::fs::create_dir_all(&dir).ok()?;

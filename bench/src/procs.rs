@@ -145,14 +145,19 @@ http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path
         .spawn()
         .ok()?;
     let child = Child(child, Some(dir));
+    accepting(port).then_some((child, port))
+}
+
+/// Whether `port` accepts connections within 10 s.
+fn accepting(port: u16) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some((child, port));
+            return true;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    None
+    false
 }
 
 /// A Valkey or Redis server on a free port, keeping nothing on disk.
@@ -174,14 +179,7 @@ pub fn limit_store() -> Option<(Child, u16)> {
         .spawn()
         .ok()?;
     let child = Child(child, None);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some((child, port));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
+    accepting(port).then_some((child, port))
 }
 
 pub async fn litellm(bin: &str, stub_port: u16) -> Option<(Child, String)> {

@@ -54,6 +54,10 @@ impl ConfigStore {
         }
     }
 
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     pub fn current(&self) -> Option<Arc<Runtime>> {
         self.current.load_full()
     }

@@ -318,6 +318,7 @@ mod tests {
             hf_inference_url: "http://127.0.0.1:9".into(),
             control_plane: None,
             worker_tls: None,
+            metrics_token_file: None,
         };
         let store = ConfigStore::empty(settings.clone());
         assert!(load_cache(&opts, &store));

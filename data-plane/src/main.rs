@@ -61,6 +61,10 @@ struct RunArgs {
     /// Base URL of the Hugging Face serverless Inference API (for mirrors and tests).
     #[arg(long, env = "SLUICE_HF_INFERENCE_URL", default_value = DEFAULT_HF_INFERENCE_URL)]
     hf_inference_url: String,
+    /// File holding a token that /metrics then requires as
+    /// `Authorization: Bearer <token>` (re-read at every scrape).
+    #[arg(long, env = "SLUICE_METRICS_TOKEN_FILE")]
+    metrics_token_file: Option<PathBuf>,
     /// Log format. The filter comes from RUST_LOG (default info).
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -195,6 +199,12 @@ fn run(args: RunArgs) -> ExitCode {
 /// The command line as the library's start-up options; the error names
 /// the flag at fault.
 fn options(args: RunArgs) -> Result<gateway::Options, String> {
+    // A token file that cannot be read is a mistake to hear about now, not
+    // at the first scrape.
+    if let Some(f) = &args.metrics_token_file {
+        sluice_data_plane::settings::read_token_file(f)
+            .map_err(|e| format!("--metrics-token-file: {e}"))?;
+    }
     let cp = args.control_plane;
     let w = args.workers;
     let cp_tls = client_tls(
@@ -240,6 +250,7 @@ fn options(args: RunArgs) -> Result<gateway::Options, String> {
             hf_inference_url: args.hf_inference_url,
             control_plane,
             worker_tls,
+            metrics_token_file: args.metrics_token_file,
         },
         tls: args
             .tls_cert

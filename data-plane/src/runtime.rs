@@ -244,6 +244,7 @@ mod tests {
                 hf_inference_url: "http://hf.test/".into(),
                 control_plane: None,
                 worker_tls: None,
+                metrics_token_file: None,
             },
             1,
         )
@@ -269,6 +270,7 @@ mod tests {
             hf_inference_url: "http://hf.test/".into(),
             control_plane: None,
             worker_tls: None,
+            metrics_token_file: None,
         };
         let rt = Runtime::build(pack.clone(), &settings, 1).unwrap();
         let bearer = |k: &str| {

@@ -12,6 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use sha2::Digest;
 use tracing::Instrument;
 
 use crate::config::ConfigStore;
@@ -275,7 +276,33 @@ async fn models(State(app): State<AppState>, headers: HeaderMap) -> Result<Respo
     Ok(Json(json!({"object": "list", "data": data})).into_response())
 }
 
-async fn metrics(State(app): State<AppState>) -> Response {
+async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(file) = &app.store.settings().metrics_token_file {
+        let expected = match crate::settings::read_token_file(file) {
+            Ok(t) => t,
+            Err(why) => {
+                tracing::error!("--metrics-token-file: {why}; /metrics refuses every scrape");
+                return (StatusCode::SERVICE_UNAVAILABLE, "metrics token unavailable")
+                    .into_response();
+            }
+        };
+        let given = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        // Compared as digests: equal-length inputs, no early exit on the
+        // token's first differing byte.
+        let digest = |s: &str| sha2::Sha256::digest(s.as_bytes());
+        if given.map(digest) != Some(digest(expected.expose())) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                "/metrics needs 'Authorization: Bearer <token>' (the gateway's --metrics-token-file)",
+            )
+                .into_response();
+        }
+    }
     let m = crate::metrics::get();
     m.config_generation
         .set(app.store.current().map_or(0, |rt| rt.generation as i64));

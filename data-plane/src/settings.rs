@@ -20,6 +20,19 @@ pub struct Settings {
     pub control_plane: Option<ControlPlaneLink>,
     /// TLS towards inference workers (`local:huggingface:` targets).
     pub worker_tls: Option<ClientTls>,
+    /// `/metrics` answers only to `Authorization: Bearer <the file's
+    /// content>`; re-read at every scrape, so rotating it needs no restart.
+    pub metrics_token_file: Option<std::path::PathBuf>,
+}
+
+/// The token in a token file (trimmed), or why there is none. The error
+/// names the file, never its content.
+pub fn read_token_file(path: &std::path::Path) -> Result<Secret, String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) if !t.trim().is_empty() => Ok(Secret(t.trim().to_string())),
+        Ok(_) => Err(format!("{} is empty", path.display())),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
 }
 
 /// A gateway's identity towards its control plane.

@@ -67,3 +67,60 @@ async fn llm_metrics_are_exported_with_bounded_labels() {
         "the number of series grew with bogus model names"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_can_require_a_token_that_rotates_without_a_restart() {
+    let up = Upstream::start().await;
+    let dir = sluice_e2e::tempdir::TempDir::new();
+    let file = dir.path().join("metrics-token");
+    std::fs::write(&file, "metrics-token-first-0123\n").unwrap();
+    let pack = format!(
+        "providers:\n  targets:\n    - id: chat\n      provider: openai:org/chat\n      base_url: {}/v1\n",
+        up.base("ok")
+    );
+    let opts = || sluice_e2e::GatewayOptions {
+        env: vec![("SLUICE_METRICS_TOKEN_FILE", file.display().to_string())],
+        ..Default::default()
+    };
+    let gw = Gateway::start_with(&pack, opts());
+    let scrape_with = |token: Option<&'static str>| {
+        let mut req = reqwest::Client::new().get(gw.url("/metrics"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let challenge = resp.headers().contains_key("www-authenticate");
+            (status, challenge, resp.text().await.unwrap())
+        }
+    };
+    let (status, challenge, body) = scrape_with(None).await;
+    assert_eq!((status, challenge), (401, true), "{body}");
+    assert!(!body.contains("llm_"), "{body}");
+    assert_eq!(scrape_with(Some("metrics-token-wrong-0123")).await.0, 401);
+    let (status, _, body) = scrape_with(Some("metrics-token-first-0123")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("sluice_config_generation 1"), "{body}");
+    // Rotated: the old token stops working at once, the new one works.
+    std::fs::write(&file, "metrics-token-second-456").unwrap();
+    assert_eq!(scrape_with(Some("metrics-token-first-0123")).await.0, 401);
+    assert_eq!(scrape_with(Some("metrics-token-second-456")).await.0, 200);
+    // The API itself is unaffected.
+    let chat = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chat.status(), 200);
+    let logs = gw.logs();
+    assert!(!logs.contains("metrics-token-"), "{logs}");
+
+    // A file that cannot be read stops the gateway at start, naming it.
+    std::fs::remove_file(&file).unwrap();
+    let Err((_, logs)) = Gateway::try_start(&pack, opts()) else {
+        panic!("a missing metrics token file must stop the gateway");
+    };
+    assert!(logs.contains("--metrics-token-file: cannot read"), "{logs}");
+}

@@ -122,6 +122,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"error": "Model org/m is currently loading", "estimated_time": 0.2}))).into_response()
         }
         "huge" => return huge_answer(),
+        "endlessevent" => return endless_event(),
         "slow" => tokio::time::sleep(Duration::from_secs(3)).await,
         "slowbody" => tokio::time::sleep(Duration::from_secs(1)).await,
         _ => {}
@@ -152,6 +153,22 @@ fn huge_answer() -> Response {
         .map(Ok::<_, std::io::Error>);
     Response::builder()
         .header("content-type", "application/json")
+        .body(Body::from_stream(futures::stream::iter(pieces)))
+        .unwrap()
+}
+
+/// A stream whose first event is a normal chunk and whose second never
+/// ends: one `data:` line that grows by 16 KiB pieces forever.
+fn endless_event() -> Response {
+    let first = Bytes::from_static(
+        b"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hi\"},\"finish_reason\":null}]}\n\ndata: {\"pad\":\"",
+    );
+    let pad = Bytes::from(vec![b'a'; 16 * 1024]);
+    let pieces = std::iter::once(first)
+        .chain(std::iter::repeat(pad))
+        .map(Ok::<_, std::io::Error>);
+    Response::builder()
+        .header("content-type", "text/event-stream")
         .body(Body::from_stream(futures::stream::iter(pieces)))
         .unwrap()
 }

@@ -42,6 +42,7 @@ fn pack(up: &Upstream) -> String {
     targets += &openai("badrequest", "badrequest", "");
     targets += &openai("servererror", "servererror", "");
     targets += &openai("huge", "huge", "");
+    targets += &openai("endlessevent", "endlessevent", "");
     targets += &openai(
         "slow",
         "slow",
@@ -170,6 +171,34 @@ async fn a_stream_that_breaks_upstream_ends_with_an_error_event_not_done() {
             "{last}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_event_that_never_ends_is_cut_at_one_mib() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start_with(&pack(&up), opts(&up));
+    let mut body = chat_body("org/endlessevent");
+    body["stream"] = json!(true);
+    let started = std::time::Instant::now();
+    let events = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        sse_events(post(&gw, "/v1/chat/completions", body).await),
+    )
+    .await
+    .expect("the stream must end, not buffer forever");
+    // The event before it reached the client; then an error, no [DONE].
+    assert!(events[0].contains("\"Hi\""), "{events:?}");
+    assert!(!events.iter().any(|e| e == "[DONE]"), "{events:?}");
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "upstream_error", "{last}");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("target 'endlessevent': the upstream stream sent an event over 1 MiB"),
+        "{last}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }
 
 #[tokio::test(flavor = "multi_thread")]

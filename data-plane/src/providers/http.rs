@@ -278,20 +278,72 @@ where
     })
 }
 
-/// An upstream's body as a stream of SSE `data:` payloads.
+/// An upstream's body as a stream of SSE `data:` payloads (see `sse.rs`:
+/// one pass, at most `MAX_EVENT` bytes per event).
 pub fn sse_data(
     resp: reqwest::Response,
     target_id: String,
 ) -> impl Stream<Item = Result<String, ApiError>> {
-    use eventsource_stream::Eventsource;
-    let id = target_id.clone();
-    resp.bytes_stream().eventsource().map(move |ev| match ev {
-        Ok(ev) => Ok(ev.data),
-        Err(e) => {
-            tracing::warn!(target_id = %id, error = %e, "upstream stream broke");
-            Err(ApiError::Upstream(format!(
-                "target '{id}': the upstream stream broke"
-            )))
+    use std::collections::VecDeque;
+    struct State<S> {
+        body: S,
+        parser: super::sse::Parser,
+        ready: VecDeque<String>,
+        /// Sent after the events that came before it.
+        failed: Option<ApiError>,
+        done: bool,
+    }
+    let state = State {
+        body: Box::pin(resp.bytes_stream()),
+        parser: super::sse::Parser::default(),
+        ready: VecDeque::new(),
+        failed: None,
+        done: false,
+    };
+    futures::stream::unfold(state, move |mut st| {
+        let id = target_id.clone();
+        async move {
+            loop {
+                if let Some(data) = st.ready.pop_front() {
+                    return Some((Ok(data), st));
+                }
+                if let Some(e) = st.failed.take() {
+                    return Some((Err(e), st));
+                }
+                if st.done {
+                    return None;
+                }
+                let broke = |why: &str| {
+                    ApiError::Upstream(format!("target '{id}': the upstream stream {why}"))
+                };
+                match st.body.next().await {
+                    None => st.done = true,
+                    Some(Ok(chunk)) => {
+                        let mut out = Vec::new();
+                        let parsed = st.parser.push(&chunk, &mut out);
+                        st.ready.extend(out);
+                        if let Err(e) = parsed {
+                            st.done = true;
+                            let why = match e {
+                                super::sse::SseError::TooLarge => format!(
+                                    "sent an event over {} MiB",
+                                    super::sse::MAX_EVENT >> 20
+                                ),
+                                super::sse::SseError::NotUtf8 => {
+                                    "sent data that is not UTF-8".into()
+                                }
+                            };
+                            tracing::warn!(target_id = %id, "upstream stream refused: {why}");
+                            st.failed = Some(broke(&why));
+                        }
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(target_id = %id, error = %e, "upstream stream broke");
+                        st.done = true;
+                        return Some((Err(broke("broke")), st));
+                    }
+                }
+            }
         }
     })
 }

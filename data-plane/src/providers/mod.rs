@@ -7,6 +7,7 @@
 mod feature_extraction;
 pub mod http;
 mod openai_compat;
+mod sse;
 pub mod target;
 pub mod template;
 mod tgi;

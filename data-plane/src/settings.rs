@@ -116,21 +116,11 @@ pub fn authorized<T>(link: &ControlPlaneLink, message: T) -> Result<tonic::Reque
     let Some(path) = &link.token_file else {
         return Ok(request);
     };
-    let token = std::fs::read_to_string(path).map_err(|e| {
-        format!(
-            "cannot read --control-plane-token-file {}: {e}",
-            path.display()
-        )
+    let token = read_token_file(path).map_err(|e| {
+        format!("--control-plane-token-file: {e} (it holds the token from POST /v1/gateways/{{id}}/tokens)")
     })?;
-    let token = token.trim();
-    if token.is_empty() {
-        return Err(format!(
-            "--control-plane-token-file {} is empty: put the token from POST /v1/gateways/{{id}}/tokens in it",
-            path.display()
-        ));
-    }
-    let mut value =
-        tonic::metadata::MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| {
+    let mut value = tonic::metadata::MetadataValue::try_from(format!("Bearer {}", token.expose()))
+        .map_err(|_| {
             format!(
                 "--control-plane-token-file {} holds characters a token cannot have",
                 path.display()

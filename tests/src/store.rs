@@ -81,40 +81,12 @@ impl Store {
         }
     }
 
-    /// The keys the gateways wrote (through `redis-cli`-free RESP: one
-    /// `KEYS` command over a plain socket).
+    /// The keys the gateways wrote.
     pub fn keys(&self, pattern: &str) -> Vec<String> {
-        use std::io::{BufRead, BufReader, Write};
-        let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut send = |args: &[&str]| {
-            let mut cmd = format!("*{}\r\n", args.len());
-            for a in args {
-                cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-            }
-            conn.write_all(cmd.as_bytes()).unwrap();
-        };
-        if let Some(p) = &self.password {
-            send(&["AUTH", p]);
-        }
-        send(&["KEYS", pattern]);
-        let mut r = BufReader::new(conn);
-        let mut line = String::new();
-        if self.password.is_some() {
-            r.read_line(&mut line).unwrap();
-            assert_eq!(line.trim(), "+OK");
-            line.clear();
-        }
-        r.read_line(&mut line).unwrap();
-        let n: usize = line.trim().trim_start_matches('*').parse().unwrap();
-        (0..n)
-            .map(|_| {
-                let mut len = String::new();
-                r.read_line(&mut len).unwrap();
-                let mut key = String::new();
-                r.read_line(&mut key).unwrap();
-                key.trim_end().to_string()
-            })
-            .collect()
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut conn = client
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .unwrap();
+        redis::cmd("KEYS").arg(pattern).query(&mut conn).unwrap()
     }
 }

@@ -118,32 +118,9 @@ impl Limits {
             match admit_shared(store, &applicable).await {
                 Ok(Ok(a)) => return Ok(a),
                 Ok(Err((limit, r))) => return Err(refuse(&limit, r, decisions)),
-                Err(why) => {
-                    metrics::get()
-                        .limit_store_unavailable
-                        .get_or_create(&StoreLabels {
-                            on_unavailable: store.mode.as_str(),
-                        })
-                        .inc();
-                    decisions.push(Decision {
-                        // fail_open lets the request on, counted here:
-                        // recorded like a dry-run finding.
-                        outcome: if store.mode == FailMode::Closed {
-                            Outcome::Block
-                        } else {
-                            Outcome::Monitor
-                        },
-                        reason: store.mode.as_str(),
-                        ..Decision::pass("limits", Stage::Request).with_category("limit_store")
-                    });
-                    if store.mode == FailMode::Closed {
-                        return Err(ApiError::Unavailable(format!(
-                            "the shared limit store {}; requests are refused until it answers again (limit_store.on_unavailable: fail_closed)",
-                            why.as_str()
-                        )));
-                    }
-                    // fail_open: this gateway counts on its own meanwhile.
-                }
+                // fail_open falls through: this gateway counts on its own
+                // meanwhile.
+                Err(why) => store_unavailable(store.mode, why, decisions)?,
             }
         }
         let mut admitted = Admission::default();
@@ -164,6 +141,39 @@ impl Limits {
     pub fn is_empty(&self) -> bool {
         self.limits.is_empty()
     }
+}
+
+/// Counts and records a store that did not answer; `Err` (503) under
+/// `fail_closed`.
+fn store_unavailable(
+    mode: FailMode,
+    why: shared::Unavailable,
+    decisions: &mut Vec<Decision>,
+) -> Result<(), ApiError> {
+    metrics::get()
+        .limit_store_unavailable
+        .get_or_create(&StoreLabels {
+            on_unavailable: mode.as_str(),
+        })
+        .inc();
+    decisions.push(Decision {
+        // fail_open lets the request on, counted here: recorded like a
+        // dry-run finding.
+        outcome: if mode == FailMode::Closed {
+            Outcome::Block
+        } else {
+            Outcome::Monitor
+        },
+        reason: mode.as_str(),
+        ..Decision::pass("limits", Stage::Request).with_category("limit_store")
+    });
+    if mode == FailMode::Closed {
+        return Err(ApiError::Unavailable(format!(
+            "the shared limit store {}; requests are refused until it answers again (limit_store.on_unavailable: fail_closed)",
+            why.as_str()
+        )));
+    }
+    Ok(())
 }
 
 async fn admit_shared(

@@ -15,7 +15,7 @@
 //! costs one timeout per second, not one per request.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -102,19 +102,8 @@ end
 return 0
 "#;
 
-fn script(src: &'static str, cell: &'static OnceLock<redis::Script>) -> &'static redis::Script {
-    cell.get_or_init(|| redis::Script::new(src))
-}
-
-fn admit_script() -> &'static redis::Script {
-    static S: OnceLock<redis::Script> = OnceLock::new();
-    script(ADMIT, &S)
-}
-
-fn consume_script() -> &'static redis::Script {
-    static S: OnceLock<redis::Script> = OnceLock::new();
-    script(CONSUME, &S)
-}
+static ADMIT_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(ADMIT));
+static CONSUME_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(CONSUME));
 
 /// Why the store gave no answer. Never carries the URL (it may hold a
 /// password) nor the store's own error text.
@@ -192,6 +181,9 @@ impl Store {
         format!("{}:limit:{}:{}", self.prefix, limit.name, value)
     }
 
+    /// Made at the first call rather than in `open`: the manager spawns a
+    /// task (so needs a Tokio runtime, which `Runtime::build` does not
+    /// require), and a store no request needs is never dialled.
     async fn connection(&self) -> Result<ConnectionManager, Unavailable> {
         let conn = self
             .conn
@@ -254,8 +246,7 @@ impl Store {
         entries: &[(String, Arc<Limit>)],
         lease: &str,
     ) -> Result<Result<(), (usize, Refusal)>, Unavailable> {
-        let script = admit_script();
-        let mut call = script.prepare_invoke();
+        let mut call = ADMIT_SCRIPT.prepare_invoke();
         call.arg(LEASE.as_micros() as u64).arg(lease);
         for (key, l) in entries {
             call.key(key);
@@ -304,8 +295,7 @@ impl Store {
         }
         let store = Arc::clone(self);
         spawn(async move {
-            let script = consume_script();
-            let mut call = script.prepare_invoke();
+            let mut call = CONSUME_SCRIPT.prepare_invoke();
             call.arg(tokens);
             for (key, which) in &entries {
                 call.key(key).arg(*which);

@@ -279,73 +279,44 @@ where
 }
 
 /// An upstream's body as a stream of SSE `data:` payloads (see `sse.rs`:
-/// one pass, at most `MAX_EVENT` bytes per event).
+/// one pass, at most `MAX_EVENT` bytes per event). The first error is the
+/// stream's last item; the body is not read further.
 pub fn sse_data(
     resp: reqwest::Response,
     target_id: String,
 ) -> impl Stream<Item = Result<String, ApiError>> {
-    use std::collections::VecDeque;
-    struct State<S> {
-        body: S,
-        parser: super::sse::Parser,
-        ready: VecDeque<String>,
-        /// Sent after the events that came before it.
-        failed: Option<ApiError>,
-        done: bool,
-    }
-    let state = State {
-        body: Box::pin(resp.bytes_stream()),
-        parser: super::sse::Parser::default(),
-        ready: VecDeque::new(),
-        failed: None,
-        done: false,
-    };
-    futures::stream::unfold(state, move |mut st| {
-        let id = target_id.clone();
-        async move {
-            loop {
-                if let Some(data) = st.ready.pop_front() {
-                    return Some((Ok(data), st));
-                }
-                if let Some(e) = st.failed.take() {
-                    return Some((Err(e), st));
-                }
-                if st.done {
-                    return None;
-                }
-                let broke = |why: &str| {
-                    ApiError::Upstream(format!("target '{id}': the upstream stream {why}"))
-                };
-                match st.body.next().await {
-                    None => st.done = true,
-                    Some(Ok(chunk)) => {
-                        let mut out = Vec::new();
-                        let parsed = st.parser.push(&chunk, &mut out);
-                        st.ready.extend(out);
-                        if let Err(e) = parsed {
-                            st.done = true;
-                            let why = match e {
-                                super::sse::SseError::TooLarge => format!(
-                                    "sent an event over {} MiB",
-                                    super::sse::MAX_EVENT >> 20
-                                ),
-                                super::sse::SseError::NotUtf8 => {
-                                    "sent data that is not UTF-8".into()
-                                }
-                            };
-                            tracing::warn!(target_id = %id, "upstream stream refused: {why}");
-                            st.failed = Some(broke(&why));
-                        }
-                    }
-                    Some(Err(e)) => {
-                        tracing::warn!(target_id = %id, error = %e, "upstream stream broke");
-                        st.done = true;
-                        return Some((Err(broke("broke")), st));
-                    }
-                }
+    use super::sse::{MAX_EVENT, Parser, SseError};
+    let state = (Parser::default(), false);
+    resp.bytes_stream()
+        .scan(state, move |(parser, ended), chunk| {
+            if *ended {
+                return std::future::ready(None);
             }
-        }
-    })
+            let mut events = Vec::new();
+            let failure = match chunk {
+                Ok(bytes) => match parser.push(&bytes, &mut events) {
+                    Ok(()) => None,
+                    Err(SseError::TooLarge) => {
+                        Some(format!("sent an event over {} MiB", MAX_EVENT >> 20))
+                    }
+                    Err(SseError::NotUtf8) => Some("sent data that is not UTF-8".to_string()),
+                },
+                Err(e) => {
+                    tracing::warn!(target_id = %target_id, error = %e, "upstream stream broke");
+                    Some("broke".to_string())
+                }
+            };
+            let mut items: Vec<Result<String, ApiError>> = events.into_iter().map(Ok).collect();
+            if let Some(why) = failure {
+                tracing::warn!(target_id = %target_id, "upstream stream ended: {why}");
+                *ended = true;
+                items.push(Err(ApiError::Upstream(format!(
+                    "target '{target_id}': the upstream stream {why}"
+                ))));
+            }
+            std::future::ready(Some(items))
+        })
+        .flat_map(futures::stream::iter)
 }
 
 #[cfg(test)]

@@ -80,6 +80,14 @@ impl ChunkHead {
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": null}]})
     }
 
+    /// The first chunk of every stream: the assistant's role, no text.
+    fn role(&self) -> Value {
+        self.chunk(
+            serde_json::json!({"role": "assistant", "content": ""}),
+            None,
+        )
+    }
+
     /// The extra last chunk of `stream_options.include_usage`.
     fn usage(&self, usage: crate::openai::Usage) -> Value {
         serde_json::json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created,

@@ -163,11 +163,7 @@ pub async fn chat(
         let tid = target.spec.id.clone();
         let head = ChunkHead { id, created, model };
         let chunk = |delta: Value, reason: Option<&str>| head.chunk(delta, reason);
-        if tx
-            .send(Ok(chunk(json!({"role": "assistant", "content": ""}), None)))
-            .await
-            .is_err()
-        {
+        if tx.send(Ok(head.role())).await.is_err() {
             return;
         }
         let events = http::with_idle_timeout(

@@ -312,11 +312,7 @@ pub async fn chat(
     Ok(ChatReply::Stream(channel_stream(move |tx| async move {
         let head = ChunkHead { id, created, model };
         let chunk = |delta: Value, reason: Option<&str>| head.chunk(delta, reason);
-        if tx
-            .send(Ok(chunk(json!({"role": "assistant", "content": ""}), None)))
-            .await
-            .is_err()
-        {
+        if tx.send(Ok(head.role())).await.is_err() {
             return;
         }
         let mut started = started;

@@ -53,6 +53,22 @@ const LIMITED: &str = "limits:
     tokens_per_minute: 1000000000000
 ";
 
+/// A second target on the same upstream and a group of both that takes the
+/// bench's model name: what least-outstanding choice costs per request.
+fn group(base: &str) -> String {
+    format!(
+        "    - id: stub-b
+      provider: openai:bench-model
+      base_url: {base}
+  groups:
+    - id: bench-group
+      model: bench-model
+      balance: least_outstanding
+      members: [stub, stub-b]
+"
+    )
+}
+
 /// A ~400-byte chat request, as in issue #17's measurements.
 fn request_body() -> String {
     let text = "Hello! Could you summarise the attached meeting notes in three bullet points? \
@@ -152,6 +168,7 @@ pub async fn run(secs: u64) {
     let (_plain, plain_url) = procs::gateway_with(&base, "", "ext-plain").await;
     let (_full, full_url) = procs::gateway_with(&base, FULL_CHAIN, "ext-full").await;
     let (_limited, limited_url) = procs::gateway_with(&base, LIMITED, "ext-limited").await;
+    let (_group, group_url) = procs::gateway_with(&base, &group(&base), "ext-group").await;
     // The same limit counted in Valkey/Redis (one script call per request).
     let store = procs::limit_store();
     let shared = match &store {
@@ -189,6 +206,7 @@ pub async fn run(secs: u64) {
         ("direct to nginx", direct.as_str()),
         ("sluice, no policies", plain_url.as_str()),
         ("sluice, no policies + per-key limit", limited_url.as_str()),
+        ("sluice, no policies, two-target group", group_url.as_str()),
     ];
     if let Some((_, url)) = &shared {
         systems.push((

@@ -72,7 +72,9 @@ async fn wait_ready(url: &str) -> bool {
 const CHAIN: &str = "policies:\n  chain: [prompt-injection, pii-detector, safety-filter, content-filter]\n  policy:\n    prompt-injection:\n      action: monitor\n    pii-detector:\n      action: redact\n    content-filter:\n      categories: [hate_speech, harassment, self_harm, sexual, violence]\n";
 
 /// A gateway on one OpenAI-compatible target at `base_url` (`…/v1`), with
-/// `policies` (a YAML `policies:` section, or empty for none).
+/// `policies`: more pack text after that target — a `policies:` section,
+/// other top-level sections, or more target lines and `groups:` (empty for
+/// none).
 pub async fn gateway_with(base_url: &str, policies: &str, tag: &str) -> (Child, String) {
     let dir = std::env::temp_dir().join(format!("sluice-bench-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");

@@ -34,6 +34,13 @@ pub enum ApiError {
         message: String,
         retry_after: Option<HeaderValue>,
     },
+    /// A `budgets:` ceiling is reached for this period (429, with
+    /// `Retry-After` at the period's end).
+    #[error("{message}")]
+    BudgetSpent {
+        message: String,
+        retry_after: Option<HeaderValue>,
+    },
     /// The upstream refused the request itself (4xx other than auth and rate
     /// limits): its message is passed on, since it is about the client's input.
     #[error("{message}")]
@@ -68,7 +75,9 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::ModelNotFound(_) | ApiError::NoSuchEndpoint(_) => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::BudgetSpent { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::UpstreamRejected { status, .. } => *status,
             ApiError::UpstreamAuth { .. }
             | ApiError::Upstream(_)
@@ -88,6 +97,8 @@ impl ApiError {
             ApiError::PolicyViolation(_) => ("invalid_request_error", "policy_violation"),
             ApiError::Unavailable(_) => ("server_error", "target_unavailable"),
             ApiError::RateLimited { .. } => ("rate_limit_error", "rate_limit_exceeded"),
+            // OpenAI's own answer to a spent quota.
+            ApiError::BudgetSpent { .. } => ("insufficient_quota", "budget_exceeded"),
             ApiError::UpstreamRejected { .. } => ("invalid_request_error", "upstream_rejected"),
             ApiError::UpstreamAuth { code, .. } => ("server_error", code),
             ApiError::Upstream(_) | ApiError::UpstreamUnreachable(_) => {
@@ -118,6 +129,10 @@ impl IntoResponse for ApiError {
         }
         let mut resp = (status, axum::Json(self.body())).into_response();
         if let ApiError::RateLimited {
+            retry_after: Some(v),
+            ..
+        }
+        | ApiError::BudgetSpent {
             retry_after: Some(v),
             ..
         } = self

@@ -26,6 +26,8 @@ pub struct Exchange {
     slot: Option<Slot>,
     /// The routed target's model id: the only model label metrics use.
     model_label: Option<String>,
+    /// The serving target's prices, for the request's cost.
+    pricing: Option<sluice_proto::pack::Pricing>,
     first_token: Option<Duration>,
     /// What the request holds under the pack's limits (concurrency slots
     /// are released when the exchange is dropped, i.e. when it ends).
@@ -33,6 +35,9 @@ pub struct Exchange {
     /// The same for the limits of the target that is serving (replaced
     /// when a fallback takes over).
     target_admission: Option<crate::limits::Admission>,
+    /// The group member serving the request, counted as in flight until
+    /// the exchange ends (replaced when another member takes over).
+    in_flight: Option<crate::groups::InFlight>,
     caller: Caller,
     /// A streamed request asked for the usage chunk
     /// (`stream_options.include_usage`); providers always produce it.
@@ -82,9 +87,11 @@ impl Exchange {
             record,
             slot: None,
             model_label: None,
+            pricing: None,
             first_token: None,
             admission: None,
             target_admission: None,
+            in_flight: None,
             caller: Caller::default(),
             stream_usage: false,
             estimated_tokens: 0,
@@ -135,9 +142,19 @@ impl Exchange {
         Ok(())
     }
 
+    /// Records where routing sent the request before a target is picked
+    /// (a group's member is named by `routed` once admitted).
+    pub fn route(&mut self, route: &crate::runtime::Route) {
+        match route {
+            crate::runtime::Route::Target(t) => self.routed(t),
+            crate::runtime::Route::Group(g) => self.record.group = Some(g.spec.id.clone()),
+        }
+    }
+
     pub fn routed(&mut self, target: &crate::providers::target::TargetRuntime) {
         self.record.target = Some(target.spec.id.clone());
         self.model_label = Some(target.spec.model.clone());
+        self.pricing = target.spec.pricing;
     }
 
     /// Marks the first streamed token (once).
@@ -187,6 +204,11 @@ impl Exchange {
             .await?;
         self.target_admission = Some(a);
         Ok(())
+    }
+
+    /// Counts the request in flight at a group member (or at none).
+    pub fn in_flight(&mut self, slot: Option<crate::groups::InFlight>) {
+        self.in_flight = slot;
     }
 
     /// The documented estimate for a request whose usage the upstream does
@@ -255,14 +277,34 @@ impl Exchange {
     /// Counts the request in the metrics and writes its audit record.
     pub fn finish(mut self, usage: Option<Usage>, response: Option<Value>) {
         self.observe(usage.as_ref());
-        // Failed requests used no upstream tokens worth counting.
-        let tokens = match &usage {
-            Some(u) => u.prompt_tokens + u.completion_tokens,
-            None if self.record.status < 400 => self.estimated_tokens,
-            None => 0,
+        // Failed requests used no upstream tokens worth counting; an
+        // unknown usage is estimated (all of it as prompt tokens).
+        let (prompt, completion) = match &usage {
+            Some(u) => (u.prompt_tokens, u.completion_tokens),
+            None if self.record.status < 400 => (self.estimated_tokens, 0),
+            None => (0, 0),
         };
+        let tokens = prompt + completion;
         for a in self.admission.iter().chain(&self.target_admission) {
             a.consume(tokens);
+        }
+        let cost_micros = self.pricing.map(|p| p.micros(prompt, completion));
+        if let Some(c) = cost_micros {
+            self.record.cost = Some(c as f64 / 1e6);
+            metrics::get()
+                .cost
+                .get_or_create(&TargetLabels {
+                    target: self.record.target.clone().unwrap_or_default(),
+                    model: self.model_label.clone().unwrap_or_default(),
+                })
+                .inc_by(c as f64 / 1e6);
+        }
+        if let Some(a) = &mut self.admission {
+            self.record.budgets = a.budget_names();
+            a.charge(crate::limits::Spent {
+                tokens,
+                cost_micros: cost_micros.unwrap_or(0),
+            });
         }
         let Some(auditor) = self.rt.auditor.clone() else {
             return;

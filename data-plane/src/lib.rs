@@ -19,7 +19,8 @@
 //! - [`policies`]: the policy chain — one module per policy behind one
 //!   trait, compiled per config version; [`streaming`] runs it on streams.
 //! - [`traffic`]: retries and fallbacks around each upstream call;
-//!   [`limits`]: the pack's rate, token and concurrency limits.
+//!   [`groups`]: target groups — member order and passive health;
+//!   [`limits`]: the pack's rate, token and concurrency limits and budgets.
 //! - [`audit`]: the audit logger — bounded queue, hash-chained daily files,
 //!   retention, `audit verify`.
 //! - [`exchange`]: one request's bookkeeping (decisions, overhead, audit,
@@ -37,6 +38,7 @@ pub mod control;
 mod error;
 mod exchange;
 pub mod gateway;
+mod groups;
 mod https;
 mod limits;
 mod metrics;

@@ -41,6 +41,23 @@ pub struct StoreLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetLabels {
+    pub budget: String,
+    /// The key id or role the budget counts (empty for `global`).
+    pub subject: String,
+    /// `tokens` or `cost` (in the currency of the targets' pricing).
+    pub unit: &'static str,
+}
+
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupLabels {
+    pub group: String,
+    pub target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabels {
     pub target: String,
     pub status: u16,
@@ -62,6 +79,10 @@ pub struct Metrics {
     pub config_generation: Gauge,
     pub audit_dropped: Counter,
     pub limit_store_unavailable: Family<StoreLabels, Counter>,
+    pub ejections: Family<GroupLabels, Counter>,
+    pub budget_spent: Family<BudgetLabels, FloatGauge>,
+    pub budget_limit: Family<BudgetLabels, FloatGauge>,
+    pub cost: Family<TargetLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -93,6 +114,10 @@ impl Metrics {
             config_generation: Gauge::default(),
             audit_dropped: Counter::default(),
             limit_store_unavailable: Family::default(),
+            ejections: Family::default(),
+            budget_spent: Family::default(),
+            budget_limit: Family::default(),
+            cost: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -154,6 +179,26 @@ impl Metrics {
             "sluice_limit_store_unavailable",
             "Limit checks the shared store did not answer in time, by what the gateway did instead",
             m.limit_store_unavailable.clone(),
+        );
+        registry.register(
+            "sluice_target_ejections",
+            "Group members ejected after consecutive failures, by group and target",
+            m.ejections.clone(),
+        );
+        registry.register(
+            "sluice_budget_spent",
+            "Spent in the current period of each budget (per key or role), as last seen by this gateway",
+            m.budget_spent.clone(),
+        );
+        registry.register(
+            "sluice_budget_limit",
+            "Each budget's ceiling per period",
+            m.budget_limit.clone(),
+        );
+        registry.register(
+            "sluice_cost",
+            "Cost of the requests served, from the targets' pricing, by target and model",
+            m.cost.clone(),
         );
         Metrics { registry, ..m }
     }

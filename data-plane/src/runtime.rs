@@ -8,6 +8,7 @@ use std::sync::Arc;
 use sluice_proto::pack::{ClientKey, KeySecret, Pack};
 
 use crate::error::ApiError;
+pub use crate::groups::GroupRuntime;
 pub use crate::providers::target::TargetRuntime;
 pub use crate::settings::Settings;
 
@@ -22,6 +23,8 @@ pub struct Caller {
 pub struct Runtime {
     pub pack: Pack,
     pub targets: Vec<Arc<TargetRuntime>>,
+    /// `providers.groups`, by id and by `model`.
+    pub groups: HashMap<String, Arc<GroupRuntime>>,
     /// Target id or model id → indices into `targets`, in declaration order.
     by_name: HashMap<String, Vec<usize>>,
     /// SHA-256 (hex) of each client key → the key's settings.
@@ -54,6 +57,14 @@ impl Runtime {
             if t.spec.model != t.spec.id {
                 by_name.entry(t.spec.model.clone()).or_default().push(i);
             }
+        }
+        let mut groups = HashMap::new();
+        for g in &pack.groups {
+            let compiled = Arc::new(GroupRuntime::compile(g.clone(), &targets));
+            if let Some(m) = &g.model {
+                groups.insert(m.clone(), Arc::clone(&compiled));
+            }
+            groups.insert(g.id.clone(), compiled);
         }
         let mut keys = HashMap::new();
         for k in &pack.clients.keys {
@@ -88,10 +99,12 @@ impl Runtime {
             })
             .transpose()?;
         let chain = crate::policies::Chain::build(&pack.chain);
-        let limits = crate::limits::Limits::new(&pack.limits, pack.limit_store.as_ref())?;
+        let limits =
+            crate::limits::Limits::new(&pack.limits, &pack.budgets, pack.limit_store.as_ref())?;
         Ok(Runtime {
             pack,
             targets,
+            groups,
             by_name,
             keys,
             chain,
@@ -172,7 +185,12 @@ impl Runtime {
     }
 
     fn not_found(&self, model: &str, what: &str) -> ApiError {
-        let mut known: Vec<&str> = self.by_name.keys().map(String::as_str).collect();
+        let mut known: Vec<&str> = self
+            .by_name
+            .keys()
+            .chain(self.groups.keys())
+            .map(String::as_str)
+            .collect();
         known.sort_unstable();
         ApiError::ModelNotFound(format!(
             "model '{model}' is not served by this gateway for {what}{}",
@@ -191,33 +209,71 @@ impl Runtime {
         }
     }
 
-    /// The target for a chat request. The request's `model` must name a chat
-    /// target (by id or model id); with a `router` in the chain, the router's
-    /// choice for the caller's role wins (docs/routing.md).
-    pub fn route_chat(&self, model: &str, caller: &Caller) -> Result<Arc<TargetRuntime>, ApiError> {
+    /// Where a chat request goes. The request's `model` must name a chat
+    /// target or group (by id or model id; a group's `model` wins over
+    /// targets with that model id); with a `router` in the chain, the
+    /// router's choice for the caller's role wins (docs/routing.md).
+    pub fn route_chat(&self, model: &str, caller: &Caller) -> Result<Route, ApiError> {
         self.ensure_enabled()?;
         let named = self
-            .named(model)
-            .find(|t| t.spec.serves_chat())
+            .route_named(model, |t| t.serves_chat(), |g| g.spec.serves_chat)
             .ok_or_else(|| self.not_found(model, "chat completions"))?;
         if let Some(router) = self.pack.router()
             && let Some(id) = router.route(caller.role.as_deref())
-            && let Some(t) = self
-                .targets
-                .iter()
-                .find(|t| t.spec.id == id && t.spec.serves_chat())
+            && let Some(r) = self.route_named(id, |t| t.serves_chat(), |g| g.spec.serves_chat)
         {
-            return Ok(t.clone());
+            return Ok(r);
         }
-        Ok(named.clone())
+        Ok(named)
     }
 
-    pub fn route_embeddings(&self, model: &str) -> Result<Arc<TargetRuntime>, ApiError> {
+    pub fn route_embeddings(&self, model: &str) -> Result<Route, ApiError> {
         self.ensure_enabled()?;
-        self.named(model)
-            .find(|t| t.spec.serves_embeddings())
-            .cloned()
-            .ok_or_else(|| self.not_found(model, "embeddings"))
+        self.route_named(
+            model,
+            |t| t.serves_embeddings(),
+            |g| g.spec.serves_embeddings,
+        )
+        .ok_or_else(|| self.not_found(model, "embeddings"))
+    }
+
+    fn route_named(
+        &self,
+        name: &str,
+        target_serves: impl Fn(&sluice_proto::pack::Target) -> bool,
+        group_serves: impl Fn(&GroupRuntime) -> bool,
+    ) -> Option<Route> {
+        if let Some(g) = self.groups.get(name).filter(|g| group_serves(g)) {
+            return Some(Route::Group(Arc::clone(g)));
+        }
+        self.named(name)
+            .find(|t| target_serves(&t.spec))
+            .map(|t| Route::Target(Arc::clone(t)))
+    }
+}
+
+/// What a request was routed to: one target, or a group that picks one.
+pub enum Route {
+    Target(Arc<TargetRuntime>),
+    Group(Arc<GroupRuntime>),
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Route::Target(_) => write!(f, "Route::Target({})", self.name()),
+            Route::Group(_) => write!(f, "Route::Group({})", self.name()),
+        }
+    }
+}
+
+impl Route {
+    /// The target or group id.
+    pub fn name(&self) -> &str {
+        match self {
+            Route::Target(t) => &t.spec.id,
+            Route::Group(g) => &g.spec.id,
+        }
     }
 }
 
@@ -346,9 +402,9 @@ mod tests {
     fn models_resolve_by_target_id_or_model_id_and_by_capability() {
         let rt = runtime(TARGETS);
         let caller = Caller::default();
-        assert_eq!(rt.route_chat("org/big", &caller).unwrap().spec.id, "big");
-        assert_eq!(rt.route_chat("small", &caller).unwrap().spec.id, "small");
-        assert_eq!(rt.route_embeddings("org/emb").unwrap().spec.id, "emb");
+        assert_eq!(rt.route_chat("org/big", &caller).unwrap().name(), "big");
+        assert_eq!(rt.route_chat("small", &caller).unwrap().name(), "small");
+        assert_eq!(rt.route_embeddings("org/emb").unwrap().name(), "emb");
         let err = rt.route_chat("org/emb", &caller).unwrap_err();
         assert_eq!(err.status(), 404);
         let err = rt.route_chat("org/smal", &caller).unwrap_err().to_string();
@@ -365,10 +421,33 @@ mod tests {
             key_id: None,
             role: Some("production".into()),
         };
-        assert_eq!(rt.route_chat("small", &prod).unwrap().spec.id, "big");
+        assert_eq!(rt.route_chat("small", &prod).unwrap().name(), "big");
         assert_eq!(
-            rt.route_chat("big", &Caller::default()).unwrap().spec.id,
+            rt.route_chat("big", &Caller::default()).unwrap().name(),
             "small"
+        );
+    }
+
+    #[test]
+    fn a_group_is_routed_to_by_id_or_model_and_by_the_router() {
+        let yaml = format!(
+            "{TARGETS}  groups:\n    - id: pool\n      model: org/big\n      members: [small, big]\npolicies:\n  chain: [router]\n  policy:\n    router:\n      rules:\n        - when_role: production\n          target: pool\n"
+        );
+        let rt = runtime(&yaml);
+        let none = Caller::default();
+        assert!(matches!(rt.route_chat("pool", &none), Ok(Route::Group(_))));
+        // The group's model wins over the target with that model id; the
+        // target id still reaches the target alone.
+        assert_eq!(rt.route_chat("org/big", &none).unwrap().name(), "pool");
+        assert_eq!(rt.route_chat("big", &none).unwrap().name(), "big");
+        let prod = Caller {
+            key_id: None,
+            role: Some("production".into()),
+        };
+        assert_eq!(rt.route_chat("small", &prod).unwrap().name(), "pool");
+        assert!(
+            rt.route_embeddings("pool").is_ok(),
+            "both members serve embeddings"
         );
     }
 }

@@ -149,11 +149,11 @@ async fn chat_path(
     req.validate()?;
     rt.chain
         .check_request(&mut req.texts_mut(), &mut ex.decisions)?;
-    let target = rt.route_chat(&req.model, &caller)?;
-    ex.routed(&target);
+    let route = rt.route_chat(&req.model, &caller)?;
+    ex.route(&route);
     ex.estimate_tokens(|| req.texts_mut().iter().map(|t| t.text.len()).sum());
     ex.limit_caller().await?;
-    let plan = traffic::admit(&rt, target, ex).await?;
+    let plan = traffic::admit(&rt, route, ex).await?;
     let target = plan.target.clone();
     ex.capture_input(&req.messages);
     if ex.audits_request() {
@@ -239,11 +239,11 @@ async fn embeddings_path(
     ex.record.model = req.model.clone();
     rt.chain
         .check_request(&mut req.texts_mut(), &mut ex.decisions)?;
-    let target = rt.route_embeddings(&req.model)?;
-    ex.routed(&target);
+    let route = rt.route_embeddings(&req.model)?;
+    ex.route(&route);
     ex.estimate_tokens(|| req.texts_mut().iter().map(|t| t.text.len()).sum());
     ex.limit_caller().await?;
-    let plan = traffic::admit(&rt, target, ex).await?;
+    let plan = traffic::admit(&rt, route, ex).await?;
     let target = plan.target.clone();
     if ex.audits_request() {
         ex.record.request = serde_json::to_value(&req).ok();
@@ -259,13 +259,20 @@ async fn embeddings_path(
     Ok(answer)
 }
 
-/// Every target, listed by its model id and by its target id (both are
-/// accepted as `model`).
+/// Every group (by id and model) and every target (by model id and target
+/// id): every name accepted as `model`, the way it is looked up.
 async fn models(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let rt = app.store.current().ok_or_else(ApiError::no_config)?;
     rt.identify(&headers)?;
     let mut seen = std::collections::HashSet::new();
     let mut data = Vec::new();
+    for g in &rt.pack.groups {
+        for name in std::iter::once(&g.id).chain(&g.model) {
+            if seen.insert(name.clone()) {
+                data.push(json!({"id": name, "object": "model", "created": 0, "owned_by": format!("sluice-group:{}", g.id)}));
+            }
+        }
+    }
     for t in &rt.targets {
         for name in [&t.spec.model, &t.spec.id] {
             if seen.insert(name.clone()) {

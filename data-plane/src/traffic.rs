@@ -5,6 +5,11 @@
 //! counts as answered once the upstream accepted it: nothing is retried
 //! after that, so no client ever sees a streamed answer twice.
 //!
+//! A request routed to a group (`providers.groups`) tries the member the
+//! group picks, then its other members in the group's order, then the
+//! group's `fallbacks`; each member's calls feed its passive health, and
+//! the failure that ejects one is a decision (`group=ejected(target)`).
+//!
 //! Each retry and each fall-back is a decision (`retry=retried(target)`,
 //! `fallback=fell_back(target)`) in `x-sluice-policy-decisions`, the audit
 //! record and `sluice_policy_decisions`; the named target is the one that
@@ -19,10 +24,11 @@ use sluice_proto::pack::RetryPolicy;
 
 use crate::error::ApiError;
 use crate::exchange::Exchange;
+use crate::groups::{GroupRuntime, Member, Pick};
 use crate::openai::{ChatRequest, EmbeddingsRequest};
 use crate::policies::{Decision, Outcome, Stage};
 use crate::providers::ChatReply;
-use crate::runtime::{Runtime, TargetRuntime};
+use crate::runtime::{Route, Runtime, TargetRuntime};
 
 /// One upstream call that may be made more than once, to one target or
 /// another.
@@ -129,37 +135,60 @@ fn decision(
 }
 
 /// Which target serves first, admitted under its own limits, and the
-/// routed target's fallbacks still left to try.
+/// targets still left to try: a target's `fallbacks`, or a group's other
+/// members (best first) and then the group's `fallbacks`.
 pub struct Plan {
     pub target: Arc<TargetRuntime>,
-    rest: std::vec::IntoIter<Arc<TargetRuntime>>,
+    member: Option<Arc<Member>>,
+    group: Option<Arc<GroupRuntime>>,
+    rest: std::vec::IntoIter<Pick>,
 }
 
-/// Admits the request under the routed target's limits; a target over its
-/// limit hands the request to the next of the routed target's fallbacks
-/// that has room. When none has, the routed target's refusal (429) stands.
-pub async fn admit(
-    rt: &Runtime,
-    routed: Arc<TargetRuntime>,
-    ex: &mut Exchange,
-) -> Result<Plan, ApiError> {
-    let mut rest = routed
-        .spec
-        .fallbacks
-        .iter()
-        .filter_map(|id| rt.targets.iter().find(|t| &t.spec.id == id).cloned())
-        .collect::<Vec<_>>()
-        .into_iter();
-    let refusal = match ex.limit_target(&routed.spec.id).await {
-        Ok(()) => {
-            return Ok(Plan {
-                target: routed,
-                rest,
-            });
+/// Admits the request under the first target's limits; a target over its
+/// limit hands the request to the next one that has room. When none has,
+/// the first target's refusal (429) stands.
+pub async fn admit(rt: &Runtime, route: Route, ex: &mut Exchange) -> Result<Plan, ApiError> {
+    let (group, picks) = match route {
+        Route::Target(t) => {
+            let fallbacks = t
+                .spec
+                .fallbacks
+                .iter()
+                .filter_map(|id| rt.targets.iter().find(|o| &o.spec.id == id))
+                .map(|o| Pick {
+                    target: Arc::clone(o),
+                    member: None,
+                });
+            let picks = std::iter::once(Pick {
+                target: Arc::clone(&t),
+                member: None,
+            })
+            .chain(fallbacks)
+            .collect::<Vec<_>>();
+            (None, picks)
         }
+        Route::Group(g) => {
+            let picks = g
+                .order()
+                .into_iter()
+                .chain(g.fallbacks.iter().map(|t| Pick {
+                    target: Arc::clone(t),
+                    member: None,
+                }))
+                .collect::<Vec<_>>();
+            (Some(g), picks)
+        }
+    };
+    let mut rest = picks.into_iter();
+    let Some(first) = rest.next() else {
+        return Err(ApiError::Unavailable("the group has no member".into()));
+    };
+    ex.routed(&first.target);
+    let refusal = match ex.limit_target(&first.target.spec.id).await {
+        Ok(()) => return Ok(plan(first, group, rest)),
         Err(e) => e,
     };
-    let mut over = routed;
+    let mut over = first.target;
     for next in rest.by_ref() {
         ex.decisions.push(decision(
             "fallback",
@@ -167,21 +196,29 @@ pub async fn admit(
             &over.spec.id,
             OVER_LIMIT,
         ));
-        if ex.limit_target(&next.spec.id).await.is_ok() {
-            ex.routed(&next);
-            return Ok(Plan { target: next, rest });
+        if ex.limit_target(&next.target.spec.id).await.is_ok() {
+            ex.routed(&next.target);
+            return Ok(plan(next, group, rest));
         }
-        over = next;
+        over = next.target;
     }
     Err(refusal)
 }
 
+fn plan(pick: Pick, group: Option<Arc<GroupRuntime>>, rest: std::vec::IntoIter<Pick>) -> Plan {
+    Plan {
+        target: pick.target,
+        member: pick.member,
+        group,
+        rest,
+    }
+}
+
 const OVER_LIMIT: &str = "over_limit";
 
-/// Calls the plan's target, retrying and falling back as the routed
-/// target's pack entry says (skipping fallbacks over their own limits).
-/// Returns the answer and the target that gave it; the error is the last
-/// tried target's last failure.
+/// Calls the plan's target, retrying and falling back as the pack says
+/// (skipping fallbacks over their own limits). Returns the answer and the
+/// target that gave it; the error is the last tried target's last failure.
 pub async fn call<C: Call>(
     plan: Plan,
     ex: &mut Exchange,
@@ -189,10 +226,14 @@ pub async fn call<C: Call>(
 ) -> Result<(C::Output, Arc<TargetRuntime>), ApiError> {
     let Plan {
         mut target,
+        mut member,
+        group,
         mut rest,
     } = plan;
     loop {
-        let err = match attempt(&target, ex, &mut call).await {
+        ex.in_flight(member.as_ref().map(Member::start));
+        let health = group.as_deref().zip(member.as_deref());
+        let err = match attempt(&target, health, ex, &mut call).await {
             Ok(out) => return Ok((out, target)),
             Err(e) => e,
         };
@@ -204,15 +245,16 @@ pub async fn call<C: Call>(
             let Some(next) = rest.next() else {
                 return Err(err);
             };
-            tracing::info!(target_id = %target.spec.id, fallback = %next.spec.id, reason, "falling back to another target");
+            tracing::info!(target_id = %target.spec.id, fallback = %next.target.spec.id, reason, "falling back to another target");
             ex.decisions.push(decision(
                 "fallback",
                 Outcome::FellBack,
                 &target.spec.id,
                 reason,
             ));
-            let admitted = ex.limit_target(&next.spec.id).await.is_ok();
-            target = next;
+            let admitted = ex.limit_target(&next.target.spec.id).await.is_ok();
+            target = next.target;
+            member = next.member;
             if admitted {
                 break;
             }
@@ -221,22 +263,36 @@ pub async fn call<C: Call>(
     }
 }
 
-/// One target: the first try and its retries.
+/// One target: the first try and its retries. A group member reports each
+/// try to its passive health.
 async fn attempt<C: Call>(
     target: &Arc<TargetRuntime>,
+    health: Option<(&GroupRuntime, &Member)>,
     ex: &mut Exchange,
     call: &mut C,
 ) -> Result<C::Output, ApiError> {
     let policy = &target.spec.retries;
     let mut retries = 0;
     loop {
+        let started = std::time::Instant::now();
         let err = match ex.upstream(call.call(target)).await {
-            Ok(out) => return Ok(out),
+            Ok(out) => {
+                if let Some((_, m)) = health {
+                    m.succeeded(started.elapsed());
+                }
+                return Ok(out);
+            }
             Err(e) => e,
         };
+        let failure = Failure::of(&err);
+        if let (Some((g, m)), Some(f)) = (health, failure)
+            && f != Failure::RateLimited
+        {
+            report_failure(g, m, target, ex);
+        }
         // A target that cannot serve at all (no token, placeholder URL)
         // will not recover by waiting.
-        let retry = Failure::of(&err).filter(|f| {
+        let retry = failure.filter(|f| {
             retries < policy.attempts && f.retried_by(policy) && target.unavailable.is_none()
         });
         let Some(f) = retry else { return Err(err) };
@@ -253,6 +309,29 @@ async fn attempt<C: Call>(
         ex.add_upstream(wait);
         retries += 1;
     }
+}
+
+/// A member's call failed (a 429 is the upstream being busy, not broken,
+/// and is not counted); the failure that ejects it is a decision.
+fn report_failure(g: &GroupRuntime, m: &Member, target: &TargetRuntime, ex: &mut Exchange) {
+    let e = g.spec.ejection;
+    if !m.failed(e.consecutive_failures, e.cooldown) {
+        return;
+    }
+    tracing::warn!(group = %g.spec.id, target_id = %target.spec.id, failures = e.consecutive_failures, cooldown_s = e.cooldown.as_secs_f64(), "ejecting a group member after consecutive failures");
+    crate::metrics::get()
+        .ejections
+        .get_or_create(&crate::metrics::GroupLabels {
+            group: g.spec.id.clone(),
+            target: target.spec.id.clone(),
+        })
+        .inc();
+    ex.decisions.push(decision(
+        "group",
+        Outcome::Ejected,
+        &target.spec.id,
+        "consecutive_failures",
+    ));
 }
 
 #[cfg(test)]

@@ -219,6 +219,16 @@ impl Default for GatewayOptions<'_> {
 }
 
 impl Gateway {
+    /// The text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn start(pack: &str) -> Gateway {
         Self::start_with(pack, GatewayOptions::default())
     }
@@ -408,4 +418,50 @@ pub async fn sse_events(resp: reqwest::Response) -> Vec<String> {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Every audit record in the `.jsonl` files of `dir`, in file order.
+pub fn audit_records(dir: &Path) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().and_then(|x| x.to_str()) == Some("jsonl") {
+            for line in std::fs::read_to_string(p).unwrap().lines() {
+                out.push(serde_json::from_str(line).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// Waits (up to 5 s) until `dir` holds at least `n` audit records: they
+/// are written by the gateway's sink thread after the response.
+pub async fn wait_audit_records(dir: &Path, n: usize) -> Vec<serde_json::Value> {
+    for _ in 0..100 {
+        let r = if dir.exists() {
+            audit_records(dir)
+        } else {
+            Vec::new()
+        };
+        if r.len() >= n {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("expected {n} audit records, found {:?}", audit_records(dir));
+}
+
+/// Runs `sluice-gateway check` on `pack`, which must be refused; its
+/// error output.
+pub fn check_refuses(pack: &str) -> String {
+    let dir = tempdir::TempDir::new();
+    let path = dir.path().join("pack.yaml");
+    std::fs::write(&path, pack).unwrap();
+    let out = Command::new(binary("sluice-gateway"))
+        .arg("check")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the pack was accepted");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }

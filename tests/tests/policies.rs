@@ -61,34 +61,6 @@ fn header(resp: &reqwest::Response, name: &str) -> String {
         .unwrap_or_default()
 }
 
-fn audit_records(dir: &std::path::Path) -> Vec<Value> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().and_then(|x| x.to_str()) == Some("jsonl") {
-            for line in std::fs::read_to_string(p).unwrap().lines() {
-                out.push(serde_json::from_str(line).unwrap());
-            }
-        }
-    }
-    out
-}
-
-async fn wait_records(dir: &std::path::Path, n: usize) -> Vec<Value> {
-    for _ in 0..100 {
-        let r = if dir.exists() {
-            audit_records(dir)
-        } else {
-            Vec::new()
-        };
-        if r.len() >= n {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("expected {n} audit records, found {:?}", audit_records(dir));
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn request_pii_is_redacted_before_the_upstream_and_decisions_are_reported() {
     let s = setup("block", "").await;
@@ -351,7 +323,7 @@ async fn audit_records_are_chained_redacted_and_verifiable() {
     );
     let events = sse_events(chat(&s.gw, "org/pii", "How do I reach billing?", true).await).await;
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
-    let records = wait_records(&s.audit, 3).await;
+    let records = sluice_e2e::wait_audit_records(&s.audit, 3).await;
     assert_eq!(records.len(), 3);
     for r in &records {
         assert_eq!(r["key_id"], "app-one");
@@ -630,7 +602,7 @@ async fn a_client_leaving_mid_stream_still_gets_an_audit_record() {
     let first = resp.chunk().await.unwrap().expect("a first event");
     assert!(String::from_utf8_lossy(&first).starts_with("data:"));
     drop(resp);
-    let records = wait_records(&audit, 1).await;
+    let records = sluice_e2e::wait_audit_records(&audit, 1).await;
     assert_eq!(records[0]["status"], 499, "{records:?}");
     assert_eq!(records[0]["stream"], true);
     assert!(
@@ -659,7 +631,7 @@ async fn stream_overhead_excludes_the_time_spent_waiting_for_the_upstream() {
         .unwrap();
     let events = sluice_e2e::sse_events(resp).await;
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
-    let records = wait_records(&audit, 1).await;
+    let records = sluice_e2e::wait_audit_records(&audit, 1).await;
     let (latency, overhead) = (
         records[0]["latency_ms"].as_f64().unwrap(),
         records[0]["overhead_ms"].as_f64().unwrap(),

@@ -35,12 +35,7 @@ async fn chat(gw: &Gateway, key: &str, model: &str) -> reqwest::Response {
 }
 
 async fn metric(gw: &Gateway, series: &str) -> f64 {
-    let text = reqwest::get(gw.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.metrics().await;
     text.lines()
         .find_map(|l| l.strip_prefix(series))
         .and_then(|v| v.trim().parse().ok())

@@ -75,12 +75,7 @@ async fn a_503_is_retried_until_the_target_answers() {
     assert!(body["choices"][0]["message"]["content"].is_string());
     assert_eq!(up.hits("flaky"), 3);
 
-    let metrics = reqwest::get(gw.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     let line = metrics
         .lines()
         .find(|l| l.starts_with("sluice_policy_decisions_total{") && l.contains("policy=\"retry\""))
@@ -157,19 +152,6 @@ async fn a_started_stream_is_never_replayed_and_client_errors_never_retried() {
     assert_eq!(up.hits("ok"), 0);
 }
 
-fn check(pack: &str) -> String {
-    let dir = sluice_e2e::tempdir::TempDir::new();
-    let path = dir.path().join("pack.yaml");
-    std::fs::write(&path, pack).unwrap();
-    let out = std::process::Command::new(sluice_e2e::binary("sluice-gateway"))
-        .arg("check")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "the pack was accepted");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 #[test]
 fn fallbacks_and_retries_are_validated_with_their_paths() {
     let target = |id: &str, extra: &str| {
@@ -177,7 +159,7 @@ fn fallbacks_and_retries_are_validated_with_their_paths() {
             "    - id: {id}\n      provider: openai:m\n      base_url: http://127.0.0.1:1/v1\n{extra}"
         )
     };
-    let err = check(&format!(
+    let err = sluice_e2e::check_refuses(&format!(
         "providers:\n  targets:\n{}{}",
         target("a", "      fallbacks: [a, emb, c]\n"),
         "    - id: emb\n      provider: huggingface\n      model: org/e\n      secret_key_ref: {env: T}\n"
@@ -189,7 +171,7 @@ fn fallbacks_and_retries_are_validated_with_their_paths() {
     ] {
         assert!(err.contains(needle), "{needle} missing from:\n{err}");
     }
-    let err = check(&format!(
+    let err = sluice_e2e::check_refuses(&format!(
         "providers:\n  targets:\n{}",
         target(
             "a",

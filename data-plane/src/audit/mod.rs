@@ -46,11 +46,20 @@ pub struct Record {
     pub role: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The group the request was routed to, when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     pub model: String,
     pub status: u16,
     pub stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// What the request cost, from the serving target's `pricing`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<f64>,
+    /// The budgets the request was charged to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<String>,
     pub latency_ms: f64,
     pub overhead_ms: f64,
     /// The request as it left Sluice (after redaction).

@@ -7,13 +7,17 @@
 //! by its own size. `concurrent` counts requests in flight, streams until
 //! their last event.
 
+mod budgets;
 mod local;
 mod shared;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sluice_proto::pack::{FailMode, Limit, LimitScope, LimitStore};
+use sluice_proto::pack::{Action, Budget, FailMode, Limit, LimitScope, LimitStore};
+
+use budgets::Charge;
+pub use budgets::Spent;
 
 use crate::error::ApiError;
 use crate::metrics::{self, StoreLabels};
@@ -70,9 +74,10 @@ impl Part {
     }
 }
 
-/// The limits of one config version.
+/// The limits and budgets of one config version.
 pub struct Limits {
     limits: Vec<Arc<Limit>>,
+    budgets: Vec<Arc<Budget>>,
     store: Option<Arc<shared::Store>>,
 }
 
@@ -80,17 +85,45 @@ impl Limits {
     /// Fails only when `limit_store` cannot be used at all (its variable is
     /// unset, its URL malformed): such a version must not serve, or its
     /// limits would silently hold per gateway.
-    pub fn new(limits: &[Limit], store: Option<&LimitStore>) -> Result<Limits, String> {
+    pub fn new(
+        limits: &[Limit],
+        budgets: &[Budget],
+        store: Option<&LimitStore>,
+    ) -> Result<Limits, String> {
         Ok(Limits {
             limits: limits.iter().cloned().map(Arc::new).collect(),
+            budgets: budgets.iter().cloned().map(Arc::new).collect(),
             store: store.map(shared::open).transpose()?,
         })
     }
 
-    /// Admits the request under every limit that applies to it, or answers
-    /// 429 naming the limit (never the key) with `Retry-After`. A decision
-    /// is pushed only when a limit refuses.
+    /// Admits the request under every budget (caller part only) and limit
+    /// that applies to it, or answers 429 naming the limit or budget (never
+    /// the key) with `Retry-After`. A decision is pushed only when a limit
+    /// or budget refuses (or, in `action: monitor`, would have).
     pub async fn admit(
+        &self,
+        part: Part,
+        caller: &Caller,
+        target: &str,
+        decisions: &mut Vec<Decision>,
+    ) -> Result<Admission, ApiError> {
+        // Budgets first: they only read, so a refusal costs no rate.
+        let charges = match part {
+            Part::Caller => self.check_budgets(caller, decisions).await?,
+            Part::Target => Vec::new(),
+        };
+        let mut a = self.admit_limits(part, caller, target, decisions).await?;
+        if !charges.is_empty() {
+            a.budgets = Some(Budgets {
+                charges,
+                store: self.store.clone(),
+            });
+        }
+        Ok(a)
+    }
+
+    async fn admit_limits(
         &self,
         part: Part,
         caller: &Caller,
@@ -139,7 +172,90 @@ impl Limits {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.limits.is_empty()
+        self.limits.is_empty() && self.budgets.is_empty()
+    }
+
+    /// The budgets that apply to the caller, each with what is spent of it
+    /// this period; refuses (429) when a `block` budget is used up.
+    async fn check_budgets(
+        &self,
+        caller: &Caller,
+        decisions: &mut Vec<Decision>,
+    ) -> Result<Vec<Charge>, ApiError> {
+        let now = time::OffsetDateTime::now_utc();
+        let charges: Vec<Charge> = self
+            .budgets
+            .iter()
+            .filter(|b| budgets::applies(b, caller))
+            .map(|b| Charge {
+                subject: budgets::subject(b, caller).to_string(),
+                window: budgets::window(b.period, now),
+                budget: Arc::clone(b),
+            })
+            .collect();
+        if charges.is_empty() {
+            return Ok(charges);
+        }
+        let local = |charges: &[Charge]| -> Vec<Spent> {
+            charges
+                .iter()
+                .map(|c| budgets::local_spent(&c.budget, &c.subject, &c.window))
+                .collect()
+        };
+        let spent = match &self.store {
+            Some(store) => match store.budget_spent(&charges).await {
+                Ok(s) => s,
+                Err(why) => {
+                    store_unavailable(store.mode, why, decisions)?;
+                    local(&charges)
+                }
+            },
+            None => local(&charges),
+        };
+        for (c, s) in charges.iter().zip(spent) {
+            budgets::report(&c.budget, &c.subject, s);
+            let Some(which) = s.over(&c.budget) else {
+                continue;
+            };
+            let blocks = c.budget.action == Action::Block;
+            decisions.push(Decision {
+                outcome: if blocks {
+                    Outcome::Limited
+                } else {
+                    Outcome::Monitor
+                },
+                reason: which,
+                ..Decision::pass("budgets", Stage::Request).with_category(&c.budget.name)
+            });
+            if blocks {
+                return Err(budget_spent(c, s, now.unix_timestamp()));
+            }
+        }
+        Ok(charges)
+    }
+}
+
+fn budget_spent(c: &Charge, s: Spent, now: i64) -> ApiError {
+    let b = &c.budget;
+    let spent = match (b.max_tokens, b.max_cost_micros) {
+        (Some(max), _) if s.tokens >= max => format!("{} of {max} tokens", s.tokens),
+        (_, Some(max)) => format!(
+            "{:.6} of {:.6} in cost",
+            s.cost_micros as f64 / 1e6,
+            max as f64 / 1e6
+        ),
+        _ => String::new(),
+    };
+    let secs = (c.window.ends_at - now).max(1);
+    ApiError::BudgetSpent {
+        message: format!(
+            "budget '{}' is used up for this {} ({} ending {}): {spent} spent; it resets in {secs} s",
+            b.name,
+            b.period.as_str(),
+            b.period.as_str(),
+            c.window.label,
+        ),
+        retry_after: axum::http::HeaderValue::from_str(&secs.to_string()).ok(),
     }
 }
 
@@ -193,6 +309,7 @@ async fn admit_shared(
                 lease,
                 entries,
             }),
+            budgets: None,
         })),
         Err((i, r)) => Ok(Err((Arc::clone(&entries[i].1), r))),
     }
@@ -227,11 +344,18 @@ fn applies(l: &Limit, caller: &Caller, target: &str) -> bool {
 }
 
 /// What an admitted request holds: its concurrency slots (released on
-/// drop) and the counts its token usage is added to when it ends.
+/// drop), the counts its token usage is added to when it ends, and the
+/// budgets it is charged to.
 #[derive(Default)]
 pub struct Admission {
     local: Vec<local::Held>,
     shared: Option<Shared>,
+    budgets: Option<Budgets>,
+}
+
+struct Budgets {
+    charges: Vec<Charge>,
+    store: Option<Arc<shared::Store>>,
 }
 
 struct Shared {
@@ -241,6 +365,50 @@ struct Shared {
 }
 
 impl Admission {
+    /// The names of the budgets this request is charged to.
+    pub fn budget_names(&self) -> Vec<String> {
+        self.budgets
+            .iter()
+            .flat_map(|b| &b.charges)
+            .map(|c| c.budget.name.clone())
+            .collect()
+    }
+
+    /// Charges the request's spend to its budgets: in the shared store in
+    /// the background (or here, when the store does not answer), else here.
+    pub fn charge(&mut self, add: Spent) {
+        let Some(b) = self.budgets.take() else { return };
+        if add == Spent::default() {
+            return;
+        }
+        let here = move |charges: &[Charge]| {
+            for c in charges {
+                let total = budgets::local_charge(&c.budget, &c.subject, &c.window, add);
+                budgets::report(&c.budget, &c.subject, total);
+            }
+        };
+        let Some(store) = b.store else {
+            here(&b.charges);
+            return;
+        };
+        shared::spawn(async move {
+            match store.budget_charge(&b.charges, add).await {
+                Ok(totals) => {
+                    for (c, t) in b.charges.iter().zip(totals) {
+                        budgets::report(&c.budget, &c.subject, t);
+                    }
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        tokens = add.tokens,
+                        "budget spend not added to the shared store; counted in this gateway only"
+                    );
+                    here(&b.charges);
+                }
+            }
+        });
+    }
+
     /// Adds the request's tokens to every token limit it was admitted under.
     pub fn consume(&self, tokens: u64) {
         let secs = epoch().as_secs();
@@ -304,7 +472,7 @@ mod tests {
     }
 
     fn limits(l: &[Limit]) -> Limits {
-        Limits::new(l, None).expect("no store")
+        Limits::new(l, &[], None).expect("no store")
     }
 
     #[tokio::test]
@@ -387,7 +555,7 @@ mod tests {
             timeout: Duration::from_millis(50),
             prefix: "t".into(),
         };
-        let Err(e) = Limits::new(&[limit("x")], Some(&store)) else {
+        let Err(e) = Limits::new(&[limit("x")], &[], Some(&store)) else {
             panic!("an unset url_env must fail the build");
         };
         assert!(e.contains("SLUICE_UNIT_UNSET_STORE_URL is not set"), "{e}");

@@ -23,6 +23,7 @@ use sluice_proto::pack::{FailMode, Limit, LimitStore, StoreUrl};
 use tokio::sync::OnceCell;
 
 use super::Refusal;
+use super::budgets::{Charge, Spent};
 
 /// How long a concurrency slot lasts when its request never says it ended
 /// (its gateway died). Longer requests stop counting after this.
@@ -102,6 +103,32 @@ end
 return 0
 "#;
 
+/// Budgets: each key is a hash of tokens (`t`) and cost in millionths
+/// (`c`) for one budget, subject and period.
+const BUDGET_READ: &str = r#"
+local out = {}
+for i, k in ipairs(KEYS) do
+  local v = redis.call('HMGET', k, 't', 'c')
+  out[i] = {tonumber(v[1]) or 0, tonumber(v[2]) or 0}
+end
+return out
+"#;
+
+const BUDGET_CHARGE: &str = r#"
+local out = {}
+for i, k in ipairs(KEYS) do
+  local t = redis.call('HINCRBY', k, 't', ARGV[1])
+  local c = redis.call('HINCRBY', k, 'c', ARGV[2])
+  redis.call('EXPIREAT', k, ARGV[2 + i])
+  out[i] = {t, c}
+end
+return out
+"#;
+
+static BUDGET_READ_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(BUDGET_READ));
+static BUDGET_CHARGE_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(BUDGET_CHARGE));
 static ADMIT_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(ADMIT));
 static CONSUME_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(CONSUME));
 
@@ -179,6 +206,37 @@ impl Store {
     /// The key base of one limit's count for one scope value.
     pub fn key(&self, limit: &Limit, value: &str) -> String {
         format!("{}:limit:{}:{}", self.prefix, limit.name, value)
+    }
+
+    pub fn budget_key(&self, c: &Charge) -> String {
+        format!(
+            "{}:budget:{}:{}:{}",
+            self.prefix, c.budget.name, c.subject, c.window.label
+        )
+    }
+
+    /// What the fleet has spent of each budget.
+    pub async fn budget_spent(&self, charges: &[Charge]) -> Result<Vec<Spent>, Unavailable> {
+        let mut call = BUDGET_READ_SCRIPT.prepare_invoke();
+        for c in charges {
+            call.key(self.budget_key(c));
+        }
+        Ok(spent(self.run(call).await?))
+    }
+
+    /// Adds one request's spend to each budget; the fleet's new totals.
+    pub async fn budget_charge(
+        &self,
+        charges: &[Charge],
+        add: Spent,
+    ) -> Result<Vec<Spent>, Unavailable> {
+        let mut call = BUDGET_CHARGE_SCRIPT.prepare_invoke();
+        call.arg(add.tokens).arg(add.cost_micros);
+        for c in charges {
+            // Kept a day past its period, for operators to look at.
+            call.key(self.budget_key(c)).arg(c.window.ends_at + 86_400);
+        }
+        Ok(spent(self.run(call).await?))
     }
 
     /// Made at the first call rather than in `open`: the manager spawns a
@@ -331,7 +389,17 @@ impl Store {
     }
 }
 
-fn spawn(f: impl std::future::Future<Output = ()> + Send + 'static) {
+/// The scripts' `{tokens, cost}` rows.
+fn spent(rows: Vec<(u64, u64)>) -> Vec<Spent> {
+    rows.into_iter()
+        .map(|(tokens, cost_micros)| Spent {
+            tokens,
+            cost_micros,
+        })
+        .collect()
+}
+
+pub fn spawn(f: impl std::future::Future<Output = ()> + Send + 'static) {
     if let Ok(h) = tokio::runtime::Handle::try_current() {
         h.spawn(f);
     }

@@ -47,6 +47,9 @@ pub enum Outcome {
     FellBack,
     /// Traffic control (`limits`): a limit refused the request (429).
     Limited,
+    /// Traffic control (`group`): a group member failed too often in a row
+    /// and is left out for its cool-down.
+    Ejected,
 }
 
 impl Outcome {
@@ -59,6 +62,7 @@ impl Outcome {
             Outcome::Retried => "retried",
             Outcome::FellBack => "fell_back",
             Outcome::Limited => "limited",
+            Outcome::Ejected => "ejected",
         }
     }
 }
@@ -151,7 +155,7 @@ impl Decision {
     /// Merges a later decision of the same policy and stage (streamed chunks).
     pub fn merge(&mut self, other: &Decision) {
         let rank = |o: Outcome| match o {
-            Outcome::Pass | Outcome::Retried | Outcome::FellBack => 0,
+            Outcome::Pass | Outcome::Retried | Outcome::FellBack | Outcome::Ejected => 0,
             Outcome::Monitor => 1,
             Outcome::Redact => 2,
             Outcome::Block | Outcome::Limited => 3,

@@ -2,7 +2,7 @@
 //! Documented in docs/configuration.md ("Limits").
 
 use super::reader::{Diagnostics, MapReader, did_you_mean};
-use super::yaml::{Mark, Node, Value};
+use super::yaml::{Mark, Node};
 
 /// What one limit counts separately.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,12 +53,7 @@ pub fn validate_limits(
     key_ids: &[&str],
     target_ids: &[&str],
 ) -> Vec<Limit> {
-    let Value::Seq(items) = &node.value else {
-        d.error(
-            "limits",
-            node.mark,
-            format!("expected a list of limits, found {}", node.kind_name()),
-        );
+    let Some(items) = super::reader::items(d, node, "limits", "limits") else {
         return Vec::new();
     };
     let mut out: Vec<Limit> = Vec::new();

@@ -5,6 +5,8 @@
 //! The gateway (`sluice-gateway check`, hot reload) and the control plane
 //! (422 answers) both validate through [`load`], so they can never disagree.
 
+pub mod budgets;
+pub mod groups;
 pub mod limits;
 pub mod policies;
 pub mod reader;
@@ -12,6 +14,8 @@ pub mod targets;
 pub mod traffic;
 pub mod yaml;
 
+pub use budgets::{Budget, Period, Pricing};
+pub use groups::{Balance, Ejection, Group, Member};
 pub use limits::{FailMode, Limit, LimitScope, LimitStore, StoreUrl};
 pub use policies::{Action, Policy, Router};
 pub use reader::ConfigError;
@@ -32,9 +36,13 @@ pub struct Pack {
     pub enabled: bool,
     pub chain: Vec<Policy>,
     pub targets: Vec<Target>,
+    /// `providers.groups`: names served by several targets.
+    pub groups: Vec<Group>,
     pub clients: Clients,
     /// Rate, token and concurrency limits, checked in order.
     pub limits: Vec<Limit>,
+    /// Token and cost ceilings per period.
+    pub budgets: Vec<Budget>,
     /// Where limits are counted across a fleet; `None`: in each gateway.
     pub limit_store: Option<LimitStore>,
     pub gateway: GatewaySettings,
@@ -174,22 +182,29 @@ pub fn load(text: &str) -> Result<Loaded, ConfigErrors> {
         }
     };
 
-    let targets = match r.required(&mut d, "providers") {
+    let (targets, groups) = match r.required(&mut d, "providers") {
         Some(n) => match MapReader::new(&mut d, n, "providers") {
             Some(mut p) => {
                 let t = p
                     .required(&mut d, "targets")
-                    .map(|t| targets::validate_targets(&mut d, t, "providers.targets"));
+                    .map(|t| targets::validate_targets(&mut d, t, "providers.targets"))
+                    .unwrap_or_default();
+                let g = p
+                    .get("groups")
+                    .map(|g| groups::validate_groups(&mut d, g, "providers.groups", &t))
+                    .unwrap_or_default();
                 p.finish(&mut d);
-                t.unwrap_or_default()
+                (t, g)
             }
-            None => Vec::new(),
+            None => Default::default(),
         },
-        None => Vec::new(),
+        None => Default::default(),
     };
+    // What the router may name: targets and groups.
     let ids: Vec<(&str, bool)> = targets
         .iter()
         .map(|t| (t.id.as_str(), t.serves_chat()))
+        .chain(groups.iter().map(|g| (g.id.as_str(), g.serves_chat)))
         .collect();
     let chain = match r.get("policies") {
         Some(n) => policies::validate_policies(&mut d, n, "policies", &ids),
@@ -207,6 +222,14 @@ pub fn load(text: &str) -> Result<Loaded, ConfigErrors> {
             let key_ids: Vec<&str> = clients.keys.iter().map(|k| k.id.as_str()).collect();
             let target_ids: Vec<&str> = targets.iter().map(|t| t.id.as_str()).collect();
             limits::validate_limits(&mut d, n, &key_ids, &target_ids)
+        }
+        None => Vec::new(),
+    };
+    let budgets = match r.get("budgets") {
+        Some(n) => {
+            let key_ids: Vec<&str> = clients.keys.iter().map(|k| k.id.as_str()).collect();
+            let priced = targets.iter().any(|t| t.pricing.is_some());
+            budgets::validate_budgets(&mut d, n, &key_ids, priced)
         }
         None => Vec::new(),
     };
@@ -244,8 +267,10 @@ pub fn load(text: &str) -> Result<Loaded, ConfigErrors> {
             enabled,
             chain,
             targets,
+            groups,
             clients,
             limits,
+            budgets,
             limit_store,
             gateway,
             sha256,

@@ -427,7 +427,7 @@ fn validate_router(
                     &ipath.to_string(),
                     mark,
                     format!(
-                        "rule names unknown target '{target}'{}",
+                        "rule names '{target}', which is neither a target nor a group{}",
                         did_you_mean(&target, targets.iter().map(|(id, _)| *id))
                     ),
                 );

@@ -169,6 +169,25 @@ impl<'a> MapReader<'a> {
         self.required(d, key).and_then(|n| as_string(d, n, &path))
     }
 
+    /// The required `id` of a target or group (`what`): letters, digits,
+    /// '.', '_' and '-', since ids appear in URLs, metrics and decisions.
+    pub fn id(&mut self, d: &mut Diagnostics, what: &str) -> Option<String> {
+        let id = self.required_string(d, "id")?;
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            let mark = self.get("id").map(|n| n.mark).unwrap_or_default();
+            d.error(
+                &self.key_path("id"),
+                mark,
+                format!("{what} id '{id}' may use only letters, digits, '.', '_' and '-'"),
+            );
+        }
+        Some(id)
+    }
+
     pub fn bool(&mut self, d: &mut Diagnostics, key: &'static str, default: bool) -> bool {
         let path = self.key_path(key);
         match self.get(key) {
@@ -366,6 +385,27 @@ fn describe(n: &Node) -> String {
     match &n.value {
         Value::Scalar { text, .. } => format!("'{text}'"),
         _ => n.kind_name().to_string(),
+    }
+}
+
+/// The items of a list at `path` (`what`: "targets", "limits"…), or an
+/// error saying what was found instead.
+pub fn items<'n>(
+    d: &mut Diagnostics,
+    node: &'n Node,
+    path: &str,
+    what: &str,
+) -> Option<&'n [Node]> {
+    match &node.value {
+        Value::Seq(items) => Some(items),
+        _ => {
+            d.error(
+                path,
+                node.mark,
+                format!("expected a list of {what}, found {}", node.kind_name()),
+            );
+            None
+        }
     }
 }
 

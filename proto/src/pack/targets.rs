@@ -39,7 +39,7 @@ pub enum Family {
     Local,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     pub id: String,
     /// The provider string as written, for logs and `/v1/models`.
@@ -60,6 +60,8 @@ pub struct Target {
     /// Only this target's own list is followed (a fallback's fallbacks are
     /// not), so a list can never loop.
     pub fallbacks: Vec<String>,
+    /// What a million tokens cost here, for cost budgets.
+    pub pricing: Option<super::budgets::Pricing>,
     pub mark: Mark,
 }
 
@@ -99,12 +101,7 @@ const PROVIDER_FORMS: [&str; 5] = [
 ];
 
 pub fn validate_targets(d: &mut Diagnostics, node: &Node, path: &str) -> Vec<Target> {
-    let Value::Seq(items) = &node.value else {
-        d.error(
-            path,
-            node.mark,
-            format!("expected a list of targets, found {}", node.kind_name()),
-        );
+    let Some(items) = super::reader::items(d, node, path, "targets") else {
         return Vec::new();
     };
     let mut targets: Vec<Target> = Vec::new();
@@ -132,19 +129,7 @@ pub fn validate_targets(d: &mut Diagnostics, node: &Node, path: &str) -> Vec<Tar
 fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Target> {
     let errors_before = d.errors.len();
     let mut r = MapReader::new(d, node, path)?;
-    let id = r.required_string(d, "id");
-    if let Some(id) = &id
-        && (id.is_empty()
-            || !id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)))
-    {
-        d.error(
-            &r.key_path("id"),
-            node.mark,
-            format!("target id '{id}' may use only letters, digits, '.', '_' and '-'"),
-        );
-    }
+    let id = r.id(d, "target");
     let provider_node = r.required(d, "provider");
     let provider = r.required_string(d, "provider");
     let model_field = r.string(d, "model");
@@ -168,6 +153,9 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
         .string_list(d, "fallbacks")
         .map(|l| l.into_iter().map(|(s, _)| s).collect())
         .unwrap_or_default();
+    let pricing = r
+        .get("pricing")
+        .and_then(|n| super::budgets::parse_pricing(d, n, &r.key_path("pricing")));
     let workers_node = r.get("workers");
     let workers = r.string_list(d, "workers");
     if let (Some(t), Some(n)) = (&chat_template, r.get("chat_template"))
@@ -361,6 +349,7 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
         stream_timeout: Duration::from_secs_f64(stream_timeout),
         retries,
         fallbacks,
+        pricing,
         mark: node.mark,
     };
     if let Some(ph) = target.base_url_placeholder() {

@@ -316,3 +316,68 @@ fn limits_are_validated_with_their_paths() {
     assert_eq!((l.name.as_str(), l.scope), ("limits[0]", LimitScope::Role));
     assert_eq!(l.tokens_per_day, Some(1000));
 }
+
+#[test]
+fn the_groups_example_reads_as_written() {
+    let text = std::fs::read_to_string(format!("{EXAMPLES}/groups-and-budgets.yaml")).unwrap();
+    let pack = load(&text).unwrap().pack;
+    let g = &pack.groups[0];
+    assert_eq!(g.id, "llama-70b");
+    assert_eq!(g.balance, Balance::PeakEwma);
+    assert_eq!(
+        g.members,
+        [
+            Member {
+                target: "llama-70b-a".into(),
+                weight: 2
+            },
+            Member {
+                target: "llama-70b-b".into(),
+                weight: 1
+            }
+        ]
+    );
+    assert!(g.serves_chat && !g.serves_embeddings);
+    assert_eq!(g.fallbacks, ["hf-llama-8b"]);
+    assert_eq!(pack.budgets[0].max_cost_micros, Some(200_000_000));
+    assert_eq!(pack.budgets[1].action, Action::Monitor);
+    assert_eq!(
+        pack.targets[2].pricing.map(|p| p.micros(1_000_000, 0)),
+        Some(100_000)
+    );
+}
+
+#[test]
+fn group_members_and_fallbacks_are_checked_against_the_targets() {
+    let base = "providers:\n  targets:\n    - id: a\n      provider: openai:m\n      base_url: http://h/v1\n    - id: b\n      provider: openai:m\n      base_url: http://h/v1\n  groups:\n";
+    let errs = errors(&format!(
+        "{base}    - id: g\n      model: a\n      members: [a, a]\n      balance: fastest\n      fallbacks: [a, zz]\n    - id: h\n      members: []\n"
+    ));
+    let has = |path: &str, needle: &str| {
+        errs.iter()
+            .any(|e| e.path == path && e.message.contains(needle))
+    };
+    assert!(
+        has("providers.groups[0].members[1]", "listed twice"),
+        "{errs:?}"
+    );
+    assert!(
+        has("providers.groups[0].balance", "unknown value 'fastest'"),
+        "{errs:?}"
+    );
+    assert!(
+        has(
+            "providers.groups[0].fallbacks[0]",
+            "is a member of this group"
+        ),
+        "{errs:?}"
+    );
+    assert!(
+        has("providers.groups[0].fallbacks[1]", "no target has id 'zz'"),
+        "{errs:?}"
+    );
+    assert!(
+        has("providers.groups[1].members", "at least one member"),
+        "{errs:?}"
+    );
+}

@@ -84,15 +84,26 @@ impl FromRequestParts<AppState> for Operator {
                     "missing operator token: send it as 'Authorization: Bearer <token>'".into(),
                 )
             })?;
-        let row: Option<(String, String)> =
-            sqlx::query_as("SELECT name, role FROM operators WHERE token_sha256 = $1 AND enabled")
-                .bind(sha256_hex(token))
-                .fetch_optional(&state.pool)
-                .await?;
-        let (name, role) = row.ok_or_else(|| {
-            ApiError::Unauthorized("invalid operator token (unknown or disabled)".into())
-        })?;
-        let role = Role::parse(&role).unwrap_or(Role::Viewer);
-        Ok(Operator { name, role })
+        operator_for_token(&state.pool, token)
+            .await?
+            .ok_or_else(|| {
+                ApiError::Unauthorized("invalid operator token (unknown or disabled)".into())
+            })
     }
+}
+
+/// The enabled operator whose token this is.
+pub async fn operator_for_token(
+    pool: &sqlx::PgPool,
+    token: &str,
+) -> Result<Option<Operator>, sqlx::Error> {
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT name, role FROM operators WHERE token_sha256 = $1 AND enabled")
+            .bind(sha256_hex(token))
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(name, role)| Operator {
+        name,
+        role: Role::parse(&role).unwrap_or(Role::Viewer),
+    }))
 }

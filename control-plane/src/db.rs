@@ -29,6 +29,11 @@ pub async fn connect_waiting(url: &str) -> Result<PgPool, sqlx::Error> {
         sluice_proto::backoff::Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
     loop {
         match connect(url).await {
+            // A TLS failure (a certificate that does not verify) arrives as
+            // an I/O error of kind InvalidData: waiting cannot fix it.
+            Err(sqlx::Error::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(sqlx::Error::Io(e));
+            }
             Err(e @ (sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut)) => {
                 let pause = backoff.next_pause();
                 tracing::warn!(

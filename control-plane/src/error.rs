@@ -41,16 +41,28 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
-        let message = match &self {
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
+    /// The message a client may see; a database error is logged here (once,
+    /// at the edge) and shown only as "internal error".
+    pub fn public_message(&self) -> String {
+        match self {
             ApiError::Database(e) => {
                 tracing::error!(error = %e, "operator API request failed");
                 "internal error; the control plane's log has the details".to_string()
             }
             other => other.to_string(),
-        };
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = self.public_message();
         let mut error = json!({"message": message, "type": code, "code": code});
         if let ApiError::InvalidPack(errors) = &self {
             error["errors"] = errors

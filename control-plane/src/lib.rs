@@ -5,6 +5,8 @@
 //! - [`auth`]: operator tokens and the admin / editor / viewer roles.
 //! - [`api`]: the operator REST API (packs, versions, deployments, targets,
 //!   client keys, operators, fleet status, history) and its OpenAPI document.
+//! - [`console`]: the web console at `/console` (server-rendered pages on
+//!   the API's own handlers, session cookies).
 //! - [`fleet`]: what each gateway group should run, kept current by
 //!   LISTEN/NOTIFY plus a poll.
 //! - [`gateway_auth`]: who may call the gRPC port (gateway tokens, client
@@ -21,6 +23,7 @@
 mod api;
 mod audit;
 mod auth;
+mod console;
 pub mod db;
 mod error;
 mod fleet;

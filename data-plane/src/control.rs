@@ -315,7 +315,8 @@ mod tests {
             cache_dir: dir.clone(),
         };
         let settings = crate::settings::Settings {
-            hf_inference_url: "http://127.0.0.1:9".into(),
+            hf_router_url: "http://router.test".into(),
+            hf_inference_url: Some("http://127.0.0.1:9".into()),
             control_plane: None,
             worker_tls: None,
             metrics_token_file: None,

@@ -43,8 +43,9 @@ pub struct Exchange {
     /// (`stream_options.include_usage`); providers always produce it.
     pub stream_usage: bool,
     /// Tokens counted against token limits when the upstream reports no
-    /// usage (see `estimate_tokens`).
+    /// usage (see `estimate_tokens` and `estimate_completion`).
     estimated_tokens: u64,
+    estimated_completion: u64,
     /// `ai_completion`: the request's trace span; it ends when the
     /// exchange is finished (for streams, when the stream ends).
     pub span: tracing::Span,
@@ -95,6 +96,7 @@ impl Exchange {
             caller: Caller::default(),
             stream_usage: false,
             estimated_tokens: 0,
+            estimated_completion: 0,
             span,
         }
     }
@@ -219,6 +221,14 @@ impl Exchange {
         }
     }
 
+    /// The same estimate for the answer: one completion token per four
+    /// bytes of the texts the upstream produced (`bytes`).
+    pub fn estimate_completion(&mut self, bytes: impl FnOnce() -> usize) {
+        if !self.rt.limits.is_empty() {
+            self.estimated_completion = bytes().div_ceil(4) as u64;
+        }
+    }
+
     pub fn audits_request(&self) -> bool {
         self.rt.auditor.as_ref().is_some_and(|a| a.wants_request())
     }
@@ -278,10 +288,10 @@ impl Exchange {
     pub fn finish(mut self, usage: Option<Usage>, response: Option<Value>) {
         self.observe(usage.as_ref());
         // Failed requests used no upstream tokens worth counting; an
-        // unknown usage is estimated (all of it as prompt tokens).
+        // unknown usage is estimated from the texts sent and received.
         let (prompt, completion) = match &usage {
             Some(u) => (u.prompt_tokens, u.completion_tokens),
-            None if self.record.status < 400 => (self.estimated_tokens, 0),
+            None if self.record.status < 400 => (self.estimated_tokens, self.estimated_completion),
             None => (0, 0),
         };
         let tokens = prompt + completion;

@@ -255,7 +255,8 @@ mod tests {
         };
         let pack = sluice_proto::pack::load(&yaml).unwrap().pack;
         let settings = crate::settings::Settings {
-            hf_inference_url: "http://hf.test/".into(),
+            hf_router_url: "http://router.test".into(),
+            hf_inference_url: Some("http://hf.test/".into()),
             control_plane: None,
             worker_tls: None,
             metrics_token_file: None,

@@ -7,9 +7,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use sluice_data_plane::control;
 use sluice_data_plane::gateway::{self, Source};
-use sluice_data_plane::settings::{
-    ClientTls, ControlPlaneLink, DEFAULT_HF_INFERENCE_URL, Settings,
-};
+use sluice_data_plane::settings::{ClientTls, ControlPlaneLink, DEFAULT_HF_ROUTER_URL, Settings};
 
 #[derive(Parser)]
 #[command(
@@ -58,9 +56,15 @@ struct RunArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "SLUICE_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// Base URL of the Hugging Face serverless Inference API (for mirrors and tests).
-    #[arg(long, env = "SLUICE_HF_INFERENCE_URL", default_value = DEFAULT_HF_INFERENCE_URL)]
-    hf_inference_url: String,
+    /// Base URL of the Hugging Face Inference Providers router, used by
+    /// targets without a base_url (for mirrors, proxies and tests).
+    #[arg(long, env = "SLUICE_HF_ROUTER_URL", default_value = DEFAULT_HF_ROUTER_URL)]
+    hf_router_url: String,
+    /// Base URL of a server with the retired serverless Inference API's
+    /// layout ({url}/models/{model}/...); when set, targets without a
+    /// base_url use it instead of the router.
+    #[arg(long, env = "SLUICE_HF_INFERENCE_URL")]
+    hf_inference_url: Option<String>,
     /// File holding a token that /metrics then requires as
     /// `Authorization: Bearer <token>` (re-read at every scrape).
     #[arg(long, env = "SLUICE_METRICS_TOKEN_FILE")]
@@ -247,7 +251,8 @@ fn options(args: RunArgs) -> Result<gateway::Options, String> {
     Ok(gateway::Options {
         source,
         settings: Settings {
-            hf_inference_url: args.hf_inference_url,
+            hf_router_url: args.hf_router_url,
+            hf_inference_url: args.hf_inference_url.filter(|u| !u.trim().is_empty()),
             control_plane,
             worker_tls,
             metrics_token_file: args.metrics_token_file,

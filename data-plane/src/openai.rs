@@ -89,6 +89,52 @@ impl Message {
 
 const ROLES: [&str; 5] = ["system", "developer", "user", "assistant", "tool"];
 
+/// Texts that sit in a message beside its content, in requests and in
+/// answers: reasoning (`reasoning_content`, or `reasoning` as some servers
+/// name it), tool-call arguments (a JSON document as a string, which a
+/// redaction keeps valid: placeholders hold no quote or backslash) and the
+/// legacy `function_call`.
+pub fn side_texts<'v>(key: &str, v: &'v mut Value) -> Vec<&'v mut String> {
+    match (key, v) {
+        ("reasoning_content" | "reasoning" | "refusal", Value::String(s)) => vec![s],
+        ("tool_calls", Value::Array(calls)) => calls
+            .iter_mut()
+            .filter_map(|c| match c.pointer_mut("/function/arguments") {
+                Some(Value::String(s)) => Some(s),
+                _ => None,
+            })
+            .collect(),
+        ("function_call", f) => match f.get_mut("arguments") {
+            Some(Value::String(s)) => vec![s],
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// Every text of an answer's `message` that response policies see: its
+/// content (a string or parts) and its [`side_texts`].
+pub fn answer_texts_mut(message: &mut Value) -> Vec<&mut String> {
+    let Some(obj) = message.as_object_mut() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (key, v) in obj.iter_mut() {
+        match (key.as_str(), v) {
+            ("content", Value::String(s)) => out.push(s),
+            ("content", Value::Array(parts)) => {
+                for p in parts.iter_mut() {
+                    if let Some(Value::String(s)) = p.get_mut("text") {
+                        out.push(s);
+                    }
+                }
+            }
+            (key, v) => out.extend(side_texts(key, v)),
+        }
+    }
+    out
+}
+
 /// A piece of a request's text that a policy may inspect and rewrite, with
 /// the role of the message it came from. What counts as a request's text is
 /// decided here, next to the request types, for every endpoint.
@@ -98,7 +144,10 @@ pub struct Text<'a> {
 }
 
 impl ChatRequest {
-    /// The texts policies see: every message's text parts.
+    /// The texts policies see: every message's text and refusal parts, and
+    /// what a client may write into a message besides its content (the
+    /// reasoning of an earlier assistant turn, tool-call arguments). Tool
+    /// results are the content of `tool` messages.
     pub fn texts_mut(&mut self) -> Vec<Text<'_>> {
         let mut out = Vec::new();
         for m in &mut self.messages {
@@ -107,15 +156,57 @@ impl ChatRequest {
                 Some(Content::Text(s)) => out.push(Text { role, text: s }),
                 Some(Content::Parts(parts)) => {
                     for p in parts.iter_mut() {
-                        if let Some(serde_json::Value::String(s)) = p.get_mut("text") {
+                        let key = if p.get("text").is_some() {
+                            "text"
+                        } else {
+                            "refusal"
+                        };
+                        if let Some(Value::String(s)) = p.get_mut(key) {
                             out.push(Text { role, text: s });
                         }
                     }
                 }
                 None => {}
             }
+            for (key, v) in m.extra.iter_mut() {
+                for s in side_texts(key, v) {
+                    out.push(Text { role, text: s });
+                }
+            }
         }
         out
+    }
+
+    /// A content part the request policies cannot read, as the 400 that
+    /// refuses it; asked only when the chain has policies, so that a
+    /// client cannot get text past them in a shape they skip.
+    pub fn readable(&self) -> Result<(), ApiError> {
+        for (i, m) in self.messages.iter().enumerate() {
+            let Some(Content::Parts(parts)) = &m.content else {
+                continue;
+            };
+            for (j, p) in parts.iter().enumerate() {
+                let kind = p.get("type").and_then(Value::as_str).unwrap_or("");
+                let readable = match kind {
+                    "text" | "input_text" | "output_text" => {
+                        p.get("text").is_some_and(Value::is_string)
+                    }
+                    "refusal" => p.get("refusal").is_some_and(Value::is_string),
+                    // Not text: passed on unjudged (docs/configuration.md).
+                    "image_url" | "input_audio" | "file" => true,
+                    _ => false,
+                };
+                if !readable {
+                    return Err(ApiError::InvalidParam {
+                        message: format!(
+                            "messages[{i}].content[{j}] (type '{kind}') is not a part this gateway's policies can read; send text as {{\"type\": \"text\", \"text\": \"...\"}}"
+                        ),
+                        param: "messages",
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Checks what the gateway itself relies on; the upstream checks the rest.
@@ -144,6 +235,24 @@ impl ChatRequest {
                 message: format!("n={n} is not supported: the gateway returns one choice (n=1)"),
                 param: "n",
             });
+        }
+        Ok(())
+    }
+
+    /// Refuses what a plain-text backend cannot honour rather than drop it
+    /// silently: a client asking for a tool call or a JSON schema must not
+    /// get free text back as if it had been applied. `backend` says which
+    /// kind of target in the message.
+    pub fn plain_text_only(&self, backend: &str) -> Result<(), ApiError> {
+        for key in ["tools", "functions", "response_format"] {
+            if self.extra.get(key).is_some_and(|v| !v.is_null()) {
+                return Err(ApiError::InvalidParam {
+                    message: format!(
+                        "{key} is not supported by {backend}, which generate plain text; route this request to an OpenAI-compatible target"
+                    ),
+                    param: key,
+                });
+            }
         }
         Ok(())
     }
@@ -189,6 +298,18 @@ impl EmbeddingsRequest {
                 message: format!("{kind} takes text input, not token ids"),
                 param: "input",
             }),
+        }
+    }
+
+    /// Token-id input, which no policy can read: refused (400) when the
+    /// chain has policies, so it cannot carry text past them.
+    pub fn readable(&self) -> Result<(), ApiError> {
+        match self.input {
+            EmbeddingInput::Tokens(_) => Err(ApiError::InvalidParam {
+                message: "input given as token ids cannot be checked by this gateway's policies; send the input as text (a string or a list of strings)".into(),
+                param: "input",
+            }),
+            _ => Ok(()),
         }
     }
 

@@ -297,7 +297,8 @@ mod tests {
         Runtime::build(
             pack,
             &Settings {
-                hf_inference_url: "http://hf.test/".into(),
+                hf_router_url: "http://router.test".into(),
+                hf_inference_url: Some("http://hf.test/".into()),
                 control_plane: None,
                 worker_tls: None,
                 metrics_token_file: None,
@@ -323,7 +324,8 @@ mod tests {
             key("new", "sk-new", Some(unix_now() + 3600)),
         ];
         let settings = Settings {
-            hf_inference_url: "http://hf.test/".into(),
+            hf_router_url: "http://router.test".into(),
+            hf_inference_url: Some("http://hf.test/".into()),
             control_plane: None,
             worker_tls: None,
             metrics_token_file: None,
@@ -385,6 +387,35 @@ mod tests {
             urls(&serverless.targets[0]).0,
             "http://hf.test/models/o/m/v1/chat/completions"
         );
+    }
+
+    #[test]
+    fn serverless_targets_go_through_the_router_by_default() {
+        let pack = sluice_proto::pack::load(
+            "providers:\n  targets:\n    - id: s\n      provider: huggingface:chat:o/m:fastest\n      secret_key_ref: {env: X}\n    - id: e\n      provider: huggingface\n      model: o/emb\n      secret_key_ref: {env: X}\n    - id: t\n      provider: huggingface:chat:o/m\n      format: huggingface\n      provider_type: huggingface\n      secret_key_ref: {env: X}\n    - id: d\n      provider: huggingface:chat:o/m\n      base_url: https://e.test/v1\n      secret_key_ref: {env: X}\n",
+        )
+        .unwrap()
+        .pack;
+        let settings = Settings {
+            hf_router_url: "http://router.test/".into(),
+            hf_inference_url: None,
+            control_plane: None,
+            worker_tls: None,
+            metrics_token_file: None,
+        };
+        let rt = Runtime::build(pack, &settings, 1).unwrap();
+        assert_eq!(
+            urls(&rt.targets[0]).0,
+            "http://router.test/v1/chat/completions"
+        );
+        assert_eq!(rt.targets[0].spec.hf_route.as_deref(), Some("fastest"));
+        assert_eq!(
+            urls(&rt.targets[1]).1,
+            "http://router.test/hf-inference/models/o/emb/pipeline/feature-extraction"
+        );
+        let why = rt.targets[2].unavailable.as_deref().unwrap_or_default();
+        assert!(why.contains("no serverless route"), "{why}");
+        assert!(!rt.targets[0].dedicated && rt.targets[3].dedicated);
     }
 
     #[test]

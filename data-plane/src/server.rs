@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use serde_json::{Value, json};
 use sha2::Digest;
 use tracing::Instrument;
 
@@ -112,6 +112,9 @@ async fn chat_completions(
                 ex.capture_output(&choices.to_string());
             }
             let usage = usage_of(&c.value);
+            if usage.is_none() {
+                ex.estimate_completion(|| answer_bytes(&c.value));
+            }
             let mut resp = (
                 [(
                     axum::http::header::CONTENT_TYPE,
@@ -147,6 +150,9 @@ async fn chat_path(
     ex.record.stream = req.stream;
     ex.stream_usage = req.include_usage();
     req.validate()?;
+    if !rt.chain.is_empty() {
+        req.readable()?;
+    }
     rt.chain
         .check_request(&mut req.texts_mut(), &mut ex.decisions)?;
     let route = rt.route_chat(&req.model, &caller)?;
@@ -173,19 +179,20 @@ async fn chat_path(
             let mut changed = false;
             if let Some(choices) = c.value.get_mut("choices").and_then(|c| c.as_array_mut()) {
                 for choice in choices {
-                    if let Some(serde_json::Value::String(text)) =
-                        choice.pointer_mut("/message/content")
-                    {
-                        let before = text.len();
-                        let redactions = ex.decisions.len();
-                        rt.chain.check_response(text, &mut ex.decisions)?;
-                        // Any policy that edits a text records a decision
-                        // saying so; a length change is the cheap backstop.
-                        changed |= text.len() != before
-                            || ex.decisions[redactions..]
-                                .iter()
-                                .any(|d| d.outcome == crate::policies::Outcome::Redact);
-                    }
+                    let Some(message) = choice.get_mut("message") else {
+                        continue;
+                    };
+                    let mut texts = crate::openai::answer_texts_mut(message);
+                    let length = |t: &[&mut String]| t.iter().map(|s| s.len()).sum::<usize>();
+                    let before = length(&texts);
+                    let redactions = ex.decisions.len();
+                    rt.chain.check_response(&mut texts, &mut ex.decisions)?;
+                    // Any policy that edits a text records a decision
+                    // saying so; a length change is the cheap backstop.
+                    changed |= length(&texts) != before
+                        || ex.decisions[redactions..]
+                            .iter()
+                            .any(|d| d.outcome == crate::policies::Outcome::Redact);
                 }
             }
             if changed {
@@ -237,6 +244,9 @@ async fn embeddings_path(
     ex.caller(&caller);
     let mut req: EmbeddingsRequest = read_json(body, rt.pack.gateway.max_request_bytes).await?;
     ex.record.model = req.model.clone();
+    if !rt.chain.is_empty() {
+        req.readable()?;
+    }
     rt.chain
         .check_request(&mut req.texts_mut(), &mut ex.decisions)?;
     let route = rt.route_embeddings(&req.model)?;
@@ -338,4 +348,23 @@ async fn not_found(req: Request) -> ApiError {
         req.method(),
         req.uri().path()
     ))
+}
+
+/// Bytes of the answer's texts (every choice), for the usage estimate of
+/// an upstream that reports none. Rare, so a copy of each message is fine.
+fn answer_bytes(answer: &Value) -> usize {
+    let Some(choices) = answer.get("choices").and_then(Value::as_array) else {
+        return 0;
+    };
+    choices
+        .iter()
+        .filter_map(|c| c.get("message"))
+        .map(|m| {
+            let mut m = m.clone();
+            crate::openai::answer_texts_mut(&mut m)
+                .iter()
+                .map(|t| t.len())
+                .sum::<usize>()
+        })
+        .sum()
 }

@@ -12,9 +12,14 @@ use tonic::transport::Channel;
 /// Gateway-wide settings that come from the command line, not the pack.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Base of the Hugging Face serverless Inference API. Overridable so that
-    /// mirrors, proxies and tests can stand in for it.
-    pub hf_inference_url: String,
+    /// Base of the Hugging Face Inference Providers router, which serves
+    /// targets without a `base_url`. Overridable so that mirrors, proxies
+    /// and tests can stand in for it.
+    pub hf_router_url: String,
+    /// Set: serverless targets use the retired serverless Inference API's
+    /// URL layout (`{url}/models/{model}/…`) at this base instead of the
+    /// router's (a mirror or proxy that still speaks it).
+    pub hf_inference_url: Option<String>,
     /// Set in control-plane mode: where `audit-logger` `destination: api`
     /// ships records.
     pub control_plane: Option<ControlPlaneLink>,
@@ -54,7 +59,30 @@ pub struct ClientTls {
     pub identity: Option<Arc<sluice_tls::Reloading>>,
 }
 
-pub const DEFAULT_HF_INFERENCE_URL: &str = "https://api-inference.huggingface.co";
+/// Hugging Face moved serverless chat from `api-inference.huggingface.co`
+/// to its Inference Providers router (docs/configuration.md, "Upstream
+/// URLs").
+pub const DEFAULT_HF_ROUTER_URL: &str = "https://router.huggingface.co";
+
+/// Where a target without a `base_url` goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serverless<'s> {
+    /// The router: OpenAI-compatible chat at `{base}/v1/chat/completions`
+    /// with the model in the body; HF Inference pipelines under
+    /// `{base}/hf-inference/models/{model}`.
+    Router(&'s str),
+    /// The retired layout: `{base}/models/{model}`.
+    Legacy(&'s str),
+}
+
+impl Settings {
+    pub fn serverless(&self) -> Serverless<'_> {
+        match &self.hf_inference_url {
+            Some(legacy) => Serverless::Legacy(legacy.trim_end_matches('/')),
+            None => Serverless::Router(self.hf_router_url.trim_end_matches('/')),
+        }
+    }
+}
 
 /// A credential read from the environment. It has no `Display` and its
 /// `Debug` never shows the value, so it cannot leak through a log line or

@@ -1,6 +1,8 @@
 //! A streamed chat completion on its way to the client: every chunk's
 //! delta passes the response policies (which may hold text back, rewrite it
-//! or block), then goes out as a server-sent event. `[DONE]` follows only a
+//! or block), then goes out as a server-sent event. Each text of a delta —
+//! content, reasoning, each tool call's arguments — is a channel with its
+//! own guards, since a redaction window must not run across two of them. `[DONE]` follows only a
 //! clean end; a block or an upstream failure ends the stream with one
 //! `{"error": …}` event. The audit record is written when the stream ends.
 
@@ -15,12 +17,14 @@ use serde_json::{Value, json};
 use crate::error::ApiError;
 use crate::exchange::{Exchange, usage_of};
 use crate::openai::Usage;
+use crate::policies::Decision;
 use crate::policies::stream::Pipeline;
 use crate::providers::ChunkStream;
+use crate::runtime::Runtime;
 
 struct State {
     upstream: ChunkStream,
-    pipeline: Pipeline,
+    channels: Channels,
     ex: Option<Exchange>,
     /// What the client received, for the audit record (when it wants it).
     text: Option<String>,
@@ -32,10 +36,13 @@ struct State {
     template: Option<Value>,
     flushed: bool,
     out: VecDeque<Event>,
+    /// Bytes of text the upstream produced, for the usage estimate when it
+    /// reports none.
+    answer_bytes: usize,
 }
 
 pub fn respond(ex: Exchange, upstream: ChunkStream) -> Response {
-    let pipeline = ex.rt.chain.stream_guards();
+    let channels = Channels::new(ex.rt.clone());
     let ex_stream_usage = ex.stream_usage;
     let text = (ex.audits_response() || sluice_telemetry::capture_content()).then(String::new);
     // Headers go out before the response policies see any text: they carry
@@ -44,7 +51,7 @@ pub fn respond(ex: Exchange, upstream: ChunkStream) -> Response {
     ex.decorate(&mut head);
     let state = State {
         upstream,
-        pipeline,
+        channels,
         ex: Some(ex),
         text,
         usage: None,
@@ -52,6 +59,7 @@ pub fn respond(ex: Exchange, upstream: ChunkStream) -> Response {
         template: None,
         flushed: false,
         out: VecDeque::new(),
+        answer_bytes: 0,
     };
     // Each step runs inside the request's span, so the policies and the
     // logs of a stream belong to its trace.
@@ -125,20 +133,25 @@ impl State {
         let finishing = chunk
             .pointer("/choices/0/finish_reason")
             .is_some_and(|f| !f.is_null());
-        if let Some(Value::String(content)) = chunk.pointer_mut("/choices/0/delta/content") {
-            if !content.is_empty()
+        let mut texts = Vec::new();
+        if let Some(Value::Object(delta)) = chunk.pointer_mut("/choices/0/delta") {
+            delta_texts(delta, &mut texts);
+        }
+        for (channel, text) in texts {
+            self.answer_bytes += text.len();
+            if !text.is_empty()
                 && let Some(ex) = &mut self.ex
             {
                 ex.first_token();
             }
-            if !self.pipeline.is_empty() {
-                match self.pipeline.push(content) {
-                    Ok(out) => *content = out,
-                    Err(d) => return self.fail(d.violation()),
-                }
+            match self.channels.push(&channel, text) {
+                Ok(out) => *text = out,
+                Err(d) => return self.fail(d.violation()),
             }
-            if let Some(t) = &mut self.text {
-                t.push_str(content);
+            if channel == Channel::Content
+                && let Some(t) = &mut self.text
+            {
+                t.push_str(text);
             }
         }
         if finishing && let Err(e) = self.flush() {
@@ -150,25 +163,26 @@ impl State {
         }
     }
 
-    /// Releases what the policies held back, as one content chunk.
+    /// Releases what the policies held back, one chunk per channel.
     fn flush(&mut self) -> Result<(), ApiError> {
-        if self.flushed || self.pipeline.is_empty() {
+        if self.flushed {
             return Ok(());
         }
         self.flushed = true;
-        let rest = self.pipeline.finish().map_err(|d| d.violation())?;
-        if rest.is_empty() {
-            return Ok(());
+        for (channel, rest) in self.channels.finish().map_err(|d| d.violation())? {
+            if channel == Channel::Content
+                && let Some(t) = &mut self.text
+            {
+                t.push_str(&rest);
+            }
+            let mut chunk = self.template.clone().unwrap_or_else(
+                || json!({"object": "chat.completion.chunk", "choices": [{"index": 0}]}),
+            );
+            chunk["choices"] =
+                json!([{"index": 0, "delta": channel.delta(rest), "finish_reason": null}]);
+            chunk.as_object_mut().map(|o| o.remove("usage"));
+            self.out.push_back(Event::default().data(chunk.to_string()));
         }
-        if let Some(t) = &mut self.text {
-            t.push_str(&rest);
-        }
-        let mut chunk = self.template.clone().unwrap_or_else(
-            || json!({"object": "chat.completion.chunk", "choices": [{"index": 0}]}),
-        );
-        chunk["choices"] = json!([{"index": 0, "delta": {"content": rest}, "finish_reason": null}]);
-        chunk.as_object_mut().map(|o| o.remove("usage"));
-        self.out.push_back(Event::default().data(chunk.to_string()));
         Ok(())
     }
 
@@ -182,9 +196,13 @@ impl State {
 
     fn end(&mut self, status: u16) {
         if let Some(mut ex) = self.ex.take() {
-            ex.decisions.extend(self.pipeline.decisions());
+            ex.decisions.extend(self.channels.decisions());
             ex.record.status = status;
             ex.record.stream = true;
+            if self.usage.is_none() {
+                let bytes = self.answer_bytes;
+                ex.estimate_completion(|| bytes);
+            }
             let response = self.text.take();
             if let Some(text) = &response {
                 ex.capture_output(text);
@@ -206,6 +224,125 @@ impl Drop for State {
     }
 }
 
+/// A text of a streamed delta that the response policies read.
+#[derive(Debug, Clone, PartialEq)]
+enum Channel {
+    Content,
+    /// `reasoning_content`, or `reasoning` as some servers name it.
+    Reasoning(String),
+    /// `tool_calls[index].function.arguments`.
+    ToolArguments(u64),
+    /// The legacy `function_call.arguments`.
+    FunctionArguments,
+}
+
+impl Channel {
+    /// A delta that carries `text` in this channel.
+    fn delta(&self, text: String) -> Value {
+        match self {
+            Channel::Content => json!({"content": text}),
+            Channel::Reasoning(key) => json!({key.as_str(): text}),
+            Channel::ToolArguments(index) => {
+                json!({"tool_calls": [{"index": index, "function": {"arguments": text}}]})
+            }
+            Channel::FunctionArguments => json!({"function_call": {"arguments": text}}),
+        }
+    }
+}
+
+/// The texts of a delta, by channel.
+fn delta_texts<'d>(
+    delta: &'d mut serde_json::Map<String, Value>,
+    out: &mut Vec<(Channel, &'d mut String)>,
+) {
+    for (key, v) in delta.iter_mut() {
+        match (key.as_str(), v) {
+            ("content", Value::String(s)) => out.push((Channel::Content, s)),
+            ("reasoning_content" | "reasoning", Value::String(s)) => {
+                out.push((Channel::Reasoning(key.clone()), s))
+            }
+            ("tool_calls", Value::Array(calls)) => {
+                for c in calls {
+                    let index = c.get("index").and_then(Value::as_u64).unwrap_or(0);
+                    if let Some(Value::String(s)) = c.pointer_mut("/function/arguments") {
+                        out.push((Channel::ToolArguments(index), s));
+                    }
+                }
+            }
+            ("function_call", f) => {
+                if let Some(Value::String(s)) = f.get_mut("arguments") {
+                    out.push((Channel::FunctionArguments, s));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The response policies' guards, one pipeline per channel, made when the
+/// channel first carries text.
+struct Channels {
+    rt: std::sync::Arc<Runtime>,
+    /// The chain has no response guard at all: nothing to do.
+    none: bool,
+    open: Vec<(Channel, Pipeline)>,
+}
+
+impl Channels {
+    fn new(rt: std::sync::Arc<Runtime>) -> Self {
+        let none = rt.chain.stream_guards().is_empty();
+        Channels {
+            rt,
+            none,
+            open: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, channel: &Channel, text: &str) -> Result<String, Decision> {
+        if self.none {
+            return Ok(text.to_string());
+        }
+        let at = match self.open.iter().position(|(c, _)| c == channel) {
+            Some(i) => i,
+            None => {
+                self.open
+                    .push((channel.clone(), self.rt.chain.stream_guards()));
+                self.open.len() - 1
+            }
+        };
+        self.open[at].1.push(text)
+    }
+
+    /// What each channel held back, in the order the channels opened.
+    fn finish(&mut self) -> Result<Vec<(Channel, String)>, Decision> {
+        let mut out = Vec::new();
+        for (channel, pipeline) in &mut self.open {
+            let rest = pipeline.finish()?;
+            if !rest.is_empty() {
+                out.push((channel.clone(), rest));
+            }
+        }
+        Ok(out)
+    }
+
+    /// One decision per policy, merged over the channels; a stream that
+    /// carried no text still reports each policy's pass.
+    fn decisions(&self) -> Vec<Decision> {
+        let mut open = self.open.iter();
+        let mut merged = match open.next() {
+            Some((_, p)) => p.decisions(),
+            None if self.none => return Vec::new(),
+            None => return self.rt.chain.stream_guards().decisions(),
+        };
+        for (_, p) in open {
+            for (m, d) in merged.iter_mut().zip(p.decisions()) {
+                m.merge(&d);
+            }
+        }
+        merged
+    }
+}
+
 /// A chunk whose delta became empty (its text is held back) and that
 /// carries nothing else is not worth an event.
 fn is_empty_delta(chunk: &Value) -> bool {
@@ -213,9 +350,10 @@ fn is_empty_delta(chunk: &Value) -> bool {
         return false;
     };
     let delta_empty = match choice.get("delta") {
-        Some(Value::Object(d)) => d
-            .iter()
-            .all(|(k, v)| k == "content" && v.as_str() == Some("")),
+        Some(Value::Object(d)) => d.iter().all(|(k, v)| {
+            matches!(k.as_str(), "content" | "reasoning_content" | "reasoning")
+                && v.as_str() == Some("")
+        }),
         _ => false,
     };
     delta_empty

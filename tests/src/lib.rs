@@ -162,6 +162,19 @@ impl Process {
         }
     }
 
+    /// The exit code once the process has exited (`Some(-1)` for a
+    /// signal), `None` while it runs.
+    pub fn try_exit_code(&mut self) -> Option<i32> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => {
+                // Let the log reader catch up with the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                Some(status.code().unwrap_or(-1))
+            }
+            _ => None,
+        }
+    }
+
     /// SIGTERM, then waits for the exit: a graceful shutdown, as in a
     /// rolling restart.
     pub fn terminate(&mut self) {
@@ -202,6 +215,8 @@ pub struct Gateway {
 pub struct GatewayOptions<'a> {
     pub env: Vec<(&'a str, String)>,
     pub hf_inference_url: Option<String>,
+    /// `--hf-router-url`: where targets without a `base_url` go.
+    pub hf_router_url: Option<String>,
     pub rust_log: &'a str,
     /// `--control-plane-token-file` (control-plane mode).
     pub token_file: Option<PathBuf>,
@@ -212,6 +227,7 @@ impl Default for GatewayOptions<'_> {
         GatewayOptions {
             env: Vec::new(),
             hf_inference_url: None,
+            hf_router_url: None,
             rust_log: "info",
             token_file: None,
         }
@@ -305,11 +321,15 @@ impl Gateway {
         if let Some(url) = &opts.hf_inference_url {
             cmd.arg("--hf-inference-url").arg(url);
         }
+        if let Some(url) = &opts.hf_router_url {
+            cmd.arg("--hf-router-url").arg(url);
+        }
         if let Some(file) = &opts.token_file {
             cmd.arg("--control-plane-token-file").arg(file);
         }
         cmd.env("RUST_LOG", opts.rust_log)
             .env_remove("SLUICE_HF_INFERENCE_URL")
+            .env_remove("SLUICE_HF_ROUTER_URL")
             .current_dir(dir.path());
         for (k, v) in &opts.env {
             cmd.env(k, v);

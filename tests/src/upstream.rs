@@ -25,6 +25,8 @@ use serde_json::{Value, json};
 pub struct Recorded {
     pub path: String,
     pub authorization: Option<String>,
+    /// `x-scale-up-timeout`, which gateways send to dedicated endpoints.
+    pub scale_up_timeout: Option<String>,
     pub body: Value,
 }
 
@@ -32,7 +34,13 @@ pub struct Recorded {
 struct Shared {
     requests: Mutex<Vec<Recorded>>,
     hits: Mutex<HashMap<String, usize>>,
+    /// When each mode was first hit (for `/coldstart/`).
+    first_hit: Mutex<HashMap<String, std::time::Instant>>,
 }
+
+/// How long `/coldstart/` answers 503 after its first request, as an
+/// Inference Endpoint scaled to zero does while its replica starts.
+pub const COLD_START: Duration = Duration::from_secs(2);
 
 pub struct Upstream {
     pub port: u16,
@@ -88,9 +96,14 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let scale_up_timeout = headers
+        .get("x-scale-up-timeout")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     shared.requests.lock().unwrap().push(Recorded {
         path: path.clone(),
         authorization,
+        scale_up_timeout,
         body: body.clone(),
     });
     let hit = {
@@ -105,8 +118,21 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .next()
         .unwrap_or("")
         .to_string();
+    let since_first = shared
+        .first_hit
+        .lock()
+        .unwrap()
+        .entry(mode.clone())
+        .or_insert_with(std::time::Instant::now)
+        .elapsed();
     match mode.as_str() {
+        // A plain 503, with no body a client could read "loading" from.
+        m if m.starts_with("coldstart") && since_first < COLD_START => {
+            return (StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable").into_response()
+        }
         "unauthorized" => return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "Invalid credentials in Authorization header"}))).into_response(),
+        // The router's answer when the token's account has no credits left.
+        "nocredit" => return (StatusCode::PAYMENT_REQUIRED, axum::Json(json!({"error": "You have exceeded your monthly included credits for Inference Providers. Subscribe to PRO to get 20x more monthly included credits."}))).into_response(),
         "gated" => return (StatusCode::FORBIDDEN, axum::Json(json!({"error": "Access to model org/gated is restricted. You must accept the conditions."}))).into_response(),
         "ratelimited" => {
             return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "7")], axum::Json(json!({"error": "Rate limit reached"}))).into_response()
@@ -128,10 +154,14 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         _ => {}
     }
     let broken = mode == "broken";
+    if mode == "toolcall" && path.ends_with("/chat/completions") {
+        return tool_call_answer(&body);
+    }
     if path.ends_with("/chat/completions") {
         // `/slowstream/`: 300 ms between events, so a client can leave mid-stream.
         let delay = Duration::from_millis(if mode == "slowstream" { 300 } else { 5 });
-        openai_chat(&body, broken, reply_pieces(&mode), delay)
+        // `/nousage/`: an upstream that never reports usage.
+        openai_chat(&body, broken, reply_pieces(&mode), delay, mode != "nousage")
     } else if path.ends_with("/embeddings") {
         openai_embeddings(&body)
     } else if path.ends_with("/generate_stream") {
@@ -224,7 +254,13 @@ pub fn reply_pieces(mode: &str) -> Vec<&'static str> {
     }
 }
 
-fn openai_chat(body: &Value, broken: bool, pieces: Vec<&'static str>, delay: Duration) -> Response {
+fn openai_chat(
+    body: &Value,
+    broken: bool,
+    pieces: Vec<&'static str>,
+    delay: Duration,
+    usage: bool,
+) -> Response {
     let model = body["model"].as_str().unwrap_or("").to_string();
     if body["stream"].as_bool() == Some(true) {
         let chunk = |delta: Value, finish: Value| {
@@ -243,17 +279,71 @@ fn openai_chat(body: &Value, broken: bool, pieces: Vec<&'static str>, delay: Dur
             events.push(chunk(json!({"content": p}), Value::Null));
         }
         events.push(chunk(json!({}), json!("stop")));
-        if body["stream_options"]["include_usage"].as_bool() == Some(true) {
+        if usage && body["stream_options"]["include_usage"].as_bool() == Some(true) {
             events.push(json!({"id": "chatcmpl-up", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [],
                                "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}).to_string());
         }
         events.push("[DONE]".to_string());
         return sse_body(events, false, delay);
     }
-    axum::Json(json!({
+    let mut answer = json!({
         "id": "chatcmpl-up", "object": "chat.completion", "created": 1, "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": if pieces[0] == "Hello" { format!("echo: {}", last_user_text(body)) } else { pieces.concat() }}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+    });
+    if !usage {
+        answer.as_object_mut().unwrap().remove("usage");
+    }
+    axum::Json(answer).into_response()
+}
+
+/// `/toolcall/`: an answer that is a tool call, with an e-mail address in
+/// its reasoning and in its arguments; streamed, the address is split
+/// across chunks in both.
+fn tool_call_answer(body: &Value) -> Response {
+    let model = body["model"].as_str().unwrap_or("").to_string();
+    let reasoning = [
+        "The user wants a note sent to jane.do",
+        "e@example.com today.",
+    ];
+    let arguments = [
+        "{\"to\": \"jane.do",
+        "e@example.com\", \"bo",
+        "dy\": \"See you at 5\"}",
+    ];
+    if body["stream"].as_bool() == Some(true) {
+        let chunk = |delta: Value, finish: Value| {
+            json!({"id": "chatcmpl-up", "object": "chat.completion.chunk", "created": 1, "model": model,
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+            .to_string()
+        };
+        let mut events = vec![chunk(
+            json!({"role": "assistant", "content": null}),
+            Value::Null,
+        )];
+        for r in reasoning {
+            events.push(chunk(json!({"reasoning_content": r}), Value::Null));
+        }
+        events.push(chunk(
+            json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "send_email", "arguments": ""}}]}),
+            Value::Null,
+        ));
+        for a in arguments {
+            events.push(chunk(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": a}}]}),
+                Value::Null,
+            ));
+        }
+        events.push(chunk(json!({}), json!("tool_calls")));
+        events.push("[DONE]".to_string());
+        return sse_body(events, false, Duration::from_millis(5));
+    }
+    axum::Json(json!({
+        "id": "chatcmpl-up", "object": "chat.completion", "created": 1, "model": model,
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+            "role": "assistant", "content": null, "reasoning_content": reasoning.concat(),
+            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "send_email", "arguments": arguments.concat()}}]}}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14}
     }))
     .into_response()
 }

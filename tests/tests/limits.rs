@@ -220,3 +220,45 @@ async fn streams_count_the_usage_the_upstream_reports_even_when_the_client_did_n
         (429, "limits=limited(stream-tokens)")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_without_usage_is_counted_by_the_estimate_of_prompt_and_answer() {
+    let up = Upstream::start().await;
+    let gw = Gateway::start_with(
+        &format!(
+            "pack:\n  name: estimate\nproviders:\n  targets:\n    - id: quiet\n      provider: openai:org/quiet\n      base_url: {}/v1\nclients:\n  keys:\n    - id: app-a\n      role: apps\n      key_ref: {{env: KEY_A}}\n    - id: app-b\n      role: apps\n      key_ref: {{env: KEY_B}}\nlimits:\n  - name: day\n    scope: key\n    tokens_per_day: 10\n",
+            up.base("nousage")
+        ),
+        GatewayOptions {
+            env: vec![("KEY_A", KEY_A.to_string()), ("KEY_B", KEY_B.to_string())],
+            ..GatewayOptions::default()
+        },
+    );
+    let send = |key: &'static str, stream: bool| {
+        reqwest::Client::new()
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&json!({"model": "quiet", "stream": stream, "messages": [{"role": "user", "content": "hello there"}]}))
+            .send()
+    };
+    // Whole answers: "hello there" (11 bytes, 3 tokens) and the stand-in's
+    // "echo: hello there" (17 bytes, 5 tokens): 8 per request. Counting
+    // the prompt alone (3 per request) would admit a third and a fourth.
+    for _ in 0..2 {
+        let resp = send(KEY_A, false).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let v: Value = resp.json().await.unwrap();
+        assert!(v.get("usage").is_none(), "the upstream reported no usage");
+    }
+    let (status, _, decisions, _) = refusal(send(KEY_A, false).await.unwrap()).await;
+    assert_eq!((status, decisions.as_str()), (429, "limits=limited(day)"));
+    // Streams: 3 prompt tokens and "Hello world" (11 bytes, 3 tokens).
+    for _ in 0..2 {
+        let resp = send(KEY_B, true).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let events = sluice_e2e::sse_events(resp).await;
+        assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    }
+    let (status, _, decisions, _) = refusal(send(KEY_B, true).await.unwrap()).await;
+    assert_eq!((status, decisions.as_str()), (429, "limits=limited(day)"));
+}

@@ -294,6 +294,21 @@ async fn toxic_content_is_blocked_on_requests_and_mid_stream() {
             .starts_with("response blocked by policy"),
         "{last}"
     );
+    // A blocking filter releases streamed text only once it has judged it:
+    // none of the toxic sentence reached the client.
+    let sent: String = events[..events.len() - 1]
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect();
+    assert!(
+        !sent.contains("worthless") && !sent.contains("idiot"),
+        "unjudged text reached the client: {sent:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

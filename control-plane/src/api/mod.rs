@@ -3,9 +3,9 @@
 //! itself in the admin history in the same transaction.
 
 mod access;
-mod audit;
-mod fleet;
-mod packs;
+pub(crate) mod audit;
+pub(crate) mod fleet;
+pub(crate) mod packs;
 
 use axum::Json;
 use axum::Router;
@@ -57,9 +57,11 @@ pub fn router(state: AppState) -> Router {
             "/v1/gateways/{id}/tokens/{token_id}",
             delete(fleet::revoke_token),
         )
+        .route("/v1/whoami", get(whoami))
         .route("/v1/history", get(history))
         .route("/v1/audit", get(audit::query))
         .route("/v1/audit/verify", get(audit::verify))
+        .merge(crate::console::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint; see /openapi.yaml".into()) })
         .layer(axum::middleware::from_fn(count_responses))
         .with_state(state)
@@ -104,6 +106,12 @@ async fn openapi() -> Response {
         OPENAPI,
     )
         .into_response()
+}
+
+/// The operator behind the token: lets a client check a token before it
+/// keeps it (`sluice login`), and show who it acts as.
+async fn whoami(op: Operator) -> Json<serde_json::Value> {
+    Json(json!({"name": op.name, "role": op.role.as_str()}))
 }
 
 #[derive(Deserialize)]

@@ -29,6 +29,12 @@ fn validate(body: &str) -> Result<(pack::Pack, Value), ApiError> {
     Ok((loaded.pack, parsed))
 }
 
+/// Validation alone, for the console's "validate" button: the pack, or
+/// every error with its position.
+pub fn validate_text(body: &str) -> Result<pack::Pack, Vec<sluice_proto::pack::ConfigError>> {
+    pack::load(body).map(|l| l.pack).map_err(|e| e.0)
+}
+
 async fn pack_id(app: &AppState, name: &str) -> Result<i64, ApiError> {
     sqlx::query_scalar("SELECT id FROM packs WHERE name = $1")
         .bind(name)

@@ -52,6 +52,10 @@ impl ContentFilter {
 impl Scorer for ContentFilter {
     const NAME: &'static str = NAME;
 
+    fn blocks(&self) -> bool {
+        !self.categories.is_empty() && self.action == Action::Block
+    }
+
     fn check(&self, text: &str, stage: Stage) -> Decision {
         let scores = self.classifier.categories(text);
         let worst = self

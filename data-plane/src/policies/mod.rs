@@ -247,17 +247,29 @@ impl Chain {
         Ok(())
     }
 
-    /// Runs the response stage on a whole response text.
+    /// Runs the response stage on the texts of a whole answer; each
+    /// policy's verdicts over them merge into one decision.
     pub fn check_response(
         &self,
-        text: &mut String,
+        texts: &mut [&mut String],
         decisions: &mut Vec<Decision>,
     ) -> Result<(), ApiError> {
         for p in &self.policies {
             let _span = policy_span(p.name(), "response").entered();
-            let Some(d) = p.check_response(text) else {
-                continue;
-            };
+            let mut merged: Option<Decision> = None;
+            for t in texts.iter_mut() {
+                // None: the policy has no response stage at all.
+                let Some(d) = p.check_response(t) else { break };
+                let blocked = d.outcome == Outcome::Block;
+                match &mut merged {
+                    Some(m) => m.merge(&d),
+                    None => merged = Some(d),
+                }
+                if blocked {
+                    break;
+                }
+            }
+            let Some(d) = merged else { continue };
             let blocked = d.outcome == Outcome::Block;
             decisions.push(d);
             if blocked {

@@ -37,13 +37,26 @@ impl PromptInjection {
         }
     }
 
-    fn scored(&self, role: &str) -> bool {
+    /// How a message of this role is judged.
+    fn scoring(&self, role: &str) -> Scoring {
         match role {
-            "user" | "tool" => true,
-            "system" | "developer" => self.score_system_messages,
-            _ => false, // the assistant's own earlier turns
+            "user" | "tool" => Scoring::Full,
+            "system" | "developer" if self.score_system_messages => Scoring::Full,
+            // Earlier assistant turns (and their tool calls) are written by
+            // the client too, so a forged "Sure, ignoring my instructions…"
+            // is an attack; but the model was fitted to user prompts and
+            // flags ordinary assistant replies, so only its rules judge them.
+            "assistant" => Scoring::RulesOnly,
+            _ => Scoring::Skip,
         }
     }
+}
+
+#[derive(PartialEq)]
+enum Scoring {
+    Full,
+    RulesOnly,
+    Skip,
 }
 
 impl Policy for PromptInjection {
@@ -53,8 +66,15 @@ impl Policy for PromptInjection {
 
     fn check_request(&self, texts: &mut [Text<'_>]) -> Decision {
         let mut best: Option<(f32, Option<&'static str>)> = None;
-        for t in texts.iter().filter(|t| self.scored(t.role)) {
+        for t in texts.iter() {
+            let scoring = self.scoring(t.role);
+            if scoring == Scoring::Skip {
+                continue;
+            }
             let v = self.detector.score(t.text);
+            if scoring == Scoring::RulesOnly && v.rule.is_none() {
+                continue;
+            }
             if best.is_none_or(|(s, _)| v.score > s) {
                 best = Some((v.score, v.rule));
             }

@@ -37,6 +37,10 @@ impl SafetyFilter {
 impl Scorer for SafetyFilter {
     const NAME: &'static str = NAME;
 
+    fn blocks(&self) -> bool {
+        self.check_toxicity && self.action == Action::Block
+    }
+
     fn check(&self, text: &str, stage: Stage) -> Decision {
         if !self.check_toxicity {
             return Decision::pass(NAME, stage);

@@ -10,6 +10,9 @@ use super::{Decision, Policy, Stage, Text};
 pub trait Scorer: Clone + Send + Sync + 'static {
     const NAME: &'static str;
     fn check(&self, text: &str, stage: Stage) -> Decision;
+    /// Whether a finding stops the traffic (then a stream holds text until
+    /// it is judged).
+    fn blocks(&self) -> bool;
 }
 
 pub struct Scored<S>(pub S);
@@ -39,6 +42,7 @@ impl<S: Scorer> Policy for Scored<S> {
         let scorer = self.0.clone();
         Some(Box::new(ScoringGuard::new(
             S::NAME,
+            self.0.blocks(),
             Arc::new(move |t: &str| scorer.check(t, Stage::Response)),
         )))
     }

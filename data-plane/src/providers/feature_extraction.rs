@@ -20,7 +20,13 @@ use sluice_proto::pack::Target;
 pub fn url(spec: &Target, settings: &Settings) -> String {
     match target::base_url(spec) {
         Some(b) => b.to_string(),
-        None => target::serverless(spec, settings),
+        None => match settings.serverless() {
+            crate::settings::Serverless::Router(_) => format!(
+                "{}/pipeline/feature-extraction",
+                target::serverless_model(spec, settings)
+            ),
+            crate::settings::Serverless::Legacy(_) => target::serverless_model(spec, settings),
+        },
     }
 }
 

@@ -100,6 +100,14 @@ pub async fn post(
             req = req.bearer_auth(token.expose());
         }
         let remaining = deadline.saturating_duration_since(Instant::now());
+        if target.dedicated {
+            // Asks an endpoint scaled to zero to hold the request while it
+            // starts, for as long as this call may still take.
+            req = req.header(
+                "x-scale-up-timeout",
+                remaining.as_secs_f64().ceil().max(1.0).to_string(),
+            );
+        }
         let resp = match tokio::time::timeout(remaining, req.send()).await {
             Err(_) => return Err(timeout(target, "waiting for the response")),
             Ok(Err(e)) => return Err(transport_error(target, &e)),
@@ -137,8 +145,39 @@ pub async fn post(
                 target.spec.id
             )));
         }
+        if status == StatusCode::SERVICE_UNAVAILABLE && target.dedicated {
+            // An Inference Endpoint scaling up from zero answers a plain
+            // 503 until its first replica is ready.
+            let wait = retry_after(&headers)
+                .unwrap_or(SCALE_UP_POLL)
+                .min(MAX_LOADING_WAIT);
+            if Instant::now() + wait < deadline {
+                tracing::info!(target_id = %target.spec.id, wait_ms = wait.as_millis() as u64, "dedicated endpoint answered 503 (scaling up?); waiting");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            return Err(ApiError::Unavailable(format!(
+                "target '{}' answered 503 (a dedicated endpoint scaling up from zero answers so until it is ready) and the timeout would pass before it is; retry later or raise timeout_seconds / stream_timeout_seconds",
+                target.spec.id
+            )));
+        }
         return Err(status_error(target, status, &headers, &text));
     }
+}
+
+/// How often a dedicated endpoint answering 503 is asked again when it
+/// gives no `Retry-After`.
+const SCALE_UP_POLL: Duration = Duration::from_millis(500);
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let secs: f64 = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.max(0.05)))
 }
 
 /// `{"error": "... is currently loading", "estimated_time": 20.0}` → the wait.
@@ -196,6 +235,12 @@ pub fn status_error(
                 "target '{id}' rejected the gateway's credentials (HTTP 401): set or verify the token in environment variable {var}"
             ),
             code: "upstream_unauthorized",
+        },
+        402 => ApiError::UpstreamAuth {
+            message: format!(
+                "target '{id}' refused the request for billing (HTTP 402): the account that owns the token in {var} has no credits left with this provider; add credits or a payment method to that account (Hugging Face: Settings > Billing)"
+            ),
+            code: "upstream_payment_required",
         },
         403 => ApiError::UpstreamAuth {
             message: format!(

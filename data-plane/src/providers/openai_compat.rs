@@ -14,11 +14,12 @@ use super::target::{self, TargetRuntime};
 use super::{ChatReply, Completion, channel_stream, http, json_body};
 use crate::error::ApiError;
 use crate::openai::{ChatRequest, EmbeddingsRequest};
-use crate::settings::Settings;
+use crate::settings::{Serverless, Settings};
 use sluice_proto::pack::Target;
 
 /// Where an OpenAI-compatible target's chat and embeddings go. Rules: no
-/// `base_url`, the Hugging Face serverless model URL + `/v1/…`; a `base_url`
+/// `base_url`, the Hugging Face router's `/v1/…` (or, with the legacy
+/// layout, the serverless model URL + `/v1/…`); a `base_url`
 /// ending in `/chat/completions` is the chat URL itself; one ending in `/v1`
 /// gets `/chat/completions` or `/embeddings`; any other gets `/v1/…`.
 #[derive(Debug)]
@@ -30,13 +31,19 @@ pub struct Urls {
 impl Urls {
     pub fn new(spec: &Target, settings: &Settings) -> Urls {
         let (chat, embeddings) = match target::base_url(spec) {
-            None => {
-                let serverless = target::serverless(spec, settings);
-                (
-                    format!("{serverless}/v1/chat/completions"),
-                    format!("{serverless}/v1/embeddings"),
-                )
-            }
+            None => match settings.serverless() {
+                Serverless::Router(r) => (
+                    format!("{r}/v1/chat/completions"),
+                    format!("{r}/v1/embeddings"),
+                ),
+                Serverless::Legacy(_) => {
+                    let model = target::serverless_model(spec, settings);
+                    (
+                        format!("{model}/v1/chat/completions"),
+                        format!("{model}/v1/embeddings"),
+                    )
+                }
+            },
             Some(b) if b.ends_with("/chat/completions") => (
                 b.to_string(),
                 format!("{}/embeddings", b.trim_end_matches("/chat/completions")),
@@ -67,7 +74,11 @@ pub async fn chat(
     // Streams always ask for the usage chunk, so limits, metrics and the
     // audit count every stream; streaming.rs passes it on only to clients
     // that asked (`stream_options.include_usage`).
-    let client_model = std::mem::replace(&mut req.model, target.spec.model.clone());
+    let upstream_model = match &target.spec.hf_route {
+        Some(route) => format!("{}:{route}", target.spec.model),
+        None => target.spec.model.clone(),
+    };
+    let client_model = std::mem::replace(&mut req.model, upstream_model);
     let client_options = req.stream_options.clone();
     if req.stream {
         req.stream_options = Some(crate::openai::StreamOptions {

@@ -13,7 +13,7 @@ use sluice_proto::pack::{Protocol, Target};
 use super::{ChatReply, feature_extraction, openai_compat, tgi, worker};
 use crate::error::ApiError;
 use crate::openai::{ChatRequest, EmbeddingsRequest};
-use crate::settings::{Secret, Settings};
+use crate::settings::{Secret, Serverless, Settings};
 
 #[derive(Debug)]
 pub struct TargetRuntime {
@@ -21,6 +21,9 @@ pub struct TargetRuntime {
     pub token: Option<Secret>,
     /// Why the target cannot serve (missing secret, placeholder URL).
     pub unavailable: Option<String>,
+    /// A Hugging Face target with its own `base_url`: a dedicated Inference
+    /// Endpoint, which may be scaled to zero (see `http::post`).
+    pub dedicated: bool,
     pub upstream: Upstream,
 }
 
@@ -40,11 +43,13 @@ pub enum Upstream {
     Workers(Arc<worker::WorkerPool>),
 }
 
-/// The serverless URL of a target's model on the Hugging Face Inference
-/// API, which the HTTP protocols fall back to without a `base_url`.
-pub(super) fn serverless(spec: &Target, settings: &Settings) -> String {
-    let hf = settings.hf_inference_url.trim_end_matches('/');
-    format!("{hf}/models/{}", spec.model)
+/// The model's URL on the Hugging Face Inference API in the retired
+/// layout, or under the router's HF Inference provider.
+pub(super) fn serverless_model(spec: &Target, settings: &Settings) -> String {
+    match settings.serverless() {
+        Serverless::Legacy(hf) => format!("{hf}/models/{}", spec.model),
+        Serverless::Router(r) => format!("{r}/hf-inference/models/{}", spec.model),
+    }
 }
 
 /// The operator's `base_url` without a trailing slash.
@@ -71,6 +76,14 @@ impl TargetRuntime {
                 }
             },
         };
+        if matches!(spec.protocol, Protocol::TgiNative { .. })
+            && spec.base_url.is_none()
+            && matches!(settings.serverless(), Serverless::Router(_))
+        {
+            unavailable = Some(
+                "TGI's native API has no serverless route through the Hugging Face router; set base_url to your dedicated endpoint, or drop format/provider_type to use the router's OpenAI-compatible chat".into(),
+            );
+        }
         if let Some(ph) = spec.base_url_placeholder() {
             unavailable = Some(format!(
                 "base_url still holds the placeholder {ph}; replace it with your endpoint's value"
@@ -102,7 +115,11 @@ impl TargetRuntime {
                 Upstream::Workers(Arc::new(worker::WorkerPool::new(&spec.id, workers, tls)))
             }
         };
+        let dedicated = spec.family == sluice_proto::pack::Family::HuggingFace
+            && spec.base_url.is_some()
+            && !matches!(spec.protocol, Protocol::Worker { .. });
         Ok(TargetRuntime {
+            dedicated,
             spec,
             token,
             unavailable,

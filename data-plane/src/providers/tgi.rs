@@ -77,7 +77,7 @@ impl Native {
         settings: &Settings,
     ) -> Result<Native, String> {
         let root = match target::base_url(spec) {
-            None => target::serverless(spec, settings),
+            None => target::serverless_model(spec, settings),
             Some(b) => b
                 .trim_end_matches("/chat/completions")
                 .trim_end_matches("/v1")
@@ -102,6 +102,7 @@ pub async fn chat(
     native: &Native,
     req: &ChatRequest,
 ) -> Result<ChatReply, ApiError> {
+    req.plain_text_only("TGI-native targets (format: huggingface)")?;
     let prompt = native.template.render(&req.messages).map_err(|e| {
         ApiError::BadRequest(format!(
             "target '{}': the chat template refused these messages: {e}",

@@ -60,6 +60,10 @@ pub struct Target {
     /// Only this target's own list is followed (a fallback's fallbacks are
     /// not), so a list can never loop.
     pub fallbacks: Vec<String>,
+    /// The Hugging Face router's provider choice written after the model
+    /// (`huggingface:chat:org/model:fastest`): a provider name, `fastest`
+    /// or `cheapest`, sent as `model:choice`.
+    pub hf_route: Option<String>,
     /// What a million tokens cost here, for cost budgets.
     pub pricing: Option<super::budgets::Pricing>,
     pub mark: Mark,
@@ -219,6 +223,25 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
         );
         return None;
     };
+    // `org/model:provider` (the router's suffix): model ids have no ':'.
+    let (provider_model, hf_route) = match provider_model {
+        Some(m) if family == Family::HuggingFace && m.contains(':') => {
+            let (model, route) = m.split_once(':').unwrap_or((&m, ""));
+            if route.is_empty()
+                || !route
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                d.error(
+                    &provider_path,
+                    provider_mark,
+                    format!("'{route}' after the model is not a provider choice: write a provider name, fastest or cheapest (huggingface:chat:ORG/MODEL:fastest)"),
+                );
+            }
+            (Some(model.to_string()), Some(route.to_string()))
+        }
+        other => (other, None),
+    };
     if provider_model.as_deref() == Some("") {
         d.error(
             &provider_path,
@@ -279,6 +302,26 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
         );
     }
     let tgi = family == Family::HuggingFace && hf_translate;
+    if tgi && let Some(route) = &hf_route {
+        d.error(
+            &provider_path,
+            provider_mark,
+            format!("the provider choice ':{route}' applies to the router's OpenAI-compatible chat; TGI-native targets (format: huggingface) take none"),
+        );
+    }
+    if !tgi
+        && base_url.is_some()
+        && let Some(route) = &hf_route
+    {
+        // A dedicated endpoint serves one model; only the router reads
+        // the suffix, so it is most likely left over from a serverless
+        // target.
+        d.warn(
+            &provider_path,
+            provider_mark,
+            format!("the provider choice ':{route}' is read by the Hugging Face router only; with base_url the endpoint receives the model as '{model}:{route}'"),
+        );
+    }
     if chat_template.is_some() && !tgi {
         d.warn(
             &format!("{path}.chat_template"),
@@ -349,6 +392,7 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
         stream_timeout: Duration::from_secs_f64(stream_timeout),
         retries,
         fallbacks,
+        hf_route,
         pricing,
         mark: node.mark,
     };

@@ -381,3 +381,51 @@ fn group_members_and_fallbacks_are_checked_against_the_targets() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn router_provider_choice_is_split_from_the_model() {
+    let pack = |provider: &str, extra: &str| {
+        format!(
+            "pack:\n  name: t\nproviders:\n  targets:\n    - id: a\n      provider: {provider}\n      secret_key_ref: {{env: HF_API_TOKEN}}\n{extra}"
+        )
+    };
+    let loaded = load(&pack("huggingface:chat:org/m:fastest", "")).unwrap();
+    let t = loaded.pack.target("a").unwrap();
+    assert_eq!(t.model, "org/m");
+    assert_eq!(t.hf_route.as_deref(), Some("fastest"));
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+
+    // On a dedicated endpoint the suffix goes nowhere useful: a warning.
+    let loaded = load(&pack(
+        "huggingface:chat:org/m:together",
+        "      base_url: https://e.example/v1\n",
+    ))
+    .unwrap();
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.path == "providers.targets[0].provider"
+                && w.message.contains("'org/m:together'")),
+        "{:?}",
+        loaded.warnings
+    );
+
+    let errs = errors(&pack("'huggingface:chat:org/m:'", ""));
+    assert!(
+        errs.iter()
+            .any(|e| e.path == "providers.targets[0].provider"
+                && e.message.contains("not a provider choice")),
+        "{errs:?}"
+    );
+    let errs = errors(&pack(
+        "huggingface:chat:org/m:fastest",
+        "      format: huggingface\n      provider_type: huggingface\n      base_url: https://e.example\n",
+    ));
+    assert!(
+        errs.iter().any(|e| e
+            .message
+            .contains("TGI-native targets (format: huggingface) take none")),
+        "{errs:?}"
+    );
+}

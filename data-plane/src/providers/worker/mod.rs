@@ -76,16 +76,7 @@ fn client_error(target: &str, s: &Status) -> ApiError {
 }
 
 fn generate_request(req: &ChatRequest, request_id: &str) -> Result<GenerateRequest, ApiError> {
-    for (key, what) in [("tools", "tools"), ("response_format", "response_format")] {
-        if req.extra.get(key).is_some_and(|v| !v.is_null()) {
-            return Err(ApiError::InvalidParam {
-                message: format!(
-                    "{what} is not supported by local-model targets (sluice-worker generates plain text)"
-                ),
-                param: "messages",
-            });
-        }
-    }
+    req.plain_text_only("local-model targets (sluice-worker)")?;
     Ok(GenerateRequest {
         request_id: request_id.to_string(),
         messages: req

@@ -8,12 +8,11 @@
 //! request id) is ignored, so storage is exactly once.
 
 use serde_json::{Map, Value};
-use sluice_proto::audit_chain::{self, GENESIS};
+use sluice_proto::audit_chain::{self, GENESIS, Shipped};
 use sluice_proto::wire::audit_service_server::AuditService;
 use sluice_proto::wire::{AuditAck, AuditBatch};
 use sqlx::{PgPool, Postgres, Transaction};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tonic::{Request, Response, Status};
 
 /// Largest batch accepted; gateways send at most 256 records per batch.
@@ -24,53 +23,8 @@ pub struct Ingest {
     pub auth: std::sync::Arc<crate::gateway_auth::GatewayAuth>,
 }
 
-/// One record, checked and with the columns the query API filters on.
-#[derive(Debug)]
-struct Incoming {
-    /// The de-duplication key: the id the gateway minted for the record
-    /// (`record_id`), or, for records from gateways older than that field,
-    /// the request id.
-    record_id: String,
-    request_id: String,
-    time: OffsetDateTime,
-    record: Map<String, Value>,
-}
-
-fn parse(i: usize, text: &str) -> Result<Incoming, Status> {
-    let bad = |why: &str| Status::invalid_argument(format!("records[{i}]: {why}"));
-    let Ok(Value::Object(mut record)) = serde_json::from_str::<Value>(text) else {
-        return Err(bad("not a JSON object"));
-    };
-    let request_id = record
-        .get("request_id")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty() && s.len() <= 200)
-        .ok_or_else(|| bad("missing request_id"))?
-        .to_string();
-    let record_id = match record.get("record_id") {
-        None => request_id.clone(),
-        Some(v) => v
-            .as_str()
-            .filter(|s| !s.is_empty() && s.len() <= 200)
-            .ok_or_else(|| bad("record_id must be a string of 1–200 characters"))?
-            .to_string(),
-    };
-    let time = record
-        .get("time")
-        .and_then(Value::as_str)
-        .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
-        .ok_or_else(|| bad("missing or non-RFC 3339 time"))?;
-    // The gateway's own chain fields (if it chains locally) are replaced by
-    // this chain's.
-    for k in ["seq", "prev_hash", "hash"] {
-        record.remove(k);
-    }
-    Ok(Incoming {
-        record_id,
-        request_id,
-        time,
-        record,
-    })
+fn parse(i: usize, text: &str) -> Result<Shipped, Status> {
+    Shipped::parse(text).map_err(|why| Status::invalid_argument(format!("records[{i}]: {why}")))
 }
 
 /// The strongest outcome among the record's policy decisions.
@@ -136,11 +90,7 @@ impl AuditService for Ingest {
     }
 }
 
-async fn store(
-    pool: &PgPool,
-    chain: &str,
-    records: Vec<Incoming>,
-) -> Result<AuditAck, sqlx::Error> {
+async fn store(pool: &PgPool, chain: &str, records: Vec<Shipped>) -> Result<AuditAck, sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("INSERT INTO audit_chain_heads (chain) VALUES ($1) ON CONFLICT DO NOTHING")
         .bind(chain)
@@ -178,7 +128,7 @@ async fn insert(
     chain: &str,
     seq: i64,
     prev: &str,
-    mut r: Incoming,
+    mut r: Shipped,
 ) -> Result<Option<String>, sqlx::Error> {
     let day = r.time.date();
     sqlx::query("SELECT sluice_audit_partition($1)")

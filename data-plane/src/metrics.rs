@@ -78,6 +78,7 @@ pub struct Metrics {
     pub upstream_status: Family<StatusLabels, Counter>,
     pub config_generation: Gauge,
     pub audit_dropped: Counter,
+    pub audit_quarantined: Counter,
     pub limit_store_unavailable: Family<StoreLabels, Counter>,
     pub ejections: Family<GroupLabels, Counter>,
     pub budget_spent: Family<BudgetLabels, FloatGauge>,
@@ -113,6 +114,7 @@ impl Metrics {
             upstream_status: Family::default(),
             config_generation: Gauge::default(),
             audit_dropped: Counter::default(),
+            audit_quarantined: Counter::default(),
             limit_store_unavailable: Family::default(),
             ejections: Family::default(),
             budget_spent: Family::default(),
@@ -174,6 +176,11 @@ impl Metrics {
             "sluice_audit_dropped_records",
             "Audit records not kept because the sink was full (on_failure: fail_open)",
             m.audit_dropped.clone(),
+        );
+        registry.register(
+            "sluice_audit_quarantined_records",
+            "Spooled audit records the control plane would refuse (torn or oversized), set aside in quarantine.jsonl",
+            m.audit_quarantined.clone(),
         );
         registry.register(
             "sluice_limit_store_unavailable",

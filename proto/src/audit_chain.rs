@@ -214,3 +214,67 @@ mod tests {
         assert!(check(&tampered).unwrap_err().contains("altered"));
     }
 }
+
+/// Largest audit record a gateway ships (bytes of its JSON line): half the
+/// gRPC message limit, so one record always fits in a batch.
+pub const MAX_SHIPPED_RECORD_BYTES: usize = crate::wire::MAX_MESSAGE_BYTES / 2;
+
+/// One audit record as the control plane stores it: checked, with the
+/// columns its query API filters on. Gateways run the same check before
+/// shipping, so a record the control plane would refuse is set aside
+/// instead of blocking every record behind it.
+#[derive(Debug)]
+pub struct Shipped {
+    /// The de-duplication key: the id the gateway minted for the record
+    /// (`record_id`), or, for records from gateways older than that field,
+    /// the request id.
+    pub record_id: String,
+    pub request_id: String,
+    pub time: time::OffsetDateTime,
+    /// The record without the gateway's own chain fields (`seq`,
+    /// `prev_hash`, `hash`), which the control plane's chain replaces.
+    pub record: Map<String, Value>,
+}
+
+impl Shipped {
+    pub fn parse(text: &str) -> Result<Shipped, String> {
+        if text.len() > MAX_SHIPPED_RECORD_BYTES {
+            return Err(format!(
+                "{} bytes, over the {MAX_SHIPPED_RECORD_BYTES}-byte limit for one record",
+                text.len()
+            ));
+        }
+        let Ok(Value::Object(mut record)) = serde_json::from_str::<Value>(text) else {
+            return Err("not a JSON object".into());
+        };
+        let id = |v: &Value| {
+            v.as_str()
+                .filter(|s| !s.is_empty() && s.len() <= 200)
+                .map(str::to_string)
+        };
+        let request_id = record
+            .get("request_id")
+            .and_then(id)
+            .ok_or("missing request_id")?;
+        let record_id = match record.get("record_id") {
+            None => request_id.clone(),
+            Some(v) => id(v).ok_or("record_id must be a string of 1–200 characters")?,
+        };
+        let time = record
+            .get("time")
+            .and_then(Value::as_str)
+            .and_then(|t| {
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .ok_or("missing or non-RFC 3339 time")?;
+        for k in ["seq", "prev_hash", "hash"] {
+            record.remove(k);
+        }
+        Ok(Shipped {
+            record_id,
+            request_id,
+            time,
+            record,
+        })
+    }
+}

@@ -658,3 +658,48 @@ async fn stream_overhead_excludes_the_time_spent_waiting_for_the_upstream() {
         "overhead {overhead} ms counts upstream waits: {records:?}"
     );
 }
+
+/// `queue_capacity` bounds records waiting for the writer, not requests in
+/// flight: streams held open longer than the queue is deep must not make
+/// other clients get 503 (they did while a stream held its queue place).
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_streams_do_not_fill_the_audit_queue() {
+    let up = Upstream::start().await;
+    let dir = sluice_e2e::tempdir::TempDir::new();
+    let audit = dir.path().join("audit");
+    let pack = format!(
+        "policies:\n  chain: [audit-logger]\n  policy:\n    audit-logger:\n      path: {}\n      queue_capacity: 2\n      on_failure: fail_closed\nproviders:\n  targets:\n    - id: slow\n      provider: openai:org/slow\n      base_url: {}/v1\n    - id: fast\n      provider: openai:org/fast\n      base_url: {}/v1\n",
+        audit.display(),
+        up.base("slowstream"),
+        up.base("ok")
+    );
+    let gw = Gateway::start(&pack);
+    let client = reqwest::Client::new();
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        let mut resp = client
+            .post(gw.url("/v1/chat/completions"))
+            .json(&json!({"model": "slow", "stream": true, "messages": [{"role": "user", "content": "Tell me a story."}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.chunk().await.unwrap().expect("a first event");
+        open.push(resp);
+    }
+    // Four streams are open on a queue of two: a fifth request is served.
+    let resp = client
+        .post(gw.url("/v1/chat/completions"))
+        .json(&json!({"model": "fast", "messages": [{"role": "user", "content": "Hi there"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    // Every stream still ends with its record: nothing was dropped.
+    for resp in open {
+        let events = sluice_e2e::sse_events(resp).await;
+        assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    }
+    let records = sluice_e2e::wait_audit_records(&audit, 5).await;
+    assert_eq!(records.len(), 5, "{records:?}");
+}

@@ -1,9 +1,11 @@
-//! `audit-logger`: one record per request, written by a background task
-//! behind a bounded queue. A request reserves its queue slot before any
-//! work is done, so when the sink cannot keep up the operator's
-//! `on_failure` decides up front: `fail_closed` answers 503, `fail_open`
-//! serves the request and counts the record it could not keep. Nothing is
-//! dropped silently.
+//! `audit-logger`: one record per request, written by a background thread
+//! behind a queue of `queue_capacity` records. A request is admitted
+//! before any work is done, against the records still waiting for the
+//! writer (not against requests in flight, so slow streams do not crowd
+//! anyone out): when the sink cannot keep up the operator's `on_failure`
+//! decides up front — `fail_closed` answers 503, `fail_open` serves the
+//! request and counts the record it could not keep. An admitted request's
+//! record is always queued. Nothing is dropped silently.
 //!
 //! With `immutable: true` records form a hash chain ([`chain`]); `sluice-gateway
 //! audit verify` walks it ([`verify`]).
@@ -20,7 +22,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 use serde_json::Value;
 use sluice_proto::pack::policies::{AuditDestination, AuditLogger as Config, OnFailure};
-use tokio::sync::mpsc;
 
 use crate::error::ApiError;
 use crate::openai::Usage;
@@ -74,17 +75,19 @@ pub struct Record {
 /// versions writing to the same directory share one sink (and one chain).
 pub struct Auditor {
     cfg: Config,
-    tx: mpsc::Sender<Value>,
     sink: Arc<Sink>,
 }
 
-/// A reserved place in the queue; dropping it unused frees it.
-pub struct Slot(Option<mpsc::OwnedPermit<Value>>);
+/// Admission to the audit log: the request's record will be queued.
+pub struct Slot {
+    admitted: bool,
+}
 
 impl Slot {
-    /// No place was free and fail_open let the request through without one.
+    /// The queue was full and fail_open let the request through without a
+    /// record.
     pub fn is_dropped(&self) -> bool {
-        self.0.is_none()
+        !self.admitted
     }
 }
 
@@ -102,23 +105,23 @@ impl Auditor {
         }
         Ok(Auditor {
             cfg: cfg.clone(),
-            tx: sink.sender(),
             sink,
         })
     }
 
-    /// Reserves a queue slot for this request's record.
+    /// Admits this request's record, or lets `on_failure` decide when
+    /// `queue_capacity` records are already waiting for the writer.
     pub fn admit(&self) -> Result<Slot, ApiError> {
-        match self.tx.clone().try_reserve_owned() {
-            Ok(permit) => Ok(Slot(Some(permit))),
-            Err(_) => match self.cfg.on_failure {
+        match self.sink.pending() < self.sink.capacity {
+            true => Ok(Slot { admitted: true }),
+            false => match self.cfg.on_failure {
                 OnFailure::FailClosed => Err(ApiError::Unavailable(
                     "the audit log cannot keep up or is unavailable, and audit-logger.on_failure is fail_closed; retry later".into(),
                 )),
                 OnFailure::FailOpen => {
                     let n = self.sink.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                     tracing::error!(dropped_total = n, "audit queue full: serving without an audit record (on_failure: fail_open)");
-                    Ok(Slot(None))
+                    Ok(Slot { admitted: false })
                 }
             },
         }
@@ -126,10 +129,12 @@ impl Auditor {
 
     /// Writes the record (shaped by the include_* settings) into its slot.
     pub fn record(&self, slot: Slot, mut record: Record, decisions: &[Decision]) {
-        let Some(permit) = slot.0 else { return };
+        if !slot.admitted {
+            return;
+        }
         let notable = decisions.iter().any(|d| d.outcome != Outcome::Pass) || record.status >= 400;
         if !self.cfg.log_all_access && !notable {
-            return; // permit dropped: the slot is freed
+            return;
         }
         // The bodies are moved into the record's map, not copied through
         // the serialiser (serialising a `Value` into a `Value` clones it).
@@ -149,8 +154,7 @@ impl Auditor {
                 if let Some(v) = response {
                     map.insert("response".into(), v);
                 }
-                self.sink.queued.fetch_add(1, Ordering::SeqCst);
-                permit.send(Value::Object(map));
+                self.sink.send(Value::Object(map));
             }
             Ok(_) => tracing::error!("audit record did not encode as an object"),
             Err(e) => tracing::error!(error = %e, "audit record could not be encoded"),

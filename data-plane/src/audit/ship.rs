@@ -7,12 +7,13 @@
 //! means a resend, never a loss; the control plane ignores resent records.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use sluice_proto::audit_chain::Shipped;
 use sluice_proto::backoff::Backoff;
 use sluice_proto::wire::AuditBatch;
 use sluice_proto::wire::audit_service_client::AuditServiceClient;
@@ -22,6 +23,9 @@ use super::sink;
 use crate::settings::{ControlPlaneLink, authorized, connect};
 
 const CURSOR: &str = "ship-cursor.json";
+/// Where records that cannot be shipped are kept (not an `audit-*.jsonl`
+/// name, so neither the shipper nor retention touches it).
+const QUARANTINE: &str = "quarantine.jsonl";
 const BATCH_RECORDS: usize = 256;
 const BATCH_BYTES: usize = 1 << 20;
 
@@ -100,18 +104,18 @@ async fn ship_once(
     };
     let (records, consumed) =
         read_batch(path, offset).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let records = set_aside_unshippable(dir, records)
+        .map_err(|e| format!("writing {}: {e}", dir.join(QUARANTINE).display()))?;
+    if records.is_empty() && consumed > 0 {
+        // Only set-aside lines: move past them.
+        advance(dir, name(path), offset + consumed)?;
+        return Ok(true);
+    }
     if records.is_empty() {
         if i + 1 < files.len() {
             // A newer day exists, so the writer is done with this file.
             std::fs::remove_file(path).map_err(|e| format!("removing {}: {e}", path.display()))?;
-            write_cursor(
-                dir,
-                &Cursor {
-                    file: name(&files[i + 1]),
-                    offset: 0,
-                },
-            )
-            .map_err(|e| format!("writing the cursor: {e}"))?;
+            advance(dir, name(&files[i + 1]), 0)?;
             return Ok(true);
         }
         return Ok(false);
@@ -137,14 +141,7 @@ async fn ship_once(
         .await
         .map_err(|s| format!("control plane refused the batch: {}", s.message()))?
         .into_inner();
-    write_cursor(
-        dir,
-        &Cursor {
-            file: name(path),
-            offset: offset + consumed,
-        },
-    )
-    .map_err(|e| format!("writing the cursor: {e}"))?;
+    advance(dir, name(path), offset + consumed)?;
     tracing::debug!(
         records = n,
         stored = ack.stored,
@@ -152,6 +149,31 @@ async fn ship_once(
         "audit batch shipped"
     );
     Ok(true)
+}
+
+/// Records the control plane would refuse (a line torn by a crash, an
+/// oversized record) go to `quarantine.jsonl` in the spool, with the
+/// reason, instead of blocking every later record; each is logged and
+/// counted. They are kept, never deleted, for an operator to inspect.
+fn set_aside_unshippable(dir: &Path, records: Vec<String>) -> std::io::Result<Vec<String>> {
+    let mut keep = Vec::with_capacity(records.len());
+    for text in records {
+        match Shipped::parse(&text) {
+            Ok(_) => keep.push(text),
+            Err(why) => {
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join(QUARANTINE))?;
+                let entry = serde_json::json!({"reason": why, "line": text});
+                writeln!(f, "{entry}")?;
+                f.sync_all()?;
+                crate::metrics::get().audit_quarantined.inc();
+                tracing::error!(dir = %dir.display(), reason = %why, "an audit record the control plane would refuse was set aside in {QUARANTINE}");
+            }
+        }
+    }
+    Ok(keep)
 }
 
 /// Up to a batch of whole lines from `offset`; a line still being written
@@ -176,6 +198,10 @@ fn read_batch(path: &Path, offset: u64) -> std::io::Result<(Vec<String>, u64)> {
         }
     }
     Ok((records, consumed))
+}
+
+fn advance(dir: &Path, file: String, offset: u64) -> Result<(), String> {
+    write_cursor(dir, &Cursor { file, offset }).map_err(|e| format!("writing the cursor: {e}"))
 }
 
 fn read_cursor(dir: &Path) -> Cursor {
@@ -213,6 +239,47 @@ mod tests {
         };
         write_cursor(&dir, &c).unwrap();
         assert_eq!(read_cursor(&dir), c);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_torn_or_oversized_line_is_set_aside_and_the_rest_still_ships() {
+        let dir = std::env::temp_dir().join(format!("sluice-ship-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = |id: &str| {
+            serde_json::json!({"request_id": id, "record_id": format!("rec-{id}"),
+                "time": "2026-12-04T10:00:00Z", "seq": 1, "prev_hash": "0", "hash": "0"})
+            .to_string()
+        };
+        let huge = format!(
+            "{{\"request_id\":\"x\",\"pad\":\"{}\"}}",
+            "a".repeat(sluice_proto::audit_chain::MAX_SHIPPED_RECORD_BYTES)
+        );
+        let lines = vec![
+            good("a"),
+            "{\"request_id\":\"tor".to_string(),
+            huge,
+            good("b"),
+        ];
+        let kept = set_aside_unshippable(&dir, lines).unwrap();
+        assert_eq!(kept, vec![good("a"), good("b")]);
+        let quarantine = std::fs::read_to_string(dir.join(QUARANTINE)).unwrap();
+        let entries: Vec<serde_json::Value> = quarantine
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(entries.len(), 2, "{quarantine}");
+        assert_eq!(entries[0]["line"], "{\"request_id\":\"tor");
+        assert!(
+            entries[0]["reason"].as_str().unwrap().contains("JSON"),
+            "{}",
+            entries[0]["reason"]
+        );
+        assert!(
+            entries[1]["reason"].as_str().unwrap().contains("bytes"),
+            "{}",
+            entries[1]["reason"]
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

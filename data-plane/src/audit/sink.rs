@@ -30,7 +30,14 @@ struct Settings {
 }
 
 pub struct Sink {
-    tx: mpsc::Sender<Value>,
+    // Unbounded: a request admitted while the queue had room always gets
+    // its record written (lossless), however long it then streams. The
+    // bound is applied at admission against `pending()`, so the queue
+    // holds at most `capacity` plus the requests in flight.
+    tx: mpsc::UnboundedSender<Value>,
+    /// `queue_capacity`: records waiting for the writer before admission
+    /// says no.
+    pub(super) capacity: u64,
     settings: Arc<Mutex<Settings>>,
     pub(super) dropped: Counter,
     /// Records handed to the writer, and records it has written: equal
@@ -66,7 +73,7 @@ impl Sink {
             return Ok(sink);
         }
         let head = recover(&dir)?;
-        let (tx, rx) = mpsc::channel(cfg.queue_capacity);
+        let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Mutex::new(settings));
         let written = Arc::new(Counter::new(0));
         let writer = Writer {
@@ -77,12 +84,14 @@ impl Sink {
             day: String::new(),
             file: None,
             disk_bytes: 0,
+            repair: None,
         };
         std::thread::Builder::new()
             .name("sluice-audit".into())
             .spawn(move || writer.run(rx))?;
         let sink = Arc::new(Sink {
             tx,
+            capacity: cfg.queue_capacity as u64,
             settings: shared,
             dropped: Counter::new(0),
             queued: Counter::new(0),
@@ -92,8 +101,22 @@ impl Sink {
         Ok(sink)
     }
 
-    pub fn sender(&self) -> mpsc::Sender<Value> {
-        self.tx.clone()
+    /// Queues one record for the writer (never blocks, never drops:
+    /// admission bounded the queue already).
+    pub(super) fn send(&self, record: Value) {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        if self.tx.send(record).is_err() {
+            // The writer thread is gone (it only ends with the process).
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("audit writer has stopped; record lost");
+        }
+    }
+
+    /// Records handed over and not yet written.
+    pub(super) fn pending(&self) -> u64 {
+        self.queued
+            .load(Ordering::SeqCst)
+            .saturating_sub(self.written.load(Ordering::SeqCst))
     }
 
     /// Waits until every record queued so far is written, or `timeout`.
@@ -138,10 +161,12 @@ struct Writer {
     file: Option<File>,
     /// Bytes in the directory's audit files.
     disk_bytes: u64,
+    /// A file and the length to cut it back to (a failed write's remains).
+    repair: Option<(PathBuf, u64)>,
 }
 
 impl Writer {
-    fn run(mut self, mut rx: mpsc::Receiver<Value>) {
+    fn run(mut self, mut rx: mpsc::UnboundedReceiver<Value>) {
         while let Some(first) = rx.blocking_recv() {
             let mut batch = vec![first];
             while batch.len() < BATCH {
@@ -203,6 +228,18 @@ impl Writer {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        // A partial write that could not be cut back is cut before
+        // anything else goes into the directory.
+        if let Some((path, len)) = self.repair.take() {
+            let cut = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_len(len));
+            if let Err(e) = cut {
+                self.repair = Some((path, len));
+                return Err(e);
+            }
+        }
         let day = today();
         if day != self.day || self.file.is_none() {
             if let Some(days) = settings.retention_days {
@@ -234,10 +271,49 @@ impl Writer {
             )));
         }
         let file = self.file.as_mut().expect("opened above");
-        file.write_all(out)?;
-        file.flush()?;
+        if let Err((e, cut_to)) = append_whole(file, out) {
+            if let Some(len) = cut_to {
+                self.repair = Some((self.dir.join(format!("audit-{}.jsonl", self.day)), len));
+                self.file = None;
+            }
+            return Err(e);
+        }
         self.disk_bytes += out.len() as u64;
         Ok(())
+    }
+}
+
+/// A file the writer appends to, as far as [`append_whole`] needs it.
+trait Append: Write {
+    fn len(&self) -> std::io::Result<u64>;
+    fn truncate(&mut self, len: u64) -> std::io::Result<()>;
+}
+
+impl Append for File {
+    fn len(&self) -> std::io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+    fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+        self.set_len(len)
+    }
+}
+
+/// Appends the whole batch or nothing. A write that fails part-way (a full
+/// disk takes what fits) is cut back to where it began: otherwise the
+/// retry would follow a torn line and write the batch's first records
+/// twice, breaking the chain. If even the cut fails, the error carries the
+/// length to cut back to before anything else is written.
+fn append_whole(file: &mut impl Append, out: &[u8]) -> Result<(), (std::io::Error, Option<u64>)> {
+    let start = file.len().map_err(|e| (e, None))?;
+    let Err(e) = file.write_all(out).and_then(|()| file.flush()) else {
+        return Ok(());
+    };
+    match file.truncate(start) {
+        Ok(()) => Err((e, None)),
+        Err(cut) => Err((
+            std::io::Error::other(format!("{e}; cutting the partial write back failed: {cut}")),
+            Some(start),
+        )),
     }
 }
 
@@ -408,6 +484,68 @@ pub(super) mod tests {
                 .is_none()
         );
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A disk that takes `room` more bytes, then fails like a full one.
+    struct FullDisk {
+        data: Vec<u8>,
+        room: usize,
+        cut_fails: bool,
+    }
+
+    impl Write for FullDisk {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.room == 0 {
+                return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            let n = buf.len().min(self.room);
+            self.data.extend_from_slice(&buf[..n]);
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Append for FullDisk {
+        fn len(&self) -> std::io::Result<u64> {
+            Ok(self.data.len() as u64)
+        }
+        fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+            if self.cut_fails {
+                return Err(std::io::Error::other("read-only"));
+            }
+            self.data.truncate(len as usize);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_partial_write_on_a_full_disk_leaves_no_torn_or_doubled_records() {
+        let mut disk = FullDisk {
+            data: b"{\"seq\":1}\n".to_vec(),
+            room: 15,
+            cut_fails: false,
+        };
+        let batch = b"{\"seq\":2}\n{\"seq\":3}\n";
+        let (e, cut_to) = append_whole(&mut disk, batch).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(28));
+        assert_eq!(cut_to, None);
+        assert_eq!(disk.data, b"{\"seq\":1}\n", "the partial batch is cut back");
+        // Space freed: the retry writes the batch exactly once.
+        disk.room = 1 << 10;
+        append_whole(&mut disk, batch).unwrap();
+        assert_eq!(disk.data, b"{\"seq\":1}\n{\"seq\":2}\n{\"seq\":3}\n");
+
+        // When the cut itself fails, the caller learns where to cut to.
+        let mut disk = FullDisk {
+            data: b"{\"seq\":1}\n".to_vec(),
+            room: 4,
+            cut_fails: true,
+        };
+        let (_, cut_to) = append_whole(&mut disk, batch).unwrap_err();
+        assert_eq!(cut_to, Some(10));
     }
 
     #[test]

@@ -320,6 +320,7 @@ mod tests {
             control_plane: None,
             worker_tls: None,
             metrics_token_file: None,
+            allow: Default::default(),
         };
         let store = ConfigStore::empty(settings.clone());
         assert!(load_cache(&opts, &store));

@@ -260,6 +260,7 @@ mod tests {
             control_plane: None,
             worker_tls: None,
             metrics_token_file: None,
+            allow: Default::default(),
         };
         let targets: Vec<Arc<TargetRuntime>> = pack
             .targets

@@ -32,6 +32,7 @@
 //!
 //! [`run`] takes a pre-bound listener so tests can use free ports.
 
+pub mod allow;
 pub mod audit;
 mod config;
 pub mod control;

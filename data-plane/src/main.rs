@@ -69,6 +69,25 @@ struct RunArgs {
     /// `Authorization: Bearer <token>` (re-read at every scrape).
     #[arg(long, env = "SLUICE_METRICS_TOKEN_FILE")]
     metrics_token_file: Option<PathBuf>,
+    /// Environment variables packs may read (target secrets, client keys,
+    /// the limit store's URL): comma-separated names or globs (`*_API_KEY`).
+    /// Unset: in control-plane mode HF_TOKEN, HF_API_TOKEN,
+    /// HUGGING_FACE_HUB_TOKEN, *_API_KEY, *_API_TOKEN but never SLUICE_*;
+    /// standalone, any.
+    #[arg(long, env = "SLUICE_ALLOWED_SECRET_ENV", value_delimiter = ',')]
+    allowed_secret_env: Option<Vec<String>>,
+    /// Hosts (globs: `*.example.com`) that targets with a base_url may use.
+    /// Unset: in control-plane mode, targets that carry a secret may go only
+    /// to router.huggingface.co, api-inference.huggingface.co,
+    /// *.endpoints.huggingface.cloud, api.openai.com and the hosts of
+    /// --hf-router-url / --hf-inference-url; standalone, anywhere.
+    #[arg(long, env = "SLUICE_ALLOWED_UPSTREAM_HOSTS", value_delimiter = ',')]
+    allowed_upstream_hosts: Option<Vec<String>>,
+    /// Directory that audit-logger paths must lie in (relative paths are
+    /// taken inside it). Unset: /var/lib/sluice/audit in control-plane
+    /// mode; standalone, anywhere.
+    #[arg(long, env = "SLUICE_AUDIT_ROOT")]
+    audit_root: Option<PathBuf>,
     /// Log format. The filter comes from RUST_LOG (default info).
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -248,14 +267,27 @@ fn options(args: RunArgs) -> Result<gateway::Options, String> {
         Source::ControlPlane(o) => Some(o.link.clone()),
         Source::File(_) => None,
     };
+    let hf_inference_url = args.hf_inference_url.filter(|u| !u.trim().is_empty());
+    let mut operator_hosts = vec![args.hf_router_url.as_str()];
+    operator_hosts.extend(hf_inference_url.as_deref());
+    let allow = sluice_data_plane::allow::Allow::new(
+        sluice_data_plane::allow::AllowArgs {
+            secret_env: args.allowed_secret_env,
+            upstream_hosts: args.allowed_upstream_hosts,
+            audit_root: args.audit_root,
+        },
+        control_plane.is_some(),
+        &operator_hosts,
+    )?;
     Ok(gateway::Options {
         source,
         settings: Settings {
             hf_router_url: args.hf_router_url,
-            hf_inference_url: args.hf_inference_url.filter(|u| !u.trim().is_empty()),
+            hf_inference_url,
             control_plane,
             worker_tls,
             metrics_token_file: args.metrics_token_file,
+            allow,
         },
         tls: args
             .tls_cert

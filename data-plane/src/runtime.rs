@@ -44,6 +44,10 @@ impl Runtime {
     /// down; only an audit log that cannot be opened fails the build (a
     /// version that cannot audit must not serve).
     pub fn build(pack: Pack, settings: &Settings, generation: u64) -> Result<Self, String> {
+        let refused = settings.allow.check(&pack);
+        if !refused.is_empty() {
+            return Err(refused.join("; "));
+        }
         let targets: Vec<Arc<TargetRuntime>> = pack
             .targets
             .iter()
@@ -90,7 +94,12 @@ impl Runtime {
                 _ => None,
             })
             .map(|cfg| {
-                crate::audit::Auditor::new(cfg, settings.control_plane.as_ref()).map(Arc::new).map_err(|e| {
+                // Checked above: inside the operator's audit root, if any.
+                let mut cfg = cfg.clone();
+                if let Ok(Some(path)) = settings.allow.audit_path(&pack) {
+                    cfg.path = path.to_string_lossy().into_owned();
+                }
+                crate::audit::Auditor::new(&cfg, settings.control_plane.as_ref()).map(Arc::new).map_err(|e| {
                     format!(
                         "policies.policy.audit-logger.path: cannot open audit directory '{}': {e}",
                         cfg.path
@@ -302,6 +311,7 @@ mod tests {
                 control_plane: None,
                 worker_tls: None,
                 metrics_token_file: None,
+                allow: Default::default(),
             },
             1,
         )
@@ -329,6 +339,7 @@ mod tests {
             control_plane: None,
             worker_tls: None,
             metrics_token_file: None,
+            allow: Default::default(),
         };
         let rt = Runtime::build(pack.clone(), &settings, 1).unwrap();
         let bearer = |k: &str| {
@@ -402,6 +413,7 @@ mod tests {
             control_plane: None,
             worker_tls: None,
             metrics_token_file: None,
+            allow: Default::default(),
         };
         let rt = Runtime::build(pack, &settings, 1).unwrap();
         assert_eq!(

@@ -1,7 +1,8 @@
 //! What the gateway is started with rather than what a pack says: the
 //! command-line settings, its link to the control plane (and the one place
-//! that dials it), and the `Secret` wrapper for credentials. A leaf: it
-//! imports nothing else from the gateway, so any module may use it.
+//! that dials it), and the `Secret` wrapper for credentials. Nearly a
+//! leaf: it imports only `allow` (a leaf) from the gateway, so any module
+//! may use it.
 
 use std::fmt;
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub struct Settings {
     /// `/metrics` answers only to `Authorization: Bearer <the file's
     /// content>`; re-read at every scrape, so rotating it needs no restart.
     pub metrics_token_file: Option<std::path::PathBuf>,
+    /// What packs may ask of this machine (secrets, hosts, audit root).
+    pub allow: crate::allow::Allow,
 }
 
 /// The token in a token file (trimmed), or why there is none. The error

@@ -460,14 +460,21 @@ fn resolve(mut all: Vec<Finding>, on: &[bool; 7], min_score: f32) -> Vec<Finding
                 .then(b.score.total_cmp(&a.score))
                 .then((b.end - b.start).cmp(&(a.end - a.start)))
         });
-        let mut kept: Vec<Finding> = Vec::with_capacity(all.len());
+        // Kept spans by start. They never overlap, so ordered by start they
+        // are ordered by end too, and only the last one starting before
+        // `f.end` can overlap `f`: one lookup per finding, where comparing
+        // with every kept span made dense input quadratic.
+        let mut kept: std::collections::BTreeMap<usize, Finding> = Default::default();
         for f in all {
-            if kept.iter().all(|k| f.end <= k.start || f.start >= k.end) {
-                kept.push(f);
+            let clear = kept
+                .range(..f.end)
+                .next_back()
+                .is_none_or(|(_, k)| k.end <= f.start);
+            if clear {
+                kept.insert(f.start, f);
             }
         }
-        kept.sort_by_key(|f| f.start);
-        return kept;
+        return kept.into_values().collect();
     }
     all
 }

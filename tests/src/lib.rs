@@ -220,6 +220,10 @@ pub struct GatewayOptions<'a> {
     pub rust_log: &'a str,
     /// `--control-plane-token-file` (control-plane mode).
     pub token_file: Option<PathBuf>,
+    /// Control-plane mode: keep the gateway's default allow-lists. Off, the
+    /// harness lets packs use the test stand-ins on 127.0.0.1 and audit
+    /// directories under the temp dir, as an operator of a test fleet would.
+    pub default_allow_lists: bool,
 }
 
 impl Default for GatewayOptions<'_> {
@@ -230,6 +234,7 @@ impl Default for GatewayOptions<'_> {
             hf_router_url: None,
             rust_log: "info",
             token_file: None,
+            default_allow_lists: false,
         }
     }
 }
@@ -276,7 +281,7 @@ impl Gateway {
         cache_dir: &Path,
         opts: GatewayOptions<'_>,
     ) -> Gateway {
-        let args = vec![
+        let mut args = vec![
             "--control-plane".into(),
             control_plane.into(),
             "--gateway-id".into(),
@@ -286,6 +291,14 @@ impl Gateway {
             "--cache-dir".into(),
             cache_dir.display().to_string(),
         ];
+        if !opts.default_allow_lists {
+            args.extend([
+                "--allowed-upstream-hosts".into(),
+                "127.0.0.1,localhost".into(),
+                "--audit-root".into(),
+                std::env::temp_dir().display().to_string(),
+            ]);
+        }
         Self::launch(tempdir::TempDir::new(), args, opts)
             .unwrap_or_else(|(code, logs)| panic!("gateway exited ({code:?}) at start:\n{logs}"))
     }
@@ -330,6 +343,9 @@ impl Gateway {
         cmd.env("RUST_LOG", opts.rust_log)
             .env_remove("SLUICE_HF_INFERENCE_URL")
             .env_remove("SLUICE_HF_ROUTER_URL")
+            .env_remove("SLUICE_ALLOWED_SECRET_ENV")
+            .env_remove("SLUICE_ALLOWED_UPSTREAM_HOSTS")
+            .env_remove("SLUICE_AUDIT_ROOT")
             .current_dir(dir.path());
         for (k, v) in &opts.env {
             cmd.env(k, v);

@@ -338,6 +338,65 @@ async fn a_snapshot_the_gateway_cannot_compile_is_nacked_and_the_old_config_keep
     assert_eq!(chat(&gw, "org/m2", None).await.0, 404);
 }
 
+/// An editor's pack cannot read the gateway's own settings, send a secret
+/// to a host of its choosing or write audit files outside the operator's
+/// root: the gateway refuses the version whole and says why.
+#[tokio::test]
+async fn a_pack_asking_for_what_the_gateway_operator_did_not_allow_is_refused() {
+    let db = Database::create().await;
+    let cp = ControlPlane::start(&db);
+    let up = Upstream::start().await;
+    let cache = TempDir::new();
+    let mut opts = cp.gateway_options("gw-allow", cache.path()).await;
+    opts.default_allow_lists = true;
+    let secret = "s3cr3t-database-password-7f1c";
+    opts.env
+        .push(("SLUICE_TEST_DATABASE_PASSWORD", secret.to_string()));
+    let gw = Gateway::start_managed(&cp.grpc_url(), "gw-allow", "env=test", cache.path(), opts);
+    publish(&cp, &pack("good", "m1", &up, ""), true).await;
+    applied(&cp, "gw-allow", "team-pack@1").await;
+
+    let audit = cache.path().join("audit");
+    let bad = format!(
+        "pack:\n  name: team-pack\n  version: bad\n\
+         policies:\n  chain: [audit-logger]\n  policy:\n    audit-logger:\n      path: {}\n\
+         providers:\n  targets:\n    - id: chat\n      provider: openai:org/m2\n      base_url: {}/v1\n      secret_key_ref:\n        env: SLUICE_TEST_DATABASE_PASSWORD\n",
+        audit.display(),
+        up.base("ok")
+    );
+    publish(&cp, &bad, false).await;
+    let g = cp
+        .admin()
+        .wait_gateway("gw-allow", "nack", |g| g["last_result"] == "nack")
+        .await;
+    assert_eq!(g["applied_version"], "team-pack@1", "{g}");
+    let why = g["last_error"].as_str().unwrap();
+    assert!(why.contains("team-pack@2"), "{why}");
+    assert!(
+        why.contains("target 'chat': secret_key_ref.env")
+            && why.contains("SLUICE_TEST_DATABASE_PASSWORD"),
+        "{why}"
+    );
+    assert!(
+        why.contains("base_url host '127.0.0.1'") && why.contains("--allowed-upstream-hosts"),
+        "{why}"
+    );
+    assert!(
+        why.contains("policies.policy.audit-logger.path") && why.contains("/var/lib/sluice/audit"),
+        "{why}"
+    );
+    assert!(
+        !why.contains(secret) && !gw.logs().contains(secret),
+        "{why}"
+    );
+    assert!(
+        !audit.exists(),
+        "the refused version created its audit directory"
+    );
+    assert_eq!(chat(&gw, "org/m1", None).await.0, 200);
+    assert_eq!(chat(&gw, "org/m2", None).await.0, 404);
+}
+
 #[tokio::test]
 async fn gateways_keep_serving_without_the_control_plane_and_restart_from_their_cache() {
     let db = Database::create().await;

@@ -19,6 +19,13 @@ const NAME: &str = "pii-detector";
 /// split across chunks.
 pub const WINDOW_CHARS: usize = 64;
 
+/// The one entity that can be longer than [`WINDOW_CHARS`] is an e-mail
+/// address (up to 254 characters, RFC 5321). A run of characters that can
+/// form one and reaches the end of what has arrived is held back whole, up
+/// to this length, so a long address is neither leaked in part nor split
+/// into two placeholders.
+const MAX_EMAIL_CHARS: usize = 254;
+
 pub struct PiiPolicy {
     action: Action,
     detector: Arc<Detector>,
@@ -121,18 +128,31 @@ impl WindowRedactor {
                 ..f
             })
             .collect();
-        let mut cut = if all {
+        let cut = if all {
             self.pending.len()
         } else {
-            boundary_keeping(&self.pending, WINDOW_CHARS)
-        };
-        for f in &findings {
-            if f.start < cut && f.end > cut {
-                // Straddles the cut: it is complete (it ends inside the
-                // window), so release it whole rather than split it.
-                cut = f.end;
+            let mut cut = boundary_keeping(&self.pending, WINDOW_CHARS);
+            for f in &findings {
+                if f.start < cut && f.end > cut {
+                    // Straddles the window's edge: it is complete (it ends
+                    // inside the window), so release it whole.
+                    cut = f.end;
+                }
             }
-        }
+            let run = trailing_address_run(&self.pending);
+            if run < cut {
+                // A long address may still be arriving: hold all of it.
+                // Findings are sorted and disjoint, so holding back one
+                // that straddles the new cut cannot make another straddle.
+                cut = run;
+                for f in findings.iter().rev() {
+                    if f.start < cut && f.end > cut {
+                        cut = f.start;
+                    }
+                }
+            }
+            cut
+        };
         let released: Vec<Finding> = findings.into_iter().filter(|f| f.end <= cut).collect();
         if !released.is_empty() {
             let d = decision(self.action, Stage::Response, &released);
@@ -152,6 +172,24 @@ impl WindowRedactor {
         self.context.drain(..keep);
         self.pending.drain(..cut);
         Ok(out)
+    }
+}
+
+/// Where the run of e-mail characters at the end of `s` starts (`s.len()`
+/// when `s` ends otherwise); a run longer than any address cannot be one
+/// still being written, so it holds nothing back.
+fn trailing_address_run(s: &str) -> usize {
+    let is_address = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.@".contains(b);
+    let run = s
+        .bytes()
+        .rev()
+        .take_while(is_address)
+        .take(MAX_EMAIL_CHARS + 1)
+        .count();
+    if run > MAX_EMAIL_CHARS {
+        s.len()
+    } else {
+        s.len() - run
     }
 }
 
@@ -240,6 +278,28 @@ mod tests {
                 "held {held} chars at chunk size {size}"
             );
         }
+    }
+
+    #[test]
+    fn a_long_streamed_address_reads_as_one_placeholder_and_never_leaks_in_part() {
+        let p = policy(Action::Redact);
+        let local = "jonathan.alexander.worthington-smythe.the.third";
+        let text = format!(
+            "Sure. Send the signed form to {local}@records.department.example.org before Friday, and keep a copy for yourself."
+        );
+        assert!(text.split(' ').any(|w| w.len() >= 78));
+        let mut whole = text.clone();
+        p.check_response(&mut whole).unwrap();
+        assert_eq!(whole.matches("<EMAIL_ADDRESS>").count(), 1, "{whole}");
+        for size in [1, 2, 3, 5, 7, 13, 16, 40, 64, 500] {
+            let (out, _, _) = stream(&p, &text, size);
+            assert_eq!(out, whole, "chunk size {size}");
+            assert!(!out.contains("jonathan"), "chunk size {size}: {out}");
+        }
+        // A run of address characters longer than any address is not held.
+        let mut g = p.stream_guard().unwrap();
+        let blob = "A".repeat(300);
+        assert!(g.push(&blob).unwrap().chars().count() >= 300 - WINDOW_CHARS);
     }
 
     #[test]

@@ -321,6 +321,7 @@ mod tests {
             worker_tls: None,
             metrics_token_file: None,
             allow: Default::default(),
+            http: Default::default(),
         };
         let store = ConfigStore::empty(settings.clone());
         assert!(load_cache(&opts, &store));

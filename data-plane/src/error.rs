@@ -27,6 +27,12 @@ pub enum ApiError {
     NoSuchEndpoint(String),
     #[error("{0}")]
     PolicyViolation(String),
+    #[error(
+        "the request body did not arrive within {seconds} s; send it faster or split the request"
+    )]
+    BodyTimeout { seconds: f64 },
+    #[error("the gateway is serving as many requests as it is allowed to at once; retry shortly")]
+    Overloaded,
     #[error("{0}")]
     Unavailable(String),
     #[error("{message}")]
@@ -72,6 +78,8 @@ impl ApiError {
             | ApiError::InvalidParam { .. }
             | ApiError::PolicyViolation(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::ModelNotFound(_) | ApiError::NoSuchEndpoint(_) => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -91,6 +99,8 @@ impl ApiError {
             ApiError::BadRequest(_) => ("invalid_request_error", "invalid_request"),
             ApiError::InvalidParam { .. } => ("invalid_request_error", "invalid_value"),
             ApiError::TooLarge { .. } => ("invalid_request_error", "request_too_large"),
+            ApiError::BodyTimeout { .. } => ("invalid_request_error", "request_timeout"),
+            ApiError::Overloaded => ("server_error", "overloaded"),
             ApiError::Unauthorized(_) => ("invalid_request_error", "invalid_api_key"),
             ApiError::ModelNotFound(_) => ("invalid_request_error", "model_not_found"),
             ApiError::NoSuchEndpoint(_) => ("invalid_request_error", "unknown_url"),
@@ -122,12 +132,20 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        // Overload is counted in a metric; a line per refusal would add
+        // load exactly when there is too much.
+        if status.is_server_error() && !matches!(self, ApiError::Overloaded) {
             tracing::warn!(status = status.as_u16(), error = %self, "request failed");
         } else {
             tracing::debug!(status = status.as_u16(), error = %self, "request refused");
         }
         let mut resp = (status, axum::Json(self.body())).into_response();
+        if let ApiError::Overloaded = self {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
         if let ApiError::RateLimited {
             retry_after: Some(v),
             ..

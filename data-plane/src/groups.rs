@@ -261,6 +261,7 @@ mod tests {
             worker_tls: None,
             metrics_token_file: None,
             allow: Default::default(),
+            http: Default::default(),
         };
         let targets: Vec<Arc<TargetRuntime>> = pack
             .targets

@@ -27,7 +27,8 @@
 //!   metrics); [`metrics`]: the Prometheus registry behind `/metrics`.
 //! - [`openai`]: the OpenAI request types the gateway reads.
 //! - [`error`]: the one error type, mapped to HTTP status and OpenAI bodies.
-//! - [`https`]: the TLS listener behind [`run_tls`]. Logs and OTLP traces
+//! - [`serve`]: the listener loop — connection and request limits, header
+//!   and body timeouts; [`https`]: the TLS listener behind [`run_tls`]. Logs and OTLP traces
 //!   come from the `sluice-telemetry` crate.
 //!
 //! [`run`] takes a pre-bound listener so tests can use free ports.
@@ -47,6 +48,7 @@ pub mod openai;
 pub mod policies;
 mod providers;
 mod runtime;
+pub mod serve;
 mod server;
 pub mod settings;
 mod streaming;
@@ -64,6 +66,7 @@ pub async fn run(
     store: Arc<ConfigStore>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let limits = store.settings().http.clone();
     let app = app(store);
     // Small responses and SSE events must not wait for Nagle's algorithm.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -71,9 +74,7 @@ pub async fn run(
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve::serve(listener, app, &limits, shutdown).await
 }
 
 /// Like [`run`], over TLS: the certificate behind `acceptor` may be
@@ -85,9 +86,8 @@ pub async fn run_tls(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = https::TlsListener::new(listener, acceptor)?;
-    axum::serve(listener, app(store))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = store.settings().http.clone();
+    serve::serve(listener, app(store), &limits, shutdown).await
 }
 
 fn app(store: Arc<ConfigStore>) -> axum::Router {

@@ -88,6 +88,21 @@ struct RunArgs {
     /// mode; standalone, anywhere.
     #[arg(long, env = "SLUICE_AUDIT_ROOT")]
     audit_root: Option<PathBuf>,
+    /// Open client connections at most; beyond it the gateway stops
+    /// accepting until one closes.
+    #[arg(long, env = "SLUICE_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// API requests in flight at most (streams count until they end); the
+    /// next gets 503 overloaded with Retry-After: 1.
+    #[arg(long, env = "SLUICE_MAX_CONCURRENT_REQUESTS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    max_concurrent_requests: u32,
+    /// Seconds a connection has to send a complete request head (also the
+    /// longest a keep-alive connection may sit idle).
+    #[arg(long, env = "SLUICE_HEADER_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout_seconds: u64,
+    /// Seconds a request has to send its whole body (else 408).
+    #[arg(long, env = "SLUICE_BODY_TIMEOUT_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    body_timeout_seconds: u64,
     /// Log format. The filter comes from RUST_LOG (default info).
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -288,6 +303,12 @@ fn options(args: RunArgs) -> Result<gateway::Options, String> {
             worker_tls,
             metrics_token_file: args.metrics_token_file,
             allow,
+            http: sluice_data_plane::serve::HttpLimits {
+                max_connections: args.max_connections as usize,
+                max_concurrent_requests: args.max_concurrent_requests as usize,
+                header_read_timeout: std::time::Duration::from_secs(args.header_timeout_seconds),
+                body_read_timeout: std::time::Duration::from_secs(args.body_timeout_seconds),
+            },
         },
         tls: args
             .tls_cert

@@ -79,6 +79,7 @@ pub struct Metrics {
     pub config_generation: Gauge,
     pub audit_dropped: Counter,
     pub audit_quarantined: Counter,
+    pub overloaded: Counter,
     pub limit_store_unavailable: Family<StoreLabels, Counter>,
     pub ejections: Family<GroupLabels, Counter>,
     pub budget_spent: Family<BudgetLabels, FloatGauge>,
@@ -115,6 +116,7 @@ impl Metrics {
             config_generation: Gauge::default(),
             audit_dropped: Counter::default(),
             audit_quarantined: Counter::default(),
+            overloaded: Counter::default(),
             limit_store_unavailable: Family::default(),
             ejections: Family::default(),
             budget_spent: Family::default(),
@@ -181,6 +183,11 @@ impl Metrics {
             "sluice_audit_quarantined_records",
             "Spooled audit records the control plane would refuse (torn or oversized), set aside in quarantine.jsonl",
             m.audit_quarantined.clone(),
+        );
+        registry.register(
+            "sluice_overloaded_requests",
+            "API requests refused with 503 because --max-concurrent-requests were in flight",
+            m.overloaded.clone(),
         );
         registry.register(
             "sluice_limit_store_unavailable",

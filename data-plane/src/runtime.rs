@@ -312,6 +312,7 @@ mod tests {
                 worker_tls: None,
                 metrics_token_file: None,
                 allow: Default::default(),
+                http: Default::default(),
             },
             1,
         )
@@ -340,6 +341,7 @@ mod tests {
             worker_tls: None,
             metrics_token_file: None,
             allow: Default::default(),
+            http: Default::default(),
         };
         let rt = Runtime::build(pack.clone(), &settings, 1).unwrap();
         let bearer = |k: &str| {
@@ -414,6 +416,7 @@ mod tests {
             worker_tls: None,
             metrics_token_file: None,
             allow: Default::default(),
+            http: Default::default(),
         };
         let rt = Runtime::build(pack, &settings, 1).unwrap();
         assert_eq!(

@@ -29,10 +29,18 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let slots =
+        crate::serve::RequestSlots::new(state.store.settings().http.max_concurrent_requests);
+    let api = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
+        .route_layer(axum::middleware::from_fn_with_state(
+            slots,
+            crate::serve::admit,
+        ));
+    Router::new()
+        .merge(api)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -80,10 +88,12 @@ async fn request_id(mut req: Request, next: Next) -> Response {
 #[derive(Clone)]
 pub struct RequestId(pub String);
 
-async fn read_json<T: DeserializeOwned>(body: Body, limit: usize) -> Result<T, ApiError> {
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::TooLarge { limit })?;
+async fn read_json<T: DeserializeOwned>(
+    body: Body,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<T, ApiError> {
+    let bytes = crate::serve::read_body(body, limit, timeout).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::BadRequest(format!("request body is not a valid request: {e}")))
 }
@@ -145,7 +155,12 @@ async fn chat_path(
     // without making the gateway read and parse megabytes for it.
     let caller = rt.identify(headers)?;
     ex.caller(&caller);
-    let mut req: ChatRequest = read_json(body, rt.pack.gateway.max_request_bytes).await?;
+    let mut req: ChatRequest = read_json(
+        body,
+        rt.pack.gateway.max_request_bytes,
+        app.store.settings().http.body_read_timeout,
+    )
+    .await?;
     ex.record.model = req.model.clone();
     ex.record.stream = req.stream;
     ex.stream_usage = req.include_usage();
@@ -242,7 +257,12 @@ async fn embeddings_path(
     ex.admit()?;
     let caller = rt.identify(headers)?;
     ex.caller(&caller);
-    let mut req: EmbeddingsRequest = read_json(body, rt.pack.gateway.max_request_bytes).await?;
+    let mut req: EmbeddingsRequest = read_json(
+        body,
+        rt.pack.gateway.max_request_bytes,
+        app.store.settings().http.body_read_timeout,
+    )
+    .await?;
     ex.record.model = req.model.clone();
     if !rt.chain.is_empty() {
         req.readable()?;

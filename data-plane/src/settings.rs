@@ -1,7 +1,7 @@
 //! What the gateway is started with rather than what a pack says: the
 //! command-line settings, its link to the control plane (and the one place
 //! that dials it), and the `Secret` wrapper for credentials. Nearly a
-//! leaf: it imports only `allow` (a leaf) from the gateway, so any module
+//! leaf: it imports only `allow` and `serve::HttpLimits` from the gateway, so any module
 //! may use it.
 
 use std::fmt;
@@ -31,6 +31,8 @@ pub struct Settings {
     pub metrics_token_file: Option<std::path::PathBuf>,
     /// What packs may ask of this machine (secrets, hosts, audit root).
     pub allow: crate::allow::Allow,
+    /// The HTTP listener's connection, request and timeout limits.
+    pub http: crate::serve::HttpLimits,
 }
 
 /// The token in a token file (trimmed), or why there is none. The error

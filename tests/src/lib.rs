@@ -224,6 +224,8 @@ pub struct GatewayOptions<'a> {
     /// harness lets packs use the test stand-ins on 127.0.0.1 and audit
     /// directories under the temp dir, as an operator of a test fleet would.
     pub default_allow_lists: bool,
+    /// More `sluice-gateway run` flags.
+    pub args: Vec<String>,
 }
 
 impl Default for GatewayOptions<'_> {
@@ -235,6 +237,7 @@ impl Default for GatewayOptions<'_> {
             rust_log: "info",
             token_file: None,
             default_allow_lists: false,
+            args: Vec::new(),
         }
     }
 }
@@ -340,6 +343,7 @@ impl Gateway {
         if let Some(file) = &opts.token_file {
             cmd.arg("--control-plane-token-file").arg(file);
         }
+        cmd.args(&opts.args);
         cmd.env("RUST_LOG", opts.rust_log)
             .env_remove("SLUICE_HF_INFERENCE_URL")
             .env_remove("SLUICE_HF_ROUTER_URL")

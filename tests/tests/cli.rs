@@ -532,3 +532,56 @@ fn help_and_completion_are_there_for_every_command() {
         Some(2)
     );
 }
+
+/// Typed at a terminal, the login token is not echoed. The CLI runs on a
+/// real pseudo-terminal (Python's `pty`, which the test set-up has anyway);
+/// everything the terminal showed is checked.
+#[test]
+fn a_token_typed_at_a_terminal_is_not_echoed() {
+    let cfg = TempDir::new();
+    let token = "sop-typed-at-a-terminal-4b1d";
+    let script = r#"
+import os, pty, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "login", "--control-plane", "http://127.0.0.1:1"])
+seen = b""
+def read_for(seconds):
+    global seen
+    end = time.time() + seconds
+    while time.time() < end:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            return
+        if not chunk:
+            return
+        seen += chunk
+        if b"token for" in seen and seconds < 5:
+            return
+read_for(4)
+os.write(fd, sys.argv[2].encode() + b"\n")
+read_for(10)
+os.waitpid(pid, 0)
+sys.stdout.write(seen.decode(errors="replace"))
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(binary("sluice"))
+        .arg(token)
+        .env("XDG_CONFIG_HOME", cfg.path())
+        .env("HOME", cfg.path())
+        .env_remove("SLUICE_TOKEN")
+        .env_remove("SLUICE_CONTROL_PLANE")
+        .output()
+        .expect("python3 runs");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("Operator token for http://127.0.0.1:1"),
+        "{shown}"
+    );
+    assert!(!shown.contains(token), "the token was echoed: {shown}");
+    // It was read: the login went on to the (unreachable) control plane.
+    assert!(shown.contains("cannot reach the control plane"), "{shown}");
+}

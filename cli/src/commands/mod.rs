@@ -80,14 +80,18 @@ async fn login(url: Option<&str>, args: LoginArgs, format: Format) -> Result<Exi
         (None, Ok(t)) if !t.is_empty() => t,
         _ => {
             if std::io::stdin().is_terminal() {
-                eprint!("Operator token for {control_plane}: ");
+                // Typed at a terminal: not echoed, so it is not left on
+                // screen or in a terminal recording.
+                rpassword::prompt_password(format!("Operator token for {control_plane}: "))
+                    .map_err(|e| CliError::Local(format!("reading the token: {e}")))?
+            } else {
+                let mut line = String::new();
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut line)
+                    .map_err(|e| CliError::Local(format!("reading the token: {e}")))?;
+                line
             }
-            let mut line = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut line)
-                .map_err(|e| CliError::Local(format!("reading the token: {e}")))?;
-            line
         }
     };
     let token = token.trim().to_string();

@@ -112,9 +112,10 @@ impl Auditor {
     /// Admits this request's record, or lets `on_failure` decide when
     /// `queue_capacity` records are already waiting for the writer.
     pub fn admit(&self) -> Result<Slot, ApiError> {
-        match self.sink.pending() < self.sink.capacity {
-            true => Ok(Slot { admitted: true }),
-            false => match self.cfg.on_failure {
+        if self.sink.pending() < self.sink.capacity {
+            return Ok(Slot { admitted: true });
+        }
+        match self.cfg.on_failure {
                 OnFailure::FailClosed => Err(ApiError::Unavailable(
                     "the audit log cannot keep up or is unavailable, and audit-logger.on_failure is fail_closed; retry later".into(),
                 )),
@@ -123,7 +124,6 @@ impl Auditor {
                     tracing::error!(dropped_total = n, "audit queue full: serving without an audit record (on_failure: fail_open)");
                     Ok(Slot { admitted: false })
                 }
-            },
         }
     }
 

@@ -560,6 +560,12 @@ def read_for(seconds):
         if b"token for" in seen and seconds < 5:
             return
 read_for(4)
+# Type only once the prompt has turned echo off, as a person would after
+# seeing it (the prompt is printed just before).
+import termios
+end = time.time() + 5
+while time.time() < end and termios.tcgetattr(fd)[3] & termios.ECHO:
+    time.sleep(0.01)
 os.write(fd, sys.argv[2].encode() + b"\n")
 read_for(10)
 os.waitpid(pid, 0)

@@ -59,6 +59,17 @@ use std::sync::Arc;
 
 use config::ConfigStore;
 
+/// Property-based ("fuzz") tests: `SLUICE_FUZZ_CASES` cases each (256 by
+/// default, seconds in all); failures are kept in `proptest-regressions/`
+/// and replayed first on every run.
+#[cfg(test)]
+fn fuzz_config() -> proptest::test_runner::Config {
+    let cases = std::env::var("SLUICE_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    proptest::test_runner::Config::with_cases(cases.unwrap_or(256))
+}
+
 /// Serves the gateway on `listener` until `shutdown` resolves, then drains
 /// in-flight requests.
 pub async fn run(

@@ -198,6 +198,59 @@ async fn everyday_messages_pass_the_full_chain() {
     assert_eq!(s.up.requests().len(), EVERYDAY.len());
 }
 
+/// Share of the held-out English chat messages the guide's full chain may
+/// block, as published in docs/policies.md (28 of 528: 10 by
+/// prompt-injection, 18 by the toxicity and content filters), plus 0.005.
+const HELD_OUT_CHAT_BLOCK_RATE: f64 = 0.0530 + 0.005;
+
+/// A measurement, not a guarantee: every English message of the held-out
+/// half of the chat corpus (no detector was fitted or tuned on it) through
+/// the real gateway and the guide's full chain, one request each. Fails if
+/// more are blocked than published, and names them.
+#[tokio::test(flavor = "multi_thread")]
+async fn held_out_chat_passes_the_full_chain() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../guardrails/training/prompt_injection/data/conversations-heldout.csv"
+    );
+    let mut reader = csv::Reader::from_path(path).expect("held-out chat data ships in the repo");
+    let messages: Vec<String> = reader
+        .records()
+        .map(|r| r.expect("CSV row"))
+        .filter(|r| r[2].starts_with("english/"))
+        .map(|r| r[0].to_string())
+        .collect();
+    assert!(messages.len() >= 500, "{} English rows", messages.len());
+    let s = setup("block", "").await;
+    let mut blocked = Vec::new();
+    for m in &messages {
+        let resp = chat(&s.gw, "org/ok", m, false).await;
+        match resp.status().as_u16() {
+            200 => {}
+            400 => blocked.push(format!(
+                "{m:?}: {}",
+                header(&resp, "x-sluice-policy-decisions")
+            )),
+            other => panic!("{m:?}: unexpected status {other}"),
+        }
+    }
+    let rate = blocked.len() as f64 / messages.len() as f64;
+    println!(
+        "{} of {} held-out English chat messages blocked ({rate:.4}):\n{}",
+        blocked.len(),
+        messages.len(),
+        blocked.join("\n")
+    );
+    assert!(
+        rate <= HELD_OUT_CHAT_BLOCK_RATE,
+        "{} of {} blocked, more than published:\n{}",
+        blocked.len(),
+        messages.len(),
+        blocked.join("\n")
+    );
+    assert_eq!(s.up.requests().len(), messages.len() - blocked.len());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn monitor_mode_records_but_lets_traffic_through() {
     let s = setup("monitor", "").await;
@@ -540,7 +593,7 @@ async fn content_filter_blocks_its_categories_and_pii_block_mode_refuses() {
     assert_eq!(resp.status(), 200);
     let d = header(&resp, "x-sluice-policy-decisions");
     assert!(
-        d.contains("pii-detector=pass") && d.contains("safety-filter=monitor(toxicity)"),
+        d.contains("pii-detector=pass") && d.contains("safety-filter=monitor(toxicity:"),
         "{d}"
     );
     assert_eq!(

@@ -290,7 +290,10 @@ impl Chain {
 }
 
 /// The compact `x-sluice-policy-decisions` header value:
-/// `prompt-injection=pass;pii-detector=redact(EMAIL_ADDRESS:2)`.
+/// `prompt-injection=block(model:0.993);pii-detector=redact(EMAIL_ADDRESS:2)`.
+/// A finding names its category (rule, model, category or limit) and, when
+/// a detector scored it, the score, so an operator can see why without the
+/// audit log; never the text.
 pub fn header_value(decisions: &[Decision]) -> String {
     let mut out = String::new();
     for d in decisions {
@@ -308,7 +311,14 @@ pub fn header_value(decisions: &[Decision]) -> String {
         } else if let Some(c) = &d.category
             && d.outcome != Outcome::Pass
         {
-            let _ = write!(out, "({c})");
+            match d.score {
+                Some(score) => {
+                    let _ = write!(out, "({c}:{score:.3})");
+                }
+                None => {
+                    let _ = write!(out, "({c})");
+                }
+            }
         }
     }
     out
@@ -334,10 +344,14 @@ mod tests {
             Action::Monitor,
             "score_above_threshold",
         )
-        .with_category("toxicity");
+        .with_category("toxicity")
+        .with_score(0.9123);
+        let limit = Decision::found("limits", Stage::Request, Action::Monitor, "over_limit")
+            .with_category("limit_store");
         assert_eq!(
-            header_value(&[pi, pii, tox]),
-            "prompt-injection=pass;pii-detector=redact(EMAIL_ADDRESS:2);safety-filter@response=monitor(toxicity)"
+            header_value(&[pi, pii, tox, limit]),
+            "prompt-injection=pass;pii-detector=redact(EMAIL_ADDRESS:2);\
+             safety-filter@response=monitor(toxicity:0.912);limits=monitor(limit_store)"
         );
     }
 

@@ -28,16 +28,38 @@ pub struct Parser {
     event_bytes: usize,
     /// The last byte seen was `\r`: a `\n` right after it ends no new line.
     after_cr: bool,
+    /// Past the optional leading byte-order mark.
     started: bool,
+    /// Bytes of a leading byte-order mark read so far (it may arrive split
+    /// across chunks).
+    bom_len: usize,
 }
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 impl Parser {
     /// Feeds one chunk; complete events' data go to `out`.
     pub fn push(&mut self, mut chunk: &[u8], out: &mut Vec<String>) -> Result<(), SseError> {
-        if !self.started && !chunk.is_empty() {
-            self.started = true;
-            chunk = chunk.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(chunk);
+        while !self.started {
+            let Some((&b, rest)) = chunk.split_first() else {
+                return Ok(());
+            };
+            if b == BOM[self.bom_len] {
+                chunk = rest;
+                self.bom_len += 1;
+                self.started = self.bom_len == BOM.len();
+            } else {
+                // Not a byte-order mark after all: what looked like its
+                // start is data.
+                self.started = true;
+                let partial = std::mem::take(&mut self.bom_len);
+                self.feed(&BOM[..partial], out)?;
+            }
         }
+        self.feed(chunk, out)
+    }
+
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<String>) -> Result<(), SseError> {
         for &b in chunk {
             if self.after_cr {
                 self.after_cr = false;
@@ -92,6 +114,7 @@ impl Parser {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn parse_in(chunks: &[&[u8]]) -> Result<Vec<String>, SseError> {
         let mut p = Parser::default();
@@ -144,5 +167,101 @@ mod tests {
     #[test]
     fn invalid_utf8_in_data_is_an_error() {
         assert_eq!(parse_in(&[b"data: \xff\n\n"]), Err(SseError::NotUtf8));
+    }
+
+    /// An independent reading of the same subset of the SSE format, written
+    /// for clarity rather than speed: split into complete lines, then fold.
+    fn oracle(mut bytes: &[u8]) -> Result<Vec<String>, SseError> {
+        bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let mut lines = Vec::new();
+        let mut start = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'\n' || bytes[i] == b'\r' {
+                lines.push(&bytes[start..i]);
+                if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+                start = i + 1;
+            }
+            i += 1;
+        }
+        let (mut out, mut data, mut has_data) = (Vec::new(), Vec::<u8>::new(), false);
+        for line in lines {
+            if line.is_empty() {
+                if has_data {
+                    data.pop();
+                    out.push(
+                        String::from_utf8(std::mem::take(&mut data))
+                            .map_err(|_| SseError::NotUtf8)?,
+                    );
+                }
+                has_data = false;
+                continue;
+            }
+            let (field, value) = match line.iter().position(|&c| c == b':') {
+                Some(i) => (&line[..i], &line[i + 1..]),
+                None => (line, &[][..]),
+            };
+            if field == b"data" {
+                data.extend_from_slice(value.strip_prefix(b" ").unwrap_or(value));
+                data.push(b'\n');
+                has_data = true;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Streams made of the pieces an upstream sends, in any order: field
+    /// names, separators, every line ending, a BOM, non-ASCII and invalid
+    /// UTF-8.
+    fn sse_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            Just(b"data".to_vec()),
+            Just(b"data: ".to_vec()),
+            Just(b"event: x".to_vec()),
+            Just(b": comment".to_vec()),
+            Just(b"id: 1".to_vec()),
+            Just(b":".to_vec()),
+            Just(b"\n".to_vec()),
+            Just(b"\r".to_vec()),
+            Just(b"\r\n".to_vec()),
+            Just(b"\n\n".to_vec()),
+            Just(b"\xEF\xBB\xBF".to_vec()),
+            Just("é€😀".as_bytes().to_vec()),
+            Just(b"\xff".to_vec()),
+            "[ -~]{0,12}".prop_map(String::into_bytes),
+            proptest::collection::vec(any::<u8>(), 0..6),
+        ];
+        proptest::collection::vec(piece, 0..40).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(crate::fuzz_config())]
+
+        /// Any stream, cut anywhere into any number of chunks, reads as the
+        /// oracle reads it whole; nothing panics.
+        #[test]
+        fn any_stream_any_chunking_reads_as_the_oracle(
+            bytes in sse_bytes(),
+            cuts in proptest::collection::vec(any::<proptest::sample::Index>(), 0..8),
+        ) {
+            let mut points: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len() + 1)).collect();
+            points.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut from = 0;
+            for p in points {
+                chunks.push(&bytes[from..p]);
+                from = p;
+            }
+            chunks.push(&bytes[from..]);
+            prop_assert_eq!(parse_in(&chunks), oracle(&bytes));
+        }
+
+        /// Arbitrary bytes never panic the parser.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = parse_in(&[&bytes]);
+        }
     }
 }

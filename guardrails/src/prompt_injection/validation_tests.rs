@@ -1,13 +1,16 @@
-//! The detector (rules + model, as the gateway runs it) on the two
-//! validation files in training/prompt_injection/data, at the default
+//! The detector (rules + model, as the gateway runs it) on the files in
+//! training/prompt_injection/data that training never used, at the default
 //! threshold:
 //!
-//! * every row's Rust score equals train.py's (validation_scores.csv) to
-//!   1e-6 and the same rule fires;
-//! * precision, recall and F1 are printed and F1 is at least the figure
-//!   claimed in training/prompt_injection/README.md minus 0.005;
-//! * on benign-heldout.csv (everyday prompts no training saw) the
-//!   false-positive rate is at most the README's figure plus 0.005.
+//! * on the two validation files every row's Rust score equals train.py's
+//!   (validation_scores.csv) to 1e-6 and the same rule fires; precision,
+//!   recall and F1 are printed and F1 is at least the figure claimed in
+//!   training/prompt_injection/README.md minus 0.005;
+//! * on the held-out benign files (everyday prompts, chat messages in 23
+//!   languages) the false-positive rate is at most the README's figure
+//!   plus 0.005;
+//! * on the held-out attack files (families and languages no train file
+//!   has) recall is at least the README's figure minus 0.005.
 //!
 //! Fails if a data file is missing: the figures cannot be checked without
 //! it. Table: `cargo test -p sluice-guardrails --release --lib
@@ -23,12 +26,22 @@ const REFERENCE: &str = include_str!("../../training/prompt_injection/validation
 
 /// (file, precision, recall, F1) as claimed in the README.
 const CLAIMED: [(&str, f64, f64, f64); 2] = [
-    ("s-labs-validation.csv", 0.9771, 0.9762, 0.9767),
-    ("neuralchemy-validation.csv", 0.9571, 0.9607, 0.9589),
+    ("s-labs-validation.csv", 0.9907, 0.9144, 0.9510),
+    ("neuralchemy-validation.csv", 0.9717, 0.8989, 0.9339),
 ];
 
-/// False-positive rate on benign-heldout.csv as claimed in the README.
-const CLAIMED_BENIGN_FPR: f64 = 0.1904;
+/// Held-out benign files and their false-positive rates as claimed in the
+/// README (every row is benign: every flag is a false positive).
+const CLAIMED_BENIGN_FPR: [(&str, f64); 2] = [
+    ("benign-heldout.csv", 0.0662),
+    ("conversations-heldout.csv", 0.0017),
+];
+
+/// Held-out attack files and their recall as claimed in the README.
+const CLAIMED_ATTACK_RECALL: [(&str, f64); 2] = [
+    ("attacks-unseen.csv", 0.9539),
+    ("attacks-multilingual-heldout.csv", 0.0278),
+];
 
 fn load(file: &str) -> Vec<(String, bool)> {
     let path = format!("{DATA}/{file}");
@@ -123,25 +136,43 @@ fn validation_scores_match_python_and_f1_holds() {
             failures.push(format!("{file}: F1 {f1:.4} < claimed {claimed_f1} - 0.005"));
         }
     }
-    // Everyday traffic the model never saw (benign.py's held-out half):
-    // every flag is a false positive.
-    let benign = load("benign-heldout.csv");
-    assert!(benign.len() >= 2000 && benign.iter().all(|(_, l)| !l));
-    let flagged = benign
+    // Files no training saw, every row of one label: the share flagged is
+    // the false-positive rate (benign) or the recall (attacks).
+    let held_out = CLAIMED_BENIGN_FPR
         .iter()
-        .filter(|(text, _)| d.score(text).score >= t)
-        .count();
-    let fpr = flagged as f64 / benign.len() as f64;
-    println!(
-        "{:<28}false-positive rate {fpr:.4} ({flagged} of {} rows)",
-        "benign-heldout.csv",
-        benign.len()
-    );
-    if fpr > CLAIMED_BENIGN_FPR + 0.005 {
-        failures.push(format!(
-            "benign-heldout.csv: false-positive rate {fpr:.4} > claimed {CLAIMED_BENIGN_FPR} + 0.005"
-        ));
+        .map(|&(f, c)| (f, false, c))
+        .chain(CLAIMED_ATTACK_RECALL.iter().map(|&(f, c)| (f, true, c)));
+    for (file, attacks, claimed) in held_out {
+        let rows = load(file);
+        assert!(
+            rows.iter().all(|(_, l)| *l == attacks),
+            "{file}: mixed labels"
+        );
+        let flagged = rows
+            .iter()
+            .filter(|(text, _)| d.score(text).score >= t)
+            .count();
+        let rate = flagged as f64 / rows.len().max(1) as f64;
+        let what = if attacks {
+            "recall"
+        } else {
+            "false-positive rate"
+        };
+        println!(
+            "{file:<34}{what} {rate:.4} ({flagged} of {} rows)",
+            rows.len()
+        );
+        let off = if attacks {
+            rate < claimed - 0.005
+        } else {
+            rate > claimed + 0.005
+        };
+        if off {
+            failures.push(format!("{file}: {what} {rate:.4}, README claims {claimed}"));
+        }
     }
+    // The benign sets are the yardstick of issue #15: at least 2,000 rows.
+    assert!(load("benign-heldout.csv").len() >= 2000);
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",

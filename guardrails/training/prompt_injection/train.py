@@ -9,9 +9,11 @@ normalised text, assets/prompt_injection.rules) are combined as
 score = max(model, 0.99 if a rule fires).
 
 Data: training/prompt_injection/data/ (see its README). The model is
-fitted on both train files together; the threshold is chosen by 5-fold
-cross-validation on those train files; the validation files are only
-reported on. Deterministic: fixed folds and seeds, liblinear.
+fitted on the train files together; the threshold is chosen by 5-fold
+cross-validation on those train files; the validation files and the
+held-out files (benign: false-positive rate; attacks of a family or language
+no train file has: recall) are only reported on. Deterministic: fixed folds
+and seeds, liblinear.
 
 Run from the repository root (about 40 s on one core):
 
@@ -42,18 +44,31 @@ ASSET = ROOT / "guardrails" / "assets" / "prompt_injection.bin"
 SCORES = HERE / "validation_scores.csv"
 
 # The two public sets first: their F1 chooses the threshold. benign-train
-# (written by benign.py) teaches the model everyday traffic; benign-heldout
-# is only reported on (false-positive rate), like the validation files.
-TRAIN = ("s-labs-train.csv", "neuralchemy-train.csv", "benign-train.csv")
+# (written by benign.py) and conversations-train (chatterbot-corpus, 28
+# languages, external.py) teach the model everyday traffic;
+# attacks-multilingual-train (multilingual_attacks.py) keeps "not English"
+# from reading as "benign". The held-out files are only reported on, like
+# the validation files.
+TRAIN = (
+    "s-labs-train.csv",
+    "neuralchemy-train.csv",
+    "benign-train.csv",
+    "conversations-train.csv",
+    "attacks-multilingual-train.csv",
+)
 PUBLIC = 2
 VALIDATION = ("s-labs-validation.csv", "neuralchemy-validation.csv")
-BENIGN_HELDOUT = "benign-heldout.csv"
+# Every row benign: every flag is a false positive.
+BENIGN_HELDOUT = ("benign-heldout.csv", "conversations-heldout.csv")
+# Every row an attack of a family or a language no train file has: recall.
+ATTACKS_HELDOUT = ("attacks-unseen.csv", "attacks-multilingual-heldout.csv")
 
 BITS = 16  # 2^16 buckets; 2^18 scored the same in cross-validation
 C = 16.0  # chosen by 5-fold cross-validation on the train files (see README)
 THRESHOLDS = [round(0.30 + 0.05 * i, 2) for i in range(9)]  # 0.30 .. 0.70
 RULE_SCORE = 0.99
-MAX_BENIGN_FPR = 0.01  # out-of-fold, on benign-train: the threshold's constraint
+ENGLISH_CHAT_WEIGHT = 10.0  # sample weight of the English rows of conversations-train
+MAX_BENIGN_FPR = 0.01  # out-of-fold, on the benign train files: the threshold's constraint
 SEED = 0
 
 # --- normalisation and hashing (mirrored in prompt_injection.rs) -----------
@@ -131,8 +146,10 @@ def buckets(norm: str) -> np.ndarray:
 # --- rules (same patterns, same order, in prompt_injection.rs) --------------
 # Applied to the normalised text (lowercase, single spaces), ASCII semantics.
 RULES_FILE = ROOT / "guardrails" / "assets" / "prompt_injection.rules"
+# Matched on the UTF-8 bytes, as Rust's `regex::bytes` with Unicode off
+# does, so a class such as [^\\]{1,4} counts bytes in both languages.
 RULES_RE = [
-    (name, re.compile(pattern, re.ASCII))
+    (name, re.compile(pattern.encode()))
     for name, pattern in (
         line.split("\t", 1)
         for line in RULES_FILE.read_text(encoding="utf-8").splitlines()
@@ -142,8 +159,9 @@ RULES_RE = [
 
 
 def rule(norm: str):
+    raw = norm.encode()
     for name, rx in RULES_RE:
-        if rx.search(norm):
+        if rx.search(raw):
             return name
     return None
 
@@ -172,17 +190,17 @@ def matrix(rows):
     return csr_matrix((data, idx, ptr), shape=(len(rows), 1 << BITS))
 
 
-def fit(X, y, c=C):
-    return LogisticRegression(C=c, solver="liblinear", max_iter=5000, random_state=SEED).fit(X, y)
+def fit(X, y, c=C, weight=None):
+    return LogisticRegression(C=c, solver="liblinear", max_iter=5000, random_state=SEED).fit(X, y, sample_weight=weight)
 
 
-def out_of_fold(X, y, source, c=C):
+def out_of_fold(X, y, source, weight, c=C):
     """5-fold out-of-fold probabilities on the train files, folds
     stratified by dataset and label."""
     oof = np.zeros(len(y))
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=SEED)
     for a, b in folds.split(X, source * 2 + y):
-        oof[b] = fit(X[a], y[a], c).predict_proba(X[b])[:, 1]
+        oof[b] = fit(X[a], y[a], c, weight[a]).predict_proba(X[b])[:, 1]
     return oof
 
 
@@ -215,40 +233,55 @@ def quantised_scores(q, scale, bias, rows):
 
 
 def main():
-    data = {name: load(name) for name in TRAIN + VALIDATION + (BENIGN_HELDOUT,)}
+    data = {name: load(name) for name in TRAIN + VALIDATION + BENIGN_HELDOUT + ATTACKS_HELDOUT}
     rows = [b for n in TRAIN for b in data[n]["buckets"]]
     X = matrix(rows)
     y = np.concatenate([data[n]["y"] for n in TRAIN])
     source = np.concatenate([np.full(len(data[n]["y"]), i) for i, n in enumerate(TRAIN)])
     rules = [r for n in TRAIN for r in data[n]["rule"]]
+    # The benign train files, each on its own: the threshold's constraint
+    # holds for every one (pooled, the large conversation file would hide
+    # the everyday prompts of benign-train).
+    # The English conversations count as a file of their own: most traffic
+    # is English, and pooled with 27 other languages their rate is hidden.
+    family = np.array([f for n in TRAIN for f in data[n]["family"]])
+    english = np.char.startswith(family.astype(str), "english/")
+    benign_files = [source == i for i, n in enumerate(TRAIN) if i >= PUBLIC and not data[n]["y"].any()]
+    benign_files.append(english)
+    # English chat is ~1,900 short rows against ~15,000 public ones: weighted
+    # up, the model stops reading "a message addressed to you" as an attack
+    # (cross-validation and held-out figures in the README).
+    weight = np.where(english, ENGLISH_CHAT_WEIGHT, 1.0)
 
     if "--sweep" in sys.argv:
         # How C was chosen: out-of-fold F1 on the train files (model alone,
         # threshold 0.5). Nothing is written.
         print("C sweep, 5-fold cross-validation on the train files, threshold 0.5:")
         for c in (2.0, 4.0, 8.0, 16.0, 32.0):
-            oof = out_of_fold(X, y, source, c)
+            oof = out_of_fold(X, y, source, weight, c)
             f1s = [prf(y[source == i], oof[source == i], 0.5)[2] for i in range(PUBLIC)]
-            fpr = float((oof[source == PUBLIC] >= 0.5).mean())
-            print(f"  C {c:>4}: F1 " + " ".join(f"{f:.4f}" for f in f1s) + f", benign FPR {fpr:.4f}")
+            fprs = [float((oof[m] >= 0.5).mean()) for m in benign_files]
+            print(f"  C {c:>4}: F1 " + " ".join(f"{f:.4f}" for f in f1s) + ", benign FPR " + " ".join(f"{f:.4f}" for f in fprs))
         return
 
     # Threshold: the one that maximises the smaller of the two public
     # datasets' out-of-fold F1 (rules + model) on the train files, among
     # those that flag at most 1% of benign-train out of fold.
-    oof_comb = combined(out_of_fold(X, y, source), rules)
+    oof_comb = combined(out_of_fold(X, y, source, weight), rules)
     print("5-fold cross-validation on the train files (rules + model):")
     best = None
     for t in THRESHOLDS:
         f1s = [prf(y[source == i], oof_comb[source == i], t)[2] for i in range(PUBLIC)]
-        fpr = float((oof_comb[source == PUBLIC] >= t).mean())
-        print(f"  threshold {t:.2f}: F1 " + " ".join(f"{f:.4f}" for f in f1s) + f", benign FPR {fpr:.4f}")
-        if fpr <= MAX_BENIGN_FPR and (best is None or min(f1s) > best[0] + 1e-12):
+        fprs = [float((oof_comb[m] >= t).mean()) for m in benign_files]
+        print(f"  threshold {t:.2f}: F1 " + " ".join(f"{f:.4f}" for f in f1s) + ", benign FPR " + " ".join(f"{f:.4f}" for f in fprs))
+        if max(fprs) <= MAX_BENIGN_FPR and (best is None or min(f1s) > best[0] + 1e-12):
             best = (min(f1s), t)
+    if best is None:
+        sys.exit(f"no threshold keeps every benign train file at or under {MAX_BENIGN_FPR} out of fold")
     threshold = best[1]
     print(f"  chosen threshold {threshold:.2f}")
 
-    model = fit(X, y)
+    model = fit(X, y, weight=weight)
     w = model.coef_[0]
     scale = float(np.abs(w).max()) / 32767.0
     q = np.clip(np.round(w / scale), -32767, 32767).astype("<i2")
@@ -300,20 +333,26 @@ def main():
     print(f"\nwrote {ASSET} ({ASSET.stat().st_size} bytes) and {SCORES}")
     print(json.dumps(report, indent=1))
 
-    # The held-out benign set: false positives per family (label is 0 for
-    # every row, so every flag is a false positive).
-    d = data[BENIGN_HELDOUT]
-    comb = combined(quantised_scores(q, scale, bias, d["buckets"]), d["rule"])
-    flagged = comb >= threshold
-    print(f"\n{BENIGN_HELDOUT}: {int(flagged.sum())} of {len(flagged)} flagged, FPR {flagged.mean():.4f}")
-    families = sorted(set(f.split("-")[0] for f in d["family"]))
-    for fam in families:
-        m = np.array([f.split("-")[0] == fam for f in d["family"]])
-        print(f"  {fam:<14}{int(m.sum()):>6} rows  FPR {flagged[m].mean():.4f}")
-    for text, s, r in sorted(zip(d["texts"], comb, d["rule"]), key=lambda x: -x[1])[:15]:
-        if s >= threshold:
-            print(f"  flagged {s:.3f} {r or '':<20} {text[:90]}")
+    # The held-out files: false positives (benign files) or recall (attack
+    # files), per file and per family.
+    def family_of(name, fam):
+        # conversations: the language; benign: the family; attacks: as is
+        return fam.split("/")[0] if "/" in fam else fam.split("-")[0]
 
+    for name in BENIGN_HELDOUT + ATTACKS_HELDOUT:
+        d = data[name]
+        comb = combined(quantised_scores(q, scale, bias, d["buckets"]), d["rule"])
+        flagged = comb >= threshold
+        what = "FPR" if name in BENIGN_HELDOUT else "recall"
+        print(f"\n{name}: {int(flagged.sum())} of {len(flagged)} flagged, {what} {flagged.mean():.4f}")
+        fams = [family_of(name, f) for f in d["family"]]
+        for fam in sorted(set(fams)):
+            m = np.array([f == fam for f in fams])
+            print(f"  {fam:<26}{int(m.sum()):>6} rows  {what} {flagged[m].mean():.4f}")
+        if name in BENIGN_HELDOUT:
+            for text, s, r in sorted(zip(d["texts"], comb, d["rule"]), key=lambda x: -x[1])[:10]:
+                if s >= threshold:
+                    print(f"  flagged {s:.3f} {r or '':<20} {text[:90]}")
 
 if __name__ == "__main__":
     main()

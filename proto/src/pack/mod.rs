@@ -361,4 +361,6 @@ pub fn suggest<'a>(given: &str, known: impl IntoIterator<Item = &'a str> + Clone
 }
 
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod tests;

@@ -36,8 +36,27 @@ impl ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::InvalidPack(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_pack"),
+            ApiError::Database(e) if unreachable(e) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
+            }
             ApiError::Database(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
+    }
+}
+
+/// The database is down, restarting or out of connections, as opposed to a
+/// query that failed: the operator should retry. (A connection lost during
+/// a commit leaves it unknown whether the write landed; a retried create
+/// then answers 409, which says it did.)
+fn unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        // 57P01 admin_shutdown (the server is stopping), 57P02
+        // crash_shutdown, 57P03 cannot_connect_now (still starting up).
+        sqlx::Error::Database(d) => {
+            matches!(d.code().as_deref(), Some("57P01" | "57P02" | "57P03"))
+        }
+        _ => false,
     }
 }
 
@@ -50,6 +69,10 @@ impl ApiError {
     /// at the edge) and shown only as "internal error".
     pub fn public_message(&self) -> String {
         match self {
+            ApiError::Database(e) if unreachable(e) => {
+                tracing::warn!(error = %e, "operator API request failed: database unreachable");
+                "the database is unreachable (restarting or down); this request was not completed; retry in a few seconds".to_string()
+            }
             ApiError::Database(e) => {
                 tracing::error!(error = %e, "operator API request failed");
                 "internal error; the control plane's log has the details".to_string()
@@ -70,6 +93,13 @@ impl IntoResponse for ApiError {
                 .map(|e| json!({"path": e.path, "line": e.line, "column": e.column, "message": e.message}))
                 .collect();
         }
-        (status, Json(json!({ "error": error }))).into_response()
+        let mut resp = (status, Json(json!({ "error": error }))).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("2"),
+            );
+        }
+        resp
     }
 }

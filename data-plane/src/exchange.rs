@@ -280,12 +280,18 @@ impl Exchange {
         let mut resp = err.into_response();
         self.decorate(&mut resp);
         self.record.status = status;
-        self.finish(None, None);
-        resp
+        let written = self.finish(None, None);
+        audit::answer_after(resp, written)
     }
 
-    /// Counts the request in the metrics and writes its audit record.
-    pub fn finish(mut self, usage: Option<Usage>, response: Option<Value>) {
+    /// Counts the request in the metrics and writes its audit record; the
+    /// answer is to wait for the returned [`audit::Written`].
+    #[must_use = "the answer must wait until its audit record is written"]
+    pub fn finish(
+        mut self,
+        usage: Option<Usage>,
+        response: Option<Value>,
+    ) -> Option<audit::Written> {
         self.observe(usage.as_ref());
         // Failed requests used no upstream tokens worth counting; an
         // unknown usage is estimated from the texts sent and received.
@@ -316,10 +322,8 @@ impl Exchange {
                 cost_micros: cost_micros.unwrap_or(0),
             });
         }
-        let Some(auditor) = self.rt.auditor.clone() else {
-            return;
-        };
-        let Some(slot) = self.slot.take() else { return };
+        let auditor = self.rt.auditor.clone()?;
+        let slot = self.slot.take()?;
         self.record.time = audit::now_rfc3339();
         self.record.usage = usage;
         self.record.latency_ms = round3(self.started.elapsed());
@@ -327,7 +331,7 @@ impl Exchange {
         if self.record.response.is_none() {
             self.record.response = response;
         }
-        auditor.record(slot, std::mem::take(&mut self.record), &self.decisions);
+        auditor.record(slot, std::mem::take(&mut self.record), &self.decisions)
     }
 }
 

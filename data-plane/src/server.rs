@@ -135,8 +135,13 @@ async fn chat_completions(
                 .into_response();
             ex.decorate(&mut resp);
             ex.record.status = 200;
-            ex.finish(usage, Some(c.value));
-            resp
+            match ex.finish(usage, Some(c.value)) {
+                Some(written) => match written.wait().await {
+                    Ok(()) => resp,
+                    Err(e) => e.into_response(),
+                },
+                None => resp,
+            }
         }
         Err(e) => ex.fail(e),
     }
@@ -240,8 +245,13 @@ async fn embeddings(
             ex.decorate(&mut resp);
             ex.record.status = 200;
             // Vectors are not worth keeping in an audit record.
-            ex.finish(usage, None);
-            resp
+            match ex.finish(usage, None) {
+                Some(written) => match written.wait().await {
+                    Ok(()) => resp,
+                    Err(e) => e.into_response(),
+                },
+                None => resp,
+            }
         }
         Err(e) => ex.fail(e),
     }

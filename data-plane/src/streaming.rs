@@ -4,7 +4,7 @@
 //! content, reasoning, each tool call's arguments — is a channel with its
 //! own guards, since a redaction window must not run across two of them. `[DONE]` follows only a
 //! clean end; a block or an upstream failure ends the stream with one
-//! `{"error": …}` event. The audit record is written when the stream ends.
+//! `{"error": …}` event. The audit record is written when the stream ends, before its last event goes out.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -39,6 +39,8 @@ struct State {
     /// Bytes of text the upstream produced, for the usage estimate when it
     /// reports none.
     answer_bytes: usize,
+    /// The audit record's write, which the last events wait for.
+    written: Option<crate::audit::Written>,
 }
 
 pub fn respond(ex: Exchange, upstream: ChunkStream) -> Response {
@@ -60,6 +62,7 @@ pub fn respond(ex: Exchange, upstream: ChunkStream) -> Response {
         flushed: false,
         out: VecDeque::new(),
         answer_bytes: 0,
+        written: None,
     };
     // Each step runs inside the request's span, so the policies and the
     // logs of a stream belong to its trace.
@@ -85,6 +88,17 @@ pub fn respond(ex: Exchange, upstream: ChunkStream) -> Response {
 
 async fn next(mut st: State) -> Option<(Event, State)> {
     loop {
+        // Finished: `[DONE]` (or the error event) goes out once the audit
+        // record is written, so a client that saw the end has a record.
+        if let Some(written) = st.written.take()
+            && let Err(e) = written.wait().await
+        {
+            // fail_closed and no record: the stream ends with the error
+            // instead of what was left of it.
+            st.out.clear();
+            st.out
+                .push_back(Event::default().data(e.body().to_string()));
+        }
         if let Some(ev) = st.out.pop_front() {
             return Some((ev, st));
         }
@@ -207,7 +221,7 @@ impl State {
             if let Some(text) = &response {
                 ex.capture_output(text);
             }
-            ex.finish(self.usage.take(), response.map(Value::String));
+            self.written = ex.finish(self.usage.take(), response.map(Value::String));
         }
     }
 }

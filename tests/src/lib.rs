@@ -4,6 +4,7 @@
 pub mod control;
 pub mod hub;
 pub mod pki;
+pub mod relay;
 pub mod store;
 pub mod tiny_model;
 pub mod upstream;
@@ -197,6 +198,18 @@ impl Process {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
         let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
         line.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// Sockets the process holds open (client and upstream connections,
+    /// listeners), from `/proc` (Linux).
+    pub fn open_sockets(&self) -> Option<usize> {
+        let fds = std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).ok()?;
+        Some(
+            fds.filter_map(Result::ok)
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter(|t| t.to_string_lossy().starts_with("socket:"))
+                .count(),
+        )
     }
 
     /// SIGKILL: no graceful shutdown, as in a crash.
@@ -481,8 +494,9 @@ pub fn audit_records(dir: &Path) -> Vec<serde_json::Value> {
     out
 }
 
-/// Waits (up to 5 s) until `dir` holds at least `n` audit records: they
-/// are written by the gateway's sink thread after the response.
+/// Waits (up to 5 s) until `dir` holds at least `n` audit records (an
+/// answer waits for its own record; records of requests the client gave up
+/// on, and metrics-only work, may still be on their way).
 pub async fn wait_audit_records(dir: &Path, n: usize) -> Vec<serde_json::Value> {
     for _ in 0..100 {
         let r = if dir.exists() {
@@ -511,4 +525,57 @@ pub fn check_refuses(pack: &str) -> String {
         .unwrap();
     assert!(!out.status.success(), "the pack was accepted");
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Chat requests one after another (20 ms apart) until `stop`: how many
+/// were answered 200, and what each other answer or error was.
+pub async fn steady_traffic(
+    url: String,
+    model: &'static str,
+    key: Option<String>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> (u64, Vec<String>) {
+    use std::sync::atomic::Ordering;
+    let http = reqwest::Client::new();
+    let (mut ok, mut failed) = (0, Vec::new());
+    while !stop.load(Ordering::Relaxed) {
+        let mut req = http.post(&url).json(&serde_json::json!({"model": model, "messages": [{"role": "user", "content": "What is the capital of France?"}]}));
+        if let Some(k) = &key {
+            req = req.bearer_auth(k);
+        }
+        match req.send().await {
+            Ok(r) if r.status() == 200 => ok += 1,
+            Ok(r) => failed.push(format!(
+                "{}: {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            )),
+            Err(e) => failed.push(e.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (ok, failed)
+}
+
+/// Waits (up to 15 s) until `gw` answers a chat request with `key` with 200:
+/// a managed gateway has its pack and the key from the control plane.
+pub async fn wait_serving(gw: &Gateway, model: &str, key: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = reqwest::Client::new()
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&serde_json::json!({"model": model, "messages": [{"role": "user", "content": "Hi"}]}))
+            .send()
+            .await
+            .map(|r| r.status().as_u16());
+        if let Ok(200) = status {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway never served: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -494,19 +494,39 @@ async fn a_stuck_audit_sink_fails_closed_or_open_as_configured() {
             &pack(&up, audit.to_str().unwrap(), "block", &extra),
             GatewayOptions::default(),
         );
+        // Six at once, all admitted (the queue is empty when they start):
+        // each must wait for a write that never comes. fail_closed withholds
+        // every answer (503) rather than give one without its record;
+        // fail_open answers every one after a short wait.
+        let answers = futures::future::join_all(
+            (0..6).map(|_| chat(&gw, "org/ok", "How do I reach billing?", false)),
+        )
+        .await;
         let mut statuses = Vec::new();
-        for _ in 0..6 {
-            statuses.push(
-                chat(&gw, "org/ok", "How do I reach billing?", false)
-                    .await
-                    .status()
-                    .as_u16(),
-            );
-            tokio::time::sleep(Duration::from_millis(30)).await;
+        let mut bodies = String::new();
+        for resp in answers {
+            statuses.push(resp.status().as_u16());
+            bodies.push_str(&resp.text().await.unwrap());
         }
-        assert_eq!(*statuses.last().unwrap(), expect, "{mode}: {statuses:?}");
-        if mode == "fail_open" {
-            assert!(gw.logs().contains("audit queue full"), "{}", gw.logs());
+        assert_eq!(statuses, vec![expect; 6], "{mode}: {bodies}");
+        // Their six records now wait in a queue of 2: the next request is
+        // decided at admission, at once.
+        let started = std::time::Instant::now();
+        let resp = chat(&gw, "org/ok", "How do I reach billing?", false).await;
+        assert_eq!(resp.status().as_u16(), expect, "{mode}");
+        let last = resp.text().await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "{mode}: {:?}",
+            started.elapsed()
+        );
+        if mode == "fail_closed" {
+            assert!(bodies.contains("the answer is withheld"), "{bodies}");
+            assert!(last.contains("cannot keep up"), "{last}");
+        } else {
+            let logs = gw.logs();
+            assert!(logs.contains("answering anyway"), "{logs}");
+            assert!(logs.contains("audit queue full"), "{logs}");
         }
     }
 }

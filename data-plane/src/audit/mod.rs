@@ -18,6 +18,7 @@ pub mod verify;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -128,13 +129,20 @@ impl Auditor {
     }
 
     /// Writes the record (shaped by the include_* settings) into its slot.
-    pub fn record(&self, slot: Slot, mut record: Record, decisions: &[Decision]) {
+    /// The answer waits for the returned [`Written`], so a client that got
+    /// an answer has a record even if the gateway is killed right after.
+    pub fn record(
+        &self,
+        slot: Slot,
+        mut record: Record,
+        decisions: &[Decision],
+    ) -> Option<Written> {
         if !slot.admitted {
-            return;
+            return None;
         }
         let notable = decisions.iter().any(|d| d.outcome != Outcome::Pass) || record.status >= 400;
         if !self.cfg.log_all_access && !notable {
-            return;
+            return None;
         }
         // The bodies are moved into the record's map, not copied through
         // the serialiser (serialising a `Value` into a `Value` clones it).
@@ -154,10 +162,19 @@ impl Auditor {
                 if let Some(v) = response {
                     map.insert("response".into(), v);
                 }
-                self.sink.send(Value::Object(map));
+                Some(Written {
+                    rx: self.sink.send(Value::Object(map)),
+                    closed: self.cfg.on_failure == OnFailure::FailClosed,
+                })
             }
-            Ok(_) => tracing::error!("audit record did not encode as an object"),
-            Err(e) => tracing::error!(error = %e, "audit record could not be encoded"),
+            Ok(_) => {
+                tracing::error!("audit record did not encode as an object");
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "audit record could not be encoded");
+                None
+            }
         }
     }
 
@@ -173,6 +190,55 @@ impl Auditor {
     pub fn dropped(&self) -> u64 {
         self.sink.dropped.load(Ordering::Relaxed)
     }
+}
+
+/// How long an answer waits for its record under `fail_closed` before it
+/// is withheld (503, or an error event on a stream), and under `fail_open`
+/// before it goes anyway (the record stays queued and is written when the
+/// sink recovers; only a crash meanwhile loses it).
+const WAIT_CLOSED: Duration = Duration::from_secs(5);
+const WAIT_OPEN: Duration = Duration::from_secs(1);
+
+/// Resolves once a record is in its file (written, not fsynced: it
+/// survives the gateway being killed, not the machine losing power).
+pub struct Written {
+    rx: tokio::sync::oneshot::Receiver<()>,
+    closed: bool,
+}
+
+impl Written {
+    /// Waits for the write, as `on_failure` says. A writer that stopped
+    /// resolves it too (the loss is logged and counted there).
+    pub async fn wait(self) -> Result<(), ApiError> {
+        let bound = if self.closed { WAIT_CLOSED } else { WAIT_OPEN };
+        match tokio::time::timeout(bound, self.rx).await {
+            Ok(_) => Ok(()),
+            Err(_) if self.closed => Err(ApiError::Unavailable(
+                "the audit record could not be written, and audit-logger.on_failure is fail_closed: the answer is withheld; retry later".into(),
+            )),
+            Err(_) => {
+                tracing::warn!("audit record not written yet; answering anyway (on_failure: fail_open)");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Holds an error answer's body until its record is written (or the wait
+/// gives up): the status line and headers may go, the body does not.
+pub fn answer_after(
+    resp: axum::response::Response,
+    written: Option<Written>,
+) -> axum::response::Response {
+    use futures::StreamExt;
+    let Some(written) = written else { return resp };
+    let (parts, body) = resp.into_parts();
+    let held = futures::stream::once(async move {
+        let _ = written.wait().await;
+        body.into_data_stream()
+    })
+    .flatten();
+    axum::response::Response::from_parts(parts, axum::body::Body::from_stream(held))
 }
 
 /// Shared counter type for sinks.

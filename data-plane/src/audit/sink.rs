@@ -14,12 +14,15 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sluice_proto::pack::policies::{AuditDestination, AuditLogger as Config};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::Counter;
 use super::chain::{self, GENESIS};
 
 const BATCH: usize = 256;
+
+/// A record on its way to the writer, and who to tell once it is written.
+type Queued = (Value, oneshot::Sender<()>);
 pub const ANCHOR: &str = "chain-anchor.json";
 
 #[derive(Clone)]
@@ -34,7 +37,7 @@ pub struct Sink {
     // its record written (lossless), however long it then streams. The
     // bound is applied at admission against `pending()`, so the queue
     // holds at most `capacity` plus the requests in flight.
-    tx: mpsc::UnboundedSender<Value>,
+    tx: mpsc::UnboundedSender<Queued>,
     /// `queue_capacity`: records waiting for the writer before admission
     /// says no.
     pub(super) capacity: u64,
@@ -102,14 +105,17 @@ impl Sink {
     }
 
     /// Queues one record for the writer (never blocks, never drops:
-    /// admission bounded the queue already).
-    pub(super) fn send(&self, record: Value) {
+    /// admission bounded the queue already). The receiver resolves once the
+    /// record is in the file.
+    pub(super) fn send(&self, record: Value) -> oneshot::Receiver<()> {
+        let (ack, written) = oneshot::channel();
         self.queued.fetch_add(1, Ordering::SeqCst);
-        if self.tx.send(record).is_err() {
+        if self.tx.send((record, ack)).is_err() {
             // The writer thread is gone (it only ends with the process).
             self.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::error!("audit writer has stopped; record lost");
         }
+        written
     }
 
     /// Records handed over and not yet written.
@@ -166,12 +172,15 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, mut rx: mpsc::UnboundedReceiver<Value>) {
-        while let Some(first) = rx.blocking_recv() {
-            let mut batch = vec![first];
+    fn run(mut self, mut rx: mpsc::UnboundedReceiver<Queued>) {
+        while let Some((first, ack)) = rx.blocking_recv() {
+            let (mut batch, mut acks) = (vec![first], vec![ack]);
             while batch.len() < BATCH {
                 match rx.try_recv() {
-                    Ok(v) => batch.push(v),
+                    Ok((v, ack)) => {
+                        batch.push(v);
+                        acks.push(ack);
+                    }
                     Err(_) => break,
                 }
             }
@@ -186,6 +195,11 @@ impl Writer {
                     Ok(()) => {
                         self.head = head;
                         self.written.fetch_add(n, Ordering::SeqCst);
+                        // In the file: a process killed from here on loses
+                        // none of these records, so their answers may go.
+                        for ack in acks {
+                            let _ = ack.send(());
+                        }
                         break;
                     }
                     Err(e) => {

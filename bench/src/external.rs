@@ -154,7 +154,7 @@ fn duration(v: &str) -> Option<Duration> {
     Some(Duration::from_nanos((micros * 1e3) as u64))
 }
 
-pub async fn run(secs: u64) {
+pub async fn run(secs: u64, baseline: Option<&Path>) {
     if Command::new("wrk").arg("--version").output().is_err() {
         eprintln!("--external needs wrk and nginx: apt-get install wrk nginx-light");
         std::process::exit(2);
@@ -182,6 +182,14 @@ pub async fn run(secs: u64) {
             eprintln!("no valkey-server or redis-server: the shared-limit row is left out");
             None
         }
+    };
+
+    let baseline = match baseline {
+        Some(bin) => Some((
+            procs::gateway_from(bin, &base, "", "ext-base-plain").await,
+            procs::gateway_from(bin, &base, FULL_CHAIN, "ext-base-full").await,
+        )),
+        None => None,
     };
 
     let dir = std::env::temp_dir().join(format!("sluice-bench-wrk-{}", std::process::id()));
@@ -214,10 +222,12 @@ pub async fn run(secs: u64) {
             url.as_str(),
         ));
     }
-    systems.extend([
-        ("sluice, full chain + audit", full_url.as_str()),
-        ("direct to nginx (after)", direct.as_str()),
-    ]);
+    systems.push(("sluice, full chain + audit", full_url.as_str()));
+    if let Some(((_, plain), (_, full))) = &baseline {
+        systems.push(("baseline build, no policies", plain.as_str()));
+        systems.push(("baseline build, full chain + audit", full.as_str()));
+    }
+    systems.push(("direct to nginx (after)", direct.as_str()));
     let mut rows = Vec::new();
     let mut failed = false;
     for (name, url) in systems {

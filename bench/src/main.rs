@@ -42,13 +42,18 @@ struct Args {
     /// Seconds per point in --external mode.
     #[arg(long, default_value_t = 8)]
     external_secs: u64,
+    /// --external: also measure this `sluice-gateway` binary (e.g. the
+    /// previous commit's release build), no policies and full chain, in the
+    /// same run, for before/after figures.
+    #[arg(long)]
+    baseline_gateway: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
     if args.external {
-        external::run(args.external_secs).await;
+        external::run(args.external_secs, args.baseline_gateway.as_deref()).await;
         return;
     }
     let stub_port = stub::start().await;

@@ -27,7 +27,7 @@ fn free_port() -> u16 {
 /// The release `sluice-gateway` of this target directory, built first (a
 /// no-op when current): never measure a stale or unoptimised binary, even
 /// when the bench itself runs from a dev build.
-fn gateway_binary() -> PathBuf {
+pub fn gateway_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     // target/<profile>/sluice-bench → target/release/sluice-gateway
     let target_dir = exe
@@ -76,6 +76,17 @@ const CHAIN: &str = "policies:\n  chain: [prompt-injection, pii-detector, safety
 /// other top-level sections, or more target lines and `groups:` (empty for
 /// none).
 pub async fn gateway_with(base_url: &str, policies: &str, tag: &str) -> (Child, String) {
+    gateway_from(&gateway_binary(), base_url, policies, tag).await
+}
+
+/// [`gateway_with`] from a given `sluice-gateway` binary (another build,
+/// to compare side by side in one run).
+pub async fn gateway_from(
+    binary: &std::path::Path,
+    base_url: &str,
+    policies: &str,
+    tag: &str,
+) -> (Child, String) {
     let dir = std::env::temp_dir().join(format!("sluice-bench-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let policies = policies.replace("{dir}", &dir.display().to_string());
@@ -85,7 +96,7 @@ pub async fn gateway_with(base_url: &str, policies: &str, tag: &str) -> (Child, 
     let config = dir.join("pack.yaml");
     std::fs::write(&config, pack).expect("write pack");
     let port = free_port();
-    let child = Command::new(gateway_binary())
+    let child = Command::new(binary)
         .args([
             "run",
             "--listen",

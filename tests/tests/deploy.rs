@@ -320,8 +320,8 @@ fn gateways_authenticate_to_the_control_plane_with_a_mounted_secret() {
     let deployment = docs
         .iter()
         .map(|(_, d)| d)
-        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "sluice-gateway")
-        .expect("the gateway Deployment");
+        .find(|d| d["kind"] == "StatefulSet" && d["metadata"]["name"] == "sluice-gateway")
+        .expect("the gateway StatefulSet");
     let pod = &deployment["spec"]["template"]["spec"];
     let c = &pod["containers"][0];
     assert!(env_value(c, "SLUICE_CONTROL_PLANE").is_some());
@@ -405,4 +405,52 @@ fn gateways_reach_the_limit_store_the_manifests_run() {
         &policy("limit-store")["spec"]["ingress"],
         &Value::from("sluice-gateway")
     ));
+}
+
+/// Issue #16: the audit spool and the snapshot cache outlive the pod — each
+/// is a PersistentVolumeClaim of the gateway StatefulSet, not an emptyDir —
+/// and the gateway id is the pod's stable name.
+#[test]
+fn gateway_spool_and_cache_live_on_persistent_volumes() {
+    let docs = documents();
+    let sts = docs
+        .iter()
+        .map(|(_, d)| d)
+        .find(|d| d["kind"] == "StatefulSet" && d["metadata"]["name"] == "sluice-gateway")
+        .expect("the gateway StatefulSet");
+    let pod = &sts["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    let claims: Vec<&str> = sts["spec"]["volumeClaimTemplates"]
+        .as_array()
+        .expect("volumeClaimTemplates")
+        .iter()
+        .filter_map(|t| t["metadata"]["name"].as_str())
+        .collect();
+    let id = &c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "SLUICE_GATEWAY_ID")
+        .expect("SLUICE_GATEWAY_ID")["valueFrom"]["fieldRef"]["fieldPath"];
+    assert_eq!(id, "metadata.name");
+    for var in ["SLUICE_CACHE_DIR", "SLUICE_AUDIT_ROOT"] {
+        let dir = env_value(c, var).unwrap_or_else(|| panic!("{var} is set"));
+        let mount = c["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["mountPath"] == dir.as_str())
+            .unwrap_or_else(|| panic!("{var}={dir} is not a volume mount"));
+        let name = mount["name"].as_str().unwrap();
+        assert!(
+            claims.contains(&name),
+            "{var}={dir} is on volume '{name}', which is not one of the claims {claims:?}"
+        );
+        let shadowed = pod["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|v| v["name"] == name);
+        assert!(!shadowed, "'{name}' is also a pod volume (an emptyDir?)");
+    }
 }

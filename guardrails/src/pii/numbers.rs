@@ -154,9 +154,24 @@ pub fn classify_run(text: &str, run: &Run, out: &mut Vec<Finding>) {
             k += 1;
         }
     }
-    // Four-digit groups are a card number (one that failed its checks),
-    // not several numbers.
-    if k < 2 || (groups.len() >= 4 && groups.iter().all(|g| g.1 - g.0 == 4)) {
+    if k < 2 {
+        return;
+    }
+    // Four-digit groups are a card number (one that failed its checks), not
+    // several shorter numbers; but two or more cards' worth of them may be
+    // cards written one after another: each run of four groups that passes
+    // as a card is one.
+    if groups.len() >= 4 && groups.iter().all(|g| g.1 - g.0 == 4) {
+        let mut g = 0;
+        while groups.len() >= 8 && g + 4 <= groups.len() {
+            match classify(text, run, g, g + 4, true) {
+                Some(f) if f.entity == Entity::CreditCard => {
+                    out.push(f);
+                    g += 4;
+                }
+                _ => g += 1,
+            }
+        }
         return;
     }
     let mut p = 0;

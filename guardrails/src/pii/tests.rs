@@ -515,3 +515,33 @@ fn random_inputs_never_panic() {
         let _ = redact(&t, &f);
     }
 }
+
+/// Numbers written one after another with single spaces read as one run of
+/// digit groups; each number in it is still found.
+#[test]
+fn numbers_separated_by_single_spaces_are_each_found() {
+    let cards = |text: &str| -> Vec<String> {
+        found(text)
+            .into_iter()
+            .filter(|(e, _)| *e == Entity::CreditCard)
+            .map(|(_, v)| v)
+            .collect()
+    };
+    assert_eq!(
+        cards("cards 4111 1111 1111 1111 5500 0000 0000 0004 on file"),
+        ["4111 1111 1111 1111", "5500 0000 0000 0004"]
+    );
+    assert_eq!(
+        cards("4111 1111 1111 1111 4111 1111 1111 1111"),
+        ["4111 1111 1111 1111", "4111 1111 1111 1111"]
+    );
+    let all = found("+44 20 7946 0958 4111 1111 1111 1111");
+    assert!(
+        all.contains(&(Entity::PhoneNumber, "+44 20 7946 0958".into()))
+            && all.contains(&(Entity::CreditCard, "4111 1111 1111 1111".into())),
+        "{all:?}"
+    );
+    // Four-digit groups that fail as cards are still not read as several
+    // shorter numbers.
+    none("order 1234 5678 9012 3456 7890 1234 5678 9012");
+}

@@ -20,6 +20,30 @@ pub const PII_ENTITIES: [&str; 7] = [
     "US_SSN",
     "IP_ADDRESS",
 ];
+/// Presidio's names for entities Sluice detects under another name
+/// (accepted in `entities`, stored under Sluice's name).
+pub const PII_ALIASES: [(&str, &str); 1] = [("IBAN_CODE", "IBAN")];
+/// Presidio entities Sluice does not detect: refused with that reason, so
+/// an operator does not believe they are enforced.
+const PRESIDIO_ONLY: [&str; 17] = [
+    "LOCATION",
+    "DATE_TIME",
+    "NRP",
+    "ORGANIZATION",
+    "MEDICAL_LICENSE",
+    "URL",
+    "CRYPTO",
+    "US_BANK_NUMBER",
+    "US_DRIVER_LICENSE",
+    "US_ITIN",
+    "US_PASSPORT",
+    "UK_NHS",
+    "UK_NINO",
+    "ES_NIF",
+    "IT_FISCAL_CODE",
+    "SG_NRIC_FIN",
+    "AU_TFN",
+];
 /// Default bound of the `api` destination's on-disk spool.
 pub const DEFAULT_SPOOL_BYTES: u64 = 1 << 30;
 pub const CONTENT_CATEGORIES: [&str; 5] = [
@@ -277,21 +301,35 @@ fn validate_policy(
             let action = action(d, &mut r, &["redact", "block", "monitor"], Action::Redact);
             let entities = match r.string_list(d, "entities") {
                 None => PII_ENTITIES.iter().map(|e| e.to_string()).collect(),
-                Some(list) => {
-                    for (i, (e, m)) in list.iter().enumerate() {
-                        if !PII_ENTITIES.contains(&e.as_str()) {
+                Some(list) => list
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (e, m))| {
+                        if let Some((_, ours)) = PII_ALIASES.iter().find(|(alias, _)| *alias == e) {
+                            return ours.to_string();
+                        }
+                        if PRESIDIO_ONLY.contains(&e.as_str()) {
                             d.error(
                                 &format!("{path}.entities[{i}]"),
-                                *m,
+                                m,
+                                format!(
+                                    "Presidio entity '{e}' is one Sluice does not detect; remove it (Sluice detects {})",
+                                    PII_ENTITIES.join(", ")
+                                ),
+                            );
+                        } else if !PII_ENTITIES.contains(&e.as_str()) {
+                            d.error(
+                                &format!("{path}.entities[{i}]"),
+                                m,
                                 format!(
                                     "unknown entity type '{e}'{}",
-                                    did_you_mean(e, PII_ENTITIES)
+                                    did_you_mean(&e, PII_ENTITIES)
                                 ),
                             );
                         }
-                    }
-                    list.into_iter().map(|(e, _)| e).collect()
-                }
+                        e
+                    })
+                    .collect(),
             };
             Policy::PiiDetector(PiiDetector {
                 action,

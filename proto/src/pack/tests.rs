@@ -429,3 +429,32 @@ fn router_provider_choice_is_split_from_the_model() {
         "{errs:?}"
     );
 }
+
+/// Operators come from Presidio (and LiteLLM's Presidio integration): its
+/// entity names are accepted where they mean one of ours, and the ones
+/// Sluice does not detect are named as such rather than "unknown".
+#[test]
+fn presidio_entity_names_are_aliases_or_explained() {
+    let pack = |entities: &str| {
+        format!(
+            "{BASE}policies:\n  chain: [pii-detector]\n  policy:\n    pii-detector:\n      entities: [{entities}]\n"
+        )
+    };
+    let loaded = load(&pack("IBAN_CODE, EMAIL_ADDRESS")).unwrap();
+    match &loaded.pack.chain[0] {
+        Policy::PiiDetector(p) => assert_eq!(p.entities, ["IBAN", "EMAIL_ADDRESS"]),
+        other => panic!("{other:?}"),
+    }
+    let errs = errors(&pack("PERSON, LOCATION"));
+    let e = errs
+        .iter()
+        .find(|e| e.path == "policies.policy.pii-detector.entities[1]")
+        .unwrap_or_else(|| panic!("{errs:?}"));
+    assert!(
+        e.message.contains("Presidio entity 'LOCATION'")
+            && e.message.contains("does not detect")
+            && e.message.contains("IP_ADDRESS"),
+        "{}",
+        e.message
+    );
+}

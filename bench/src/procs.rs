@@ -27,7 +27,7 @@ fn free_port() -> u16 {
 /// The release `sluice-gateway` of this target directory, built first (a
 /// no-op when current): never measure a stale or unoptimised binary, even
 /// when the bench itself runs from a dev build.
-pub fn gateway_binary() -> PathBuf {
+fn gateway_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     // target/<profile>/sluice-bench → target/release/sluice-gateway
     let target_dir = exe

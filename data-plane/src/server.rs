@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use crate::exchange::{Exchange, usage_of};
 use crate::openai::{ChatRequest, EmbeddingsRequest};
 use crate::providers::ChatReply;
-use crate::{streaming, traffic};
+use crate::{audit, streaming, traffic};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -135,13 +135,8 @@ async fn chat_completions(
                 .into_response();
             ex.decorate(&mut resp);
             ex.record.status = 200;
-            match ex.finish(usage, Some(c.value)) {
-                Some(written) => match written.wait().await {
-                    Ok(()) => resp,
-                    Err(e) => e.into_response(),
-                },
-                None => resp,
-            }
+            let written = ex.finish(usage, Some(c.value));
+            audit::answer_when_written(resp, written).await
         }
         Err(e) => ex.fail(e),
     }
@@ -245,13 +240,8 @@ async fn embeddings(
             ex.decorate(&mut resp);
             ex.record.status = 200;
             // Vectors are not worth keeping in an audit record.
-            match ex.finish(usage, None) {
-                Some(written) => match written.wait().await {
-                    Ok(()) => resp,
-                    Err(e) => e.into_response(),
-                },
-                None => resp,
-            }
+            let written = ex.finish(usage, None);
+            audit::answer_when_written(resp, written).await
         }
         Err(e) => ex.fail(e),
     }

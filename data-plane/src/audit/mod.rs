@@ -224,6 +224,22 @@ impl Written {
     }
 }
 
+/// A successful answer, once its record is written; under `fail_closed`
+/// and no record, the 503 that withholds it.
+pub async fn answer_when_written(
+    resp: axum::response::Response,
+    written: Option<Written>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match written {
+        Some(w) => match w.wait().await {
+            Ok(()) => resp,
+            Err(e) => e.into_response(),
+        },
+        None => resp,
+    }
+}
+
 /// Holds an error answer's body until its record is written (or the wait
 /// gives up): the status line and headers may go, the body does not.
 pub fn answer_after(

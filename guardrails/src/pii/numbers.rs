@@ -162,8 +162,11 @@ pub fn classify_run(text: &str, run: &Run, out: &mut Vec<Finding>) {
     // cards written one after another: each run of four groups that passes
     // as a card is one.
     if groups.len() >= 4 && groups.iter().all(|g| g.1 - g.0 == 4) {
+        if groups.len() < 8 {
+            return;
+        }
         let mut g = 0;
-        while groups.len() >= 8 && g + 4 <= groups.len() {
+        while g + 4 <= groups.len() {
             match classify(text, run, g, g + 4, true) {
                 Some(f) if f.entity == Entity::CreditCard => {
                     out.push(f);

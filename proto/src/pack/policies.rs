@@ -22,7 +22,7 @@ pub const PII_ENTITIES: [&str; 7] = [
 ];
 /// Presidio's names for entities Sluice detects under another name
 /// (accepted in `entities`, stored under Sluice's name).
-pub const PII_ALIASES: [(&str, &str); 1] = [("IBAN_CODE", "IBAN")];
+const PII_ALIASES: [(&str, &str); 1] = [("IBAN_CODE", "IBAN")];
 /// Presidio entities Sluice does not detect: refused with that reason, so
 /// an operator does not believe they are enforced.
 const PRESIDIO_ONLY: [&str; 17] = [

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::audit::{self, Record, Slot};
+use crate::counting;
 use crate::error::ApiError;
 use crate::limits::Part;
 use crate::metrics::{self, OutcomeLabels, PolicyLabels, TargetLabels};
@@ -42,10 +43,15 @@ pub struct Exchange {
     /// A streamed request asked for the usage chunk
     /// (`stream_options.include_usage`); providers always produce it.
     pub stream_usage: bool,
-    /// Tokens counted against token limits when the upstream reports no
-    /// usage (see `estimate_tokens` and `estimate_completion`).
-    estimated_tokens: u64,
-    estimated_completion: u64,
+    /// What counting needs when the upstream reports no usage (see
+    /// `counting`): the texts' bytes always; the texts themselves only when
+    /// a target of this version has a tokenizer to count them with.
+    prompt_bytes: usize,
+    prompt_texts: Option<Vec<String>>,
+    answer_bytes: usize,
+    answer_texts: Option<Vec<String>>,
+    /// The serving target's tokenizer, if it names one.
+    tokenizer: Option<Arc<crate::counting::Handle>>,
     /// `ai_completion`: the request's trace span; it ends when the
     /// exchange is finished (for streams, when the stream ends).
     pub span: tracing::Span,
@@ -73,6 +79,7 @@ impl Exchange {
             "http.response.status_code" = Empty,
             "sluice.target" = Empty,
             "sluice.overhead_ms" = Empty,
+            "sluice.usage_source" = Empty,
         );
         let record = Record {
             record_id: uuid::Uuid::new_v4().to_string(),
@@ -95,8 +102,11 @@ impl Exchange {
             in_flight: None,
             caller: Caller::default(),
             stream_usage: false,
-            estimated_tokens: 0,
-            estimated_completion: 0,
+            prompt_bytes: 0,
+            prompt_texts: None,
+            answer_bytes: 0,
+            answer_texts: None,
+            tokenizer: None,
             span,
         }
     }
@@ -157,6 +167,7 @@ impl Exchange {
         self.record.target = Some(target.spec.id.clone());
         self.model_label = Some(target.spec.model.clone());
         self.pricing = target.spec.pricing;
+        self.tokenizer = target.tokenizer.clone();
     }
 
     /// Marks the first streamed token (once).
@@ -213,20 +224,46 @@ impl Exchange {
         self.in_flight = slot;
     }
 
-    /// The documented estimate for a request whose usage the upstream does
-    /// not report: one token per four characters of the texts sent.
-    pub fn estimate_tokens(&mut self, texts: impl FnOnce() -> usize) {
-        if !self.rt.limits.is_empty() {
-            self.estimated_tokens = texts().div_ceil(4) as u64;
+    /// Keeps what counting the prompt takes, should the upstream report no
+    /// usage: a copy of the texts only when this version can count tokens.
+    pub fn note_prompt(&mut self, texts: &[crate::openai::Text<'_>]) {
+        self.prompt_bytes = texts.iter().map(|t| t.text.len()).sum();
+        if self.rt.counts_tokens {
+            self.prompt_texts = Some(texts.iter().map(|t| t.text.to_string()).collect());
         }
     }
 
-    /// The same estimate for the answer: one completion token per four
-    /// bytes of the texts the upstream produced (`bytes`).
-    pub fn estimate_completion(&mut self, bytes: impl FnOnce() -> usize) {
-        if !self.rt.limits.is_empty() {
-            self.estimated_completion = bytes().div_ceil(4) as u64;
+    /// Whether the serving target counts with a tokenizer, i.e. whether the
+    /// answer's texts are worth keeping for [`Exchange::note_answer`].
+    pub fn counts_tokens(&self) -> bool {
+        self.tokenizer.is_some()
+    }
+
+    /// The answer's texts as the upstream produced them (every choice and
+    /// channel), for the count when it reports no usage.
+    pub fn note_answer(&mut self, bytes: usize, texts: Option<Vec<String>>) {
+        self.answer_bytes = bytes;
+        self.answer_texts = texts;
+    }
+
+    /// Usage the upstream did not report: counted with the serving
+    /// target's tokenizer when it is ready, else one token per four bytes.
+    /// The chat template's few tokens per message are not in the count.
+    fn count_usage(&self) -> (Usage, counting::Source) {
+        if let Some(tok) = self.tokenizer.as_ref().and_then(|h| h.get())
+            && let Some(prompt) = &self.prompt_texts
+            && let Some(p) = counting::count(tok, prompt)
+            && let Some(c) = counting::count(tok, self.answer_texts.as_deref().unwrap_or(&[]))
+        {
+            return (Usage::new(p, c), counting::Source::Tokenizer);
         }
+        (
+            Usage::new(
+                counting::estimate(self.prompt_bytes),
+                counting::estimate(self.answer_bytes),
+            ),
+            counting::Source::Estimate,
+        )
     }
 
     pub fn audits_request(&self) -> bool {
@@ -292,14 +329,24 @@ impl Exchange {
         usage: Option<Usage>,
         response: Option<Value>,
     ) -> Option<audit::Written> {
-        self.observe(usage.as_ref());
-        // Failed requests used no upstream tokens worth counting; an
-        // unknown usage is estimated from the texts sent and received.
-        let (prompt, completion) = match &usage {
-            Some(u) => (u.prompt_tokens, u.completion_tokens),
-            None if self.record.status < 400 => (self.estimated_tokens, self.estimated_completion),
-            None => (0, 0),
+        // Failed requests used no upstream tokens worth counting; a usage
+        // the upstream did not report is counted here (and says so).
+        let (usage, source) = match usage {
+            Some(u) => (Some(u), Some(counting::Source::Upstream)),
+            None if self.record.status < 400 => {
+                let (u, s) = self.count_usage();
+                (Some(u), Some(s))
+            }
+            None => (None, None),
         };
+        if let Some(s) = source {
+            self.span.record("sluice.usage_source", s.as_str());
+            self.record.usage_source = Some(s.as_str());
+        }
+        self.observe(usage.as_ref());
+        let (prompt, completion) = usage
+            .as_ref()
+            .map_or((0, 0), |u| (u.prompt_tokens, u.completion_tokens));
         let tokens = prompt + completion;
         for a in self.admission.iter().chain(&self.target_admission) {
             a.consume(tokens);

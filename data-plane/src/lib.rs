@@ -24,7 +24,9 @@
 //! - [`audit`]: the audit logger — bounded queue, hash-chained daily files,
 //!   retention, `audit verify`.
 //! - [`exchange`]: one request's bookkeeping (decisions, overhead, audit,
-//!   metrics); [`metrics`]: the Prometheus registry behind `/metrics`.
+//!   metrics); [`metrics`]: the Prometheus registry behind `/metrics`;
+//!   [`counting`]: usage the upstream did not report, counted with the
+//!   target model's tokenizer (fetched from the Hub) or estimated.
 //! - [`openai`]: the OpenAI request types the gateway reads.
 //! - [`error`]: the one error type, mapped to HTTP status and OpenAI bodies.
 //! - [`serve`]: the listener loop — connection and request limits, header
@@ -37,6 +39,7 @@ pub mod allow;
 pub mod audit;
 mod config;
 pub mod control;
+mod counting;
 mod error;
 mod exchange;
 pub mod gateway;

@@ -141,12 +141,12 @@ impl Metrics {
         );
         registry.register(
             "llm_prompt_tokens",
-            "Prompt tokens reported by upstreams",
+            "Prompt tokens: reported by upstreams, else counted by the gateway (see the audit record's usage_source)",
             m.prompt_tokens.clone(),
         );
         registry.register(
             "llm_completion_tokens",
-            "Completion tokens reported by upstreams",
+            "Completion tokens: reported by upstreams, else counted by the gateway (see the audit record's usage_source)",
             m.completion_tokens.clone(),
         );
         registry.register(

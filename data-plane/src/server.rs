@@ -123,7 +123,10 @@ async fn chat_completions(
             }
             let usage = usage_of(&c.value);
             if usage.is_none() {
-                ex.estimate_completion(|| answer_bytes(&c.value));
+                let texts = answer_texts(&c.value);
+                let bytes = texts.iter().map(String::len).sum();
+                let keep = ex.counts_tokens().then_some(texts);
+                ex.note_answer(bytes, keep);
             }
             let mut resp = (
                 [(
@@ -172,7 +175,7 @@ async fn chat_path(
         .check_request(&mut req.texts_mut(), &mut ex.decisions)?;
     let route = rt.route_chat(&req.model, &caller)?;
     ex.route(&route);
-    ex.estimate_tokens(|| req.texts_mut().iter().map(|t| t.text.len()).sum());
+    ex.note_prompt(&req.texts_mut());
     ex.limit_caller().await?;
     let plan = traffic::admit(&rt, route, ex).await?;
     let target = plan.target.clone();
@@ -271,7 +274,7 @@ async fn embeddings_path(
         .check_request(&mut req.texts_mut(), &mut ex.decisions)?;
     let route = rt.route_embeddings(&req.model)?;
     ex.route(&route);
-    ex.estimate_tokens(|| req.texts_mut().iter().map(|t| t.text.len()).sum());
+    ex.note_prompt(&req.texts_mut());
     ex.limit_caller().await?;
     let plan = traffic::admit(&rt, route, ex).await?;
     let target = plan.target.clone();
@@ -370,21 +373,20 @@ async fn not_found(req: Request) -> ApiError {
     ))
 }
 
-/// Bytes of the answer's texts (every choice), for the usage estimate of
-/// an upstream that reports none. Rare, so a copy of each message is fine.
-fn answer_bytes(answer: &Value) -> usize {
+/// The answer's texts (every choice), for counting the usage of an
+/// upstream that reports none. Rare, so a copy of each message is fine.
+fn answer_texts(answer: &Value) -> Vec<String> {
     let Some(choices) = answer.get("choices").and_then(Value::as_array) else {
-        return 0;
+        return Vec::new();
     };
-    choices
-        .iter()
-        .filter_map(|c| c.get("message"))
-        .map(|m| {
-            let mut m = m.clone();
+    let mut out = Vec::new();
+    for m in choices.iter().filter_map(|c| c.get("message")) {
+        let mut m = m.clone();
+        out.extend(
             crate::openai::answer_texts_mut(&mut m)
-                .iter()
-                .map(|t| t.len())
-                .sum::<usize>()
-        })
-        .sum()
+                .into_iter()
+                .map(std::mem::take),
+        );
+    }
+    out
 }

@@ -39,6 +39,8 @@ struct State {
     /// Bytes of text the upstream produced, for the usage estimate when it
     /// reports none.
     answer_bytes: usize,
+    /// The same text, kept only when the serving target has a tokenizer.
+    answer_text: Option<String>,
     /// The audit record's write, which the last events wait for.
     written: Option<crate::audit::Written>,
 }
@@ -46,6 +48,7 @@ struct State {
 pub fn respond(ex: Exchange, upstream: ChunkStream) -> Response {
     let channels = Channels::new(ex.rt.clone());
     let ex_stream_usage = ex.stream_usage;
+    let ex_counts_tokens = ex.counts_tokens();
     let text = (ex.audits_response() || sluice_telemetry::capture_content()).then(String::new);
     // Headers go out before the response policies see any text: they carry
     // the request-side decisions; the audit record has all of them.
@@ -62,6 +65,7 @@ pub fn respond(ex: Exchange, upstream: ChunkStream) -> Response {
         flushed: false,
         out: VecDeque::new(),
         answer_bytes: 0,
+        answer_text: ex_counts_tokens.then(String::new),
         written: None,
     };
     // Each step runs inside the request's span, so the policies and the
@@ -153,6 +157,9 @@ impl State {
         }
         for (channel, text) in texts {
             self.answer_bytes += text.len();
+            if let Some(a) = &mut self.answer_text {
+                a.push_str(text);
+            }
             if !text.is_empty()
                 && let Some(ex) = &mut self.ex
             {
@@ -214,8 +221,8 @@ impl State {
             ex.record.status = status;
             ex.record.stream = true;
             if self.usage.is_none() {
-                let bytes = self.answer_bytes;
-                ex.estimate_completion(|| bytes);
+                let texts = self.answer_text.take().map(|t| vec![t]);
+                ex.note_answer(self.answer_bytes, texts);
             }
             let response = self.text.take();
             if let Some(text) = &response {

@@ -370,6 +370,13 @@ impl Gateway {
             .env_remove("SLUICE_ALLOWED_SECRET_ENV")
             .env_remove("SLUICE_ALLOWED_UPSTREAM_HOSTS")
             .env_remove("SLUICE_AUDIT_ROOT")
+            // Hugging Face targets fetch their tokenizer from the Hub: no
+            // test reaches the real one or the user's cache unless it sets
+            // these itself (opts.env comes after).
+            .env("HF_ENDPOINT", "http://127.0.0.1:9")
+            .env("HF_HOME", dir.path().join("hf-home"))
+            .env_remove("HF_HUB_CACHE")
+            .env_remove("HF_TOKEN")
             .current_dir(dir.path());
         for (k, v) in &opts.env {
             cmd.env(k, v);

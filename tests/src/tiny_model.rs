@@ -200,6 +200,12 @@ fn config_json(sh: &Shape) -> Value {
     })
 }
 
+/// The model's `tokenizer.json` as bytes: byte-level BPE over printable
+/// ASCII, where text without `th`, `er` or `in` is one token per character.
+pub fn tokenizer_json_bytes() -> Vec<u8> {
+    serde_json::to_vec(&tokenizer_json()).expect("a JSON value serialises")
+}
+
 fn tokenizer_json() -> Value {
     let vocab = vocab();
     let ids: serde_json::Map<String, Value> = vocab

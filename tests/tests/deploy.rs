@@ -177,13 +177,15 @@ fn containers_use_only_flags_and_variables_the_binaries_accept() {
         for e in c["env"].as_array().into_iter().flatten() {
             let name = e["name"].as_str().unwrap();
             // The worker reads the token from the variable SLUICE_HF_TOKEN_ENV
-            // names; HF_HOME is where mistral.rs and the token lookup look.
+            // names. HF_HOME is the Hub cache: mistral.rs and the worker's
+            // token lookup use it, and so does the gateway's tokenizer fetch.
             let worker_reads = image == "sluice-worker"
-                && (name == "HF_HOME"
-                    || env_value(&c, "SLUICE_HF_TOKEN_ENV").as_deref() == Some(name));
+                && env_value(&c, "SLUICE_HF_TOKEN_ENV").as_deref() == Some(name);
+            let hub_reads = name == "HF_HOME";
             let known = help.contains(&format!("[env: {name}"))
                 || name == "RUST_LOG"
                 || worker_reads
+                || hub_reads
                 || pack.contains(&format!("env: {name}"));
             assert!(
                 known,

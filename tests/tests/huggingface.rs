@@ -3,14 +3,17 @@
 //! body, `:provider` choice passed on), HF Inference embeddings under the
 //! router's `hf-inference` pipeline path, and dedicated endpoints that
 //! scale to zero (`X-Scale-Up-Timeout`, a plain 503 waited out within the
-//! target's deadline). The retired serverless layout is covered by
+//! target's deadline); usage an upstream does not report, counted with the
+//! model's tokenizer from the Hub. The retired serverless layout is covered by
 //! `gateway.rs`, which starts gateways with `--hf-inference-url`.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use sluice_e2e::hub::FakeHub;
+use sluice_e2e::tempdir::TempDir;
 use sluice_e2e::upstream::{COLD_START, Upstream};
-use sluice_e2e::{Gateway, GatewayOptions};
+use sluice_e2e::{Gateway, GatewayOptions, tiny_model};
 
 const TOKEN: &str = "hf_router_test_token_0123456789";
 
@@ -169,4 +172,127 @@ async fn a_router_account_out_of_credits_is_named_and_not_retried() {
     );
     assert!(!msg.contains(TOKEN), "{msg}");
     assert_eq!(up.hits("nocredit"), 1, "billing refusals are not retried");
+}
+
+fn counted_pack(up: &Upstream, audit: &std::path::Path) -> String {
+    let target = |id: &str, model: &str| {
+        format!(
+            "    - id: {id}\n      provider: huggingface:chat:{model}\n      base_url: {}/v1\n      secret_key_ref: {{env: HF_API_TOKEN}}\n",
+            up.base("nousage")
+        )
+    };
+    format!(
+        "pack:\n  name: counted\nproviders:\n  targets:\n{}{}policies:\n  chain: [audit-logger]\n  policy:\n    audit-logger:\n      destination: file\n      path: {}\n",
+        target("counted", "org/counted"),
+        target("uncounted", "org/absent"),
+        audit.display()
+    )
+}
+
+async fn ask(gw: &Gateway, model: &str, stream: bool) {
+    let resp = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "pack my box"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{model}");
+    let body = resp.text().await.unwrap();
+    assert!(
+        !body.contains("\"usage\""),
+        "{model}: the client asked for no usage and the upstream sent none: {body}"
+    );
+}
+
+/// An upstream that reports no usage, streamed or not: the gateway counts
+/// it with the model's own tokenizer, fetched from the Hub into the cache
+/// (and read from that cache when the Hub is gone), or estimates it when
+/// there is no tokenizer; the audit record says which.
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_an_upstream_does_not_report_is_counted_with_the_models_tokenizer() {
+    let hub = FakeHub::start().await;
+    hub.push(
+        "org/counted",
+        vec![("tokenizer.json".into(), tiny_model::tokenizer_json_bytes())],
+    );
+    let up = Upstream::start().await;
+    let audit = TempDir::new();
+    let hf_home = TempDir::new();
+    let opts = |endpoint: String| GatewayOptions {
+        env: vec![
+            ("HF_API_TOKEN", TOKEN.to_string()),
+            ("HF_ENDPOINT", endpoint),
+            ("HF_HOME", hf_home.path().display().to_string()),
+        ],
+        ..GatewayOptions::default()
+    };
+    let gw = Gateway::start_with(&counted_pack(&up, audit.path()), opts(hub.url()));
+    assert!(
+        gw.wait_for_log("tokenizer ready", Duration::from_secs(10)),
+        "{}",
+        gw.logs()
+    );
+    assert!(
+        hub.count("/org/counted/resolve/main/tokenizer.json auth=yes") >= 1,
+        "the target's Hugging Face token goes to the Hub: {:?}",
+        hub.log()
+    );
+    assert!(gw.wait_for_log("cannot fetch the tokenizer", Duration::from_secs(10)));
+    for (model, stream) in [
+        ("counted", false),
+        ("counted", true),
+        ("uncounted", false),
+        ("uncounted", true),
+    ] {
+        ask(&gw, model, stream).await;
+    }
+    let records = sluice_e2e::wait_audit_records(audit.path(), 4).await;
+    let usage: Vec<(String, bool, Value, Value)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["target"].as_str().unwrap().to_string(),
+                r["stream"].as_bool().unwrap(),
+                r["usage"].clone(),
+                r["usage_source"].clone(),
+            )
+        })
+        .collect();
+    // "pack my box" is 11 tokens of the tiny tokenizer (one per character,
+    // no merge applies) and 3 by the four-bytes estimate; the answers are
+    // "echo: pack my box" (17 / 5) and, streamed, "Hello world" (11 / 3).
+    let want =
+        |p: u64, c: u64| json!({"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c});
+    assert_eq!(
+        usage,
+        vec![
+            ("counted".into(), false, want(11, 17), json!("tokenizer")),
+            ("counted".into(), true, want(11, 11), json!("tokenizer")),
+            ("uncounted".into(), false, want(3, 5), json!("estimate")),
+            ("uncounted".into(), true, want(3, 3), json!("estimate")),
+        ]
+    );
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains("llm_prompt_tokens_total{target=\"counted\",model=\"org/counted\"} 22"),
+        "{metrics}"
+    );
+    assert!(!gw.logs().contains(TOKEN), "{}", gw.logs());
+    drop(gw);
+
+    // The Hub is gone: the copy in the cache counts.
+    let gw = Gateway::start_with(
+        &counted_pack(&up, audit.path()),
+        opts("http://127.0.0.1:9".into()),
+    );
+    assert!(
+        gw.wait_for_log("tokenizer ready", Duration::from_secs(10)),
+        "{}",
+        gw.logs()
+    );
+    ask(&gw, "counted", false).await;
+    let records = sluice_e2e::wait_audit_records(audit.path(), 5).await;
+    let last = records.last().unwrap();
+    assert_eq!(last["usage_source"], "tokenizer", "{last}");
+    assert_eq!(last["usage"], want(11, 17));
 }

@@ -56,6 +56,10 @@ pub struct Record {
     pub stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// Where `usage` came from: `upstream`, `tokenizer` (counted here with
+    /// the target model's tokenizer) or `estimate` (four bytes a token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage_source: Option<&'static str>,
     /// What the request cost, from the serving target's `pricing`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost: Option<f64>,

@@ -25,6 +25,8 @@ pub struct TargetRuntime {
     /// Endpoint, which may be scaled to zero (see `http::post`).
     pub dedicated: bool,
     pub upstream: Upstream,
+    /// Counts usage when the upstream reports none (`tokenizer:`).
+    pub tokenizer: Option<Arc<crate::counting::Handle>>,
 }
 
 /// What a target talks to, one variant per upstream protocol.
@@ -118,8 +120,18 @@ impl TargetRuntime {
         let dedicated = spec.family == sluice_proto::pack::Family::HuggingFace
             && spec.base_url.is_some()
             && !matches!(spec.protocol, Protocol::Worker { .. });
+        // Only a Hugging Face target's own token goes to the Hub: another
+        // provider's key must never leave for a host it was not made for.
+        let hub_token = (spec.family == sluice_proto::pack::Family::HuggingFace)
+            .then(|| token.as_ref().map(|t| t.expose().to_string()))
+            .flatten();
+        let tokenizer = spec
+            .tokenizer
+            .as_ref()
+            .map(|source| crate::counting::want(source, hub_token));
         Ok(TargetRuntime {
             dedicated,
+            tokenizer,
             spec,
             token,
             unavailable,

@@ -19,7 +19,7 @@ pub use groups::{Balance, Ejection, Group, Member};
 pub use limits::{FailMode, Limit, LimitScope, LimitStore, StoreUrl};
 pub use policies::{Action, Policy, Router};
 pub use reader::ConfigError;
-pub use targets::{Family, Protocol, Target};
+pub use targets::{Family, Protocol, Target, TokenizerSource};
 pub use traffic::{RetryOn, RetryPolicy};
 
 use reader::{Diagnostics, MapReader, did_you_mean};

@@ -66,7 +66,18 @@ pub struct Target {
     pub hf_route: Option<String>,
     /// What a million tokens cost here, for cost budgets.
     pub pricing: Option<super::budgets::Pricing>,
+    /// Where the gateway gets the tokenizer that counts usage when this
+    /// target's upstream reports none (`None`: one token per four bytes).
+    pub tokenizer: Option<TokenizerSource>,
     pub mark: Mark,
+}
+
+/// A `tokenizer.json` on the Hugging Face Hub: `ORG/MODEL[@REVISION]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TokenizerSource {
+    pub repo: String,
+    /// `None`: the repo's default branch.
+    pub revision: Option<String>,
 }
 
 impl Target {
@@ -162,6 +173,8 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
         .and_then(|n| super::budgets::parse_pricing(d, n, &r.key_path("pricing")));
     let workers_node = r.get("workers");
     let workers = r.string_list(d, "workers");
+    let tokenizer_field = r.string(d, "tokenizer");
+    let tokenizer_mark = r.get("tokenizer").map(|n| n.mark).unwrap_or(node.mark);
     if let (Some(t), Some(n)) = (&chat_template, r.get("chat_template"))
         && let Err(e) = minijinja::Environment::new().template_from_str(t)
     {
@@ -380,6 +393,14 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
         (Family::HuggingFace, false, "huggingface") => Protocol::FeatureExtraction,
         _ => Protocol::OpenAiCompatible,
     };
+    let tokenizer = tokenizer_source(
+        d,
+        &format!("{path}.tokenizer"),
+        tokenizer_mark,
+        tokenizer_field.as_deref(),
+        family,
+        &model,
+    );
     let target = Target {
         id: id.unwrap_or_default(),
         provider,
@@ -394,12 +415,71 @@ fn validate_target(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Targe
         fallbacks,
         hf_route,
         pricing,
+        tokenizer,
         mark: node.mark,
     };
     if let Some(ph) = target.base_url_placeholder() {
         d.warn(&format!("{path}.base_url"), base_url_mark, format!("base_url still holds the placeholder {ph}; this target answers 503 until it is replaced with your endpoint's value"));
     }
     (d.errors.len() == errors_before).then_some(target)
+}
+
+/// `tokenizer:` as written, or the default: a Hugging Face target whose
+/// model is a Hub id counts with that model's tokenizer; other targets have
+/// none unless one is named (a worker always reports usage itself). `none`
+/// turns the default off.
+fn tokenizer_source(
+    d: &mut Diagnostics,
+    path: &str,
+    mark: Mark,
+    field: Option<&str>,
+    family: Family,
+    model: &str,
+) -> Option<TokenizerSource> {
+    let Some(spec) = field.map(str::trim) else {
+        return (family == Family::HuggingFace && model.contains('/') && is_hub_model_id(model))
+            .then(|| TokenizerSource {
+                repo: model.to_string(),
+                revision: None,
+            });
+    };
+    if spec == "none" {
+        return None;
+    }
+    if family == Family::Local {
+        d.error(
+            path,
+            mark,
+            "tokenizer does not apply to local:huggingface: targets: the worker counts usage with the model's own tokenizer",
+        );
+        return None;
+    }
+    let (repo, revision) = match spec.split_once('@') {
+        Some((repo, rev)) => (repo, Some(rev)),
+        None => (spec, None),
+    };
+    if !repo.contains('/') || !is_hub_model_id(repo) {
+        d.error(
+            path,
+            mark,
+            format!("'{spec}' is not a Hugging Face model id: write ORG/MODEL[@REVISION] (the repo whose tokenizer.json counts usage), or none"),
+        );
+        return None;
+    }
+    if let Some(rev) = revision
+        && !is_clean_revision(rev)
+    {
+        d.error(
+            path,
+            mark,
+            format!("revision '{rev}' is not clean: use letters, digits, '_', '-' and '.' (a commit SHA is safe)"),
+        );
+        return None;
+    }
+    Some(TokenizerSource {
+        repo: repo.to_string(),
+        revision: revision.map(str::to_string),
+    })
 }
 
 /// `local:huggingface:` targets: workers are `host:port`; HTTP-only keys

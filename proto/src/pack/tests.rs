@@ -458,3 +458,39 @@ fn presidio_entity_names_are_aliases_or_explained() {
         e.message
     );
 }
+
+#[test]
+fn tokenizer_defaults_to_the_hub_model_and_can_be_named_or_turned_off() {
+    let pack = |extra: &str| {
+        format!(
+            "providers:\n  targets:\n    - id: hf\n      provider: huggingface:chat:org/chat-model\n      secret_key_ref: {{env: HF_TOKEN}}\n{extra}    - id: oa\n      provider: openai:gpt-4o\n      base_url: http://127.0.0.1:9/v1\n      secret_key_ref: {{env: OPENAI_API_KEY}}\n"
+        )
+    };
+    let loaded = load(&pack("")).unwrap();
+    let hf = loaded.pack.target("hf").unwrap();
+    assert_eq!(
+        hf.tokenizer,
+        Some(TokenizerSource {
+            repo: "org/chat-model".into(),
+            revision: None
+        })
+    );
+    assert_eq!(loaded.pack.target("oa").unwrap().tokenizer, None);
+
+    let named = load(&pack("      tokenizer: org/other@v1.0\n")).unwrap();
+    assert_eq!(
+        named.pack.target("hf").unwrap().tokenizer,
+        Some(TokenizerSource {
+            repo: "org/other".into(),
+            revision: Some("v1.0".into())
+        })
+    );
+    let off = load(&pack("      tokenizer: none\n")).unwrap();
+    assert_eq!(off.pack.target("hf").unwrap().tokenizer, None);
+
+    let bad = errors(&pack("      tokenizer: not a repo\n"));
+    assert_eq!(bad[0].path, "providers.targets[0].tokenizer", "{bad:?}");
+    assert!(bad[0].message.contains("ORG/MODEL"), "{bad:?}");
+    let bad_rev = errors(&pack("      tokenizer: org/m@../x\n"));
+    assert!(bad_rev[0].message.contains("not clean"), "{bad_rev:?}");
+}

@@ -1,0 +1,237 @@
+//! Token counting for upstreams that report no usage: the target model's
+//! own `tokenizer.json`, fetched from the Hugging Face Hub into the standard
+//! cache, or one token per four bytes while there is none.
+//!
+//! Why it looks like this:
+//! - Fetching is never on the request path. A target that names a tokenizer
+//!   asks for it when its config version is built; a background task
+//!   downloads and parses it, and until it is ready the request is counted
+//!   by the estimate and says so (`usage_source: estimate`).
+//! - Tokenizers outlive config versions: every version that names the same
+//!   `repo@revision` shares one, and the fetch stops retrying once no
+//!   version names it any more (the task holds only a weak reference).
+//! - The hub, its token and its cache follow `hf-hub`'s rules (`HF_ENDPOINT`,
+//!   `HF_TOKEN`, `HF_HOME`/`HF_HUB_CACHE`); a Hugging Face target's own
+//!   secret is sent as the token, no other target's secret ever is. When the
+//!   hub cannot be reached, a copy already in the cache is used.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use sluice_proto::pack::TokenizerSource;
+use tokenizers::Tokenizer;
+
+/// Where a request's usage came from, as audit records and spans say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The upstream reported it.
+    Upstream,
+    /// Counted here with the target model's tokenizer.
+    Tokenizer,
+    /// One token per four bytes of text: no tokenizer (yet).
+    Estimate,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Upstream => "upstream",
+            Source::Tokenizer => "tokenizer",
+            Source::Estimate => "estimate",
+        }
+    }
+}
+
+/// One tokenizer, ready or still being fetched; targets hold it.
+#[derive(Debug)]
+pub struct Handle {
+    source: TokenizerSource,
+    ready: OnceLock<Arc<Tokenizer>>,
+}
+
+impl Handle {
+    /// The tokenizer, once fetched.
+    pub fn get(&self) -> Option<&Tokenizer> {
+        self.ready.get().map(|t| t.as_ref())
+    }
+
+    /// `repo@revision`, for logs.
+    pub fn name(&self) -> String {
+        match &self.source.revision {
+            Some(r) => format!("{}@{r}", self.source.repo),
+            None => self.source.repo.clone(),
+        }
+    }
+}
+
+/// Tokens in `texts` by `tokenizer`, without special tokens: the texts the
+/// request carried, not the chat template's markers around them.
+pub fn count(tokenizer: &Tokenizer, texts: &[String]) -> Option<u64> {
+    let mut n = 0u64;
+    for t in texts {
+        n += tokenizer.encode_fast(t.as_str(), false).ok()?.len() as u64;
+    }
+    Some(n)
+}
+
+/// The estimate used when no tokenizer is ready.
+pub fn estimate(bytes: usize) -> u64 {
+    bytes.div_ceil(4) as u64
+}
+
+static REGISTRY: LazyLock<Mutex<HashMap<TokenizerSource, Weak<Handle>>>> =
+    LazyLock::new(Default::default);
+
+/// The shared handle for `source`, starting its fetch if no live config
+/// version has asked for it yet. `token`: the target's Hugging Face token.
+pub fn want(source: &TokenizerSource, token: Option<String>) -> Arc<Handle> {
+    let mut map = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(h) = map.get(source).and_then(Weak::upgrade) {
+        return h;
+    }
+    let handle = Arc::new(Handle {
+        source: source.clone(),
+        ready: OnceLock::new(),
+    });
+    map.insert(source.clone(), Arc::downgrade(&handle));
+    map.retain(|_, w| w.strong_count() > 0);
+    // Versions are built inside the runtime; a unit test without one simply
+    // never gets a tokenizer and counts by the estimate.
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(fetch_until_ready(Arc::downgrade(&handle), token));
+    }
+    handle
+}
+
+const FIRST_RETRY: Duration = Duration::from_secs(2);
+const LAST_RETRY: Duration = Duration::from_secs(300);
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+
+async fn fetch_until_ready(handle: Weak<Handle>, token: Option<String>) {
+    let mut delay = FIRST_RETRY;
+    let mut attempt = 0u32;
+    loop {
+        let Some(h) = handle.upgrade() else { return };
+        let source = h.source.clone();
+        let name = h.name();
+        drop(h);
+        attempt += 1;
+        match load(&source, token.clone()).await {
+            Ok((tokenizer, from)) => {
+                if let Some(h) = handle.upgrade() {
+                    let _ = h.ready.set(Arc::new(tokenizer));
+                    tracing::info!(tokenizer = %name, from = %from, "tokenizer ready; usage the upstream does not report is counted with it");
+                }
+                return;
+            }
+            Err(e) => {
+                // The first failure is worth a warning; the retries that
+                // follow would only repeat it.
+                if attempt == 1 {
+                    tracing::warn!(tokenizer = %name, retry_in_s = delay.as_secs(), "cannot fetch the tokenizer; usage the upstream does not report is estimated (one token per four bytes) until it arrives: {e}");
+                } else {
+                    tracing::debug!(tokenizer = %name, attempt, "tokenizer fetch failed again: {e}");
+                }
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(LAST_RETRY);
+    }
+}
+
+/// Downloads `tokenizer.json` (or finds it in the cache when the hub cannot
+/// be reached) and parses it. Returns where it came from.
+async fn load(
+    source: &TokenizerSource,
+    token: Option<String>,
+) -> Result<(Tokenizer, String), String> {
+    let mut b = hf_hub::HFClient::builder()
+        .user_agent(concat!("sluice-gateway/", env!("CARGO_PKG_VERSION")));
+    if let Some(t) = token {
+        b = b.token(t);
+    }
+    let client = b.build().map_err(|e| format!("the hub client: {e}"))?;
+    let (owner, name) = hf_hub::split_id(&source.repo);
+    let repo = client.model(owner, name);
+    let download = |local_only: bool| {
+        repo.download_file()
+            .filename("tokenizer.json")
+            .maybe_revision(source.revision.clone())
+            .local_files_only(local_only)
+            .send()
+    };
+    let path: PathBuf = match tokio::time::timeout(ATTEMPT_TIMEOUT, download(false)).await {
+        Ok(Ok(p)) => p,
+        online => {
+            let why = match online {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer within {}s", ATTEMPT_TIMEOUT.as_secs()),
+            };
+            match download(true).await {
+                Ok(p) => p,
+                Err(_) => return Err(why),
+            }
+        }
+    };
+    let from = path.display().to_string();
+    let tokenizer = tokio::task::spawn_blocking(move || Tokenizer::from_file(&path))
+        .await
+        .map_err(|e| format!("parsing tokenizer.json: {e}"))?
+        .map_err(|e| format!("{from} is not a tokenizer.json this gateway can read: {e}"))?;
+    Ok((tokenizer, from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A word-level tokenizer: one token per whitespace-separated word.
+    fn words() -> Tokenizer {
+        let json = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],
+            "normalizer":null,"pre_tokenizer":{"type":"Whitespace"},"post_processor":null,
+            "decoder":null,"model":{"type":"WordLevel","vocab":{"[UNK]":0,"hello":1},"unk_token":"[UNK]"}}"#;
+        Tokenizer::from_bytes(json).unwrap()
+    }
+
+    #[test]
+    fn counts_every_text_with_the_tokenizer() {
+        let t = words();
+        let texts = vec!["hello there world".to_string(), "hello".to_string()];
+        assert_eq!(count(&t, &texts), Some(4));
+        assert_eq!(count(&t, &[]), Some(0));
+    }
+
+    #[test]
+    fn the_estimate_is_one_token_per_four_bytes_rounded_up() {
+        assert_eq!(estimate(0), 0);
+        assert_eq!(estimate(1), 1);
+        assert_eq!(estimate(8), 2);
+        assert_eq!(estimate(9), 3);
+    }
+
+    #[tokio::test]
+    async fn versions_naming_the_same_tokenizer_share_one_handle() {
+        let source = TokenizerSource {
+            repo: "sluice-test/shared-handle".into(),
+            revision: None,
+        };
+        let a = want(&source, None);
+        let b = want(&source, None);
+        assert!(Arc::ptr_eq(&a, &b));
+        let other = want(
+            &TokenizerSource {
+                repo: "sluice-test/shared-handle".into(),
+                revision: Some("v2".into()),
+            },
+            None,
+        );
+        assert!(!Arc::ptr_eq(&a, &other));
+        drop((a, b));
+        // Once no version holds it, the next one starts afresh.
+        let c = want(&source, None);
+        assert!(c.get().is_none());
+        assert_eq!(c.name(), "sluice-test/shared-handle");
+    }
+}

@@ -20,7 +20,7 @@ use crate::procs;
 /// The guide's full governance chain with the audit logger writing whole
 /// bodies to an immutable, hash-chained file (`{dir}` is the gateway's
 /// temp dir).
-const FULL_CHAIN: &str = "policies:
+pub(crate) const FULL_CHAIN: &str = "policies:
   chain: [prompt-injection, pii-detector, safety-filter, content-filter, audit-logger]
   policy:
     prompt-injection:
@@ -86,17 +86,34 @@ migration. Please keep it short and send the summary to dana.reyes@example.com. 
     body
 }
 
+/// Writes the wrk script that POSTs [`request_body`] into `dir`.
+pub(crate) fn post_script(dir: &Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).expect("temp dir");
+    let script = dir.join("post.lua");
+    std::fs::write(
+        &script,
+        format!(
+            "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = {}\n",
+            serde_json::to_string(&request_body()).expect("lua string")
+        ),
+    )
+    .expect("write wrk script");
+    script
+}
+
 /// One wrk run's figures.
 #[derive(Debug, Clone, Copy)]
-struct Point {
+pub(crate) struct Point {
     p50: Duration,
     p99: Duration,
     rps: f64,
-    errors: u64,
+    pub(crate) errors: u64,
+    /// Requests completed (`N requests in …`).
+    pub(crate) requests: u64,
 }
 
 /// Runs `wrk -t1 -cC -dDs --latency` with a POST script and reads its output.
-fn wrk(script: &Path, url: &str, connections: usize, secs: u64) -> Point {
+pub(crate) fn wrk(script: &Path, url: &str, connections: usize, secs: u64) -> Point {
     let out = Command::new("wrk")
         .args([
             "-t1",
@@ -137,6 +154,11 @@ fn parse_wrk(text: &str) -> Option<Point> {
         p99: duration(&field("99%")?)?,
         rps,
         errors: non2xx + socket,
+        requests: text
+            .lines()
+            .find_map(|l| l.trim().split_once(" requests in "))
+            .and_then(|(n, _)| n.parse().ok())
+            .unwrap_or(0),
     })
 }
 
@@ -193,17 +215,8 @@ pub async fn run(secs: u64, baseline: Option<&Path>) {
     };
 
     let dir = std::env::temp_dir().join(format!("sluice-bench-wrk-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let script = dir.join("post.lua");
+    let script = post_script(&dir);
     let body = request_body();
-    std::fs::write(
-        &script,
-        format!(
-            "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = {}\n",
-            serde_json::to_string(&body).expect("lua string")
-        ),
-    )
-    .expect("write wrk script");
 
     println!(
         "external: nginx upstream, wrk -t1 client, {secs} s per point, {}-byte chat request, {} cores shared by all\n",
@@ -302,6 +315,7 @@ Transfer/sec:     20.00MB
         assert_eq!(p.p99, Duration::from_micros(1030));
         assert!((p.rps - 58000.12).abs() < 1e-6);
         assert_eq!(p.errors, 7);
+        assert_eq!(p.requests, 58000);
     }
 
     #[test]

@@ -6,9 +6,12 @@
 //!
 //! Run: `cargo run --release -p sluice-bench` (add `--litellm` to compare
 //! with a LiteLLM proxy on the same stub, if `litellm` is installed).
-//! `--external` measures with nginx and `wrk` instead (see `external.rs`).
+//! `--external` measures with nginx and `wrk` instead (see `external.rs`);
+//! `--instructions` counts the gateway's instructions per request under
+//! callgrind, the figure that does not drift with the machine's load.
 
 mod external;
+mod instructions;
 mod load;
 mod procs;
 mod stub;
@@ -42,7 +45,11 @@ struct Args {
     /// Seconds per point in --external mode.
     #[arg(long, default_value_t = 8)]
     external_secs: u64,
-    /// --external: also measure this `sluice-gateway` binary (e.g. the
+    /// Count the gateway's CPU instructions per request with callgrind
+    /// (needs valgrind, wrk and nginx): repeatable where timings are not.
+    #[arg(long)]
+    instructions: bool,
+    /// --external, --instructions: also measure this `sluice-gateway` binary (e.g. the
     /// previous commit's release build), no policies and full chain, in the
     /// same run, for before/after figures.
     #[arg(long)]
@@ -52,6 +59,10 @@ struct Args {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    if args.instructions {
+        instructions::run(args.external_secs, args.baseline_gateway.as_deref()).await;
+        return;
+    }
     if args.external {
         external::run(args.external_secs, args.baseline_gateway.as_deref()).await;
         return;

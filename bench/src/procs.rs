@@ -27,7 +27,7 @@ fn free_port() -> u16 {
 /// The release `sluice-gateway` of this target directory, built first (a
 /// no-op when current): never measure a stale or unoptimised binary, even
 /// when the bench itself runs from a dev build.
-fn gateway_binary() -> PathBuf {
+pub fn gateway_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     // target/<profile>/sluice-bench → target/release/sluice-gateway
     let target_dir = exe
@@ -87,6 +87,19 @@ pub async fn gateway_from(
     policies: &str,
     tag: &str,
 ) -> (Child, String) {
+    let (child, url, _) = gateway_launched(&[], binary, base_url, policies, tag).await;
+    (child, url)
+}
+
+/// [`gateway_from`] run by `launcher` (e.g. `valgrind --tool=callgrind`);
+/// also returns the gateway's scratch directory and its process id.
+pub async fn gateway_launched(
+    launcher: &[String],
+    binary: &std::path::Path,
+    base_url: &str,
+    policies: &str,
+    tag: &str,
+) -> (Child, String, (PathBuf, u32)) {
     let dir = std::env::temp_dir().join(format!("sluice-bench-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let policies = policies.replace("{dir}", &dir.display().to_string());
@@ -96,7 +109,15 @@ pub async fn gateway_from(
     let config = dir.join("pack.yaml");
     std::fs::write(&config, pack).expect("write pack");
     let port = free_port();
-    let child = Command::new(binary)
+    let mut cmd = match launcher.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(binary);
+            c
+        }
+        None => Command::new(binary),
+    };
+    let child = cmd
         .args([
             "run",
             "--listen",
@@ -104,19 +125,31 @@ pub async fn gateway_from(
             "--policy-config",
         ])
         .arg(&config)
-        .env("RUST_LOG", "warn")
+        // Whatever the gateway (or its launcher) writes lands here.
+        .current_dir(&dir)
+        // The level operators run at (the default), so the bench pays what
+        // they pay; its lines go to a file beside the pack, not the table.
+        .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(
+            std::fs::File::create(dir.join("gateway.log"))
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::inherit()),
+        )
         .spawn()
         .expect("start sluice-gateway");
-    let child = Child(child, Some(dir));
+    let log = dir.join("gateway.log");
+    let pid = child.id();
+    let child = Child(child, Some(dir.clone()));
     assert!(
         wait_ready(&format!("http://127.0.0.1:{port}/readyz")).await,
-        "sluice-gateway did not become ready"
+        "sluice-gateway did not become ready:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
     );
     (
         child,
         format!("http://127.0.0.1:{port}/v1/chat/completions"),
+        (dir, pid),
     )
 }
 

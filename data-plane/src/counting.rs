@@ -49,6 +49,10 @@ impl Source {
 pub struct Handle {
     source: TokenizerSource,
     ready: OnceLock<Arc<Tokenizer>>,
+    /// The Hub token for the next attempt: the latest a Hugging Face
+    /// target naming this tokenizer brought (a rotated secret is used at
+    /// the next retry). Never logged.
+    token: Mutex<Option<String>>,
 }
 
 impl Handle {
@@ -66,12 +70,26 @@ impl Handle {
     }
 }
 
+/// The most of one text that is tokenized: counting runs on the request
+/// path, so a huge text is counted on its first 64 KiB and the rest is
+/// scaled from that sample's bytes per token.
+pub const COUNT_LIMIT: usize = 64 << 10;
+
 /// Tokens in `texts` by `tokenizer`, without special tokens: the texts the
 /// request carried, not the chat template's markers around them.
 pub fn count(tokenizer: &Tokenizer, texts: &[String]) -> Option<u64> {
     let mut n = 0u64;
     for t in texts {
-        n += tokenizer.encode_fast(t.as_str(), false).ok()?.len() as u64;
+        let mut cut = t.len().min(COUNT_LIMIT);
+        while !t.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let sample = tokenizer.encode_fast(&t[..cut], false).ok()?.len() as u64;
+        n += if cut == t.len() || cut == 0 {
+            sample
+        } else {
+            (sample as f64 * t.len() as f64 / cut as f64).ceil() as u64
+        };
     }
     Some(n)
 }
@@ -89,18 +107,22 @@ static REGISTRY: LazyLock<Mutex<HashMap<TokenizerSource, Weak<Handle>>>> =
 pub fn want(source: &TokenizerSource, token: Option<String>) -> Arc<Handle> {
     let mut map = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(h) = map.get(source).and_then(Weak::upgrade) {
+        if token.is_some() {
+            *h.token.lock().unwrap_or_else(|e| e.into_inner()) = token;
+        }
         return h;
     }
     let handle = Arc::new(Handle {
         source: source.clone(),
         ready: OnceLock::new(),
+        token: Mutex::new(token),
     });
     map.insert(source.clone(), Arc::downgrade(&handle));
     map.retain(|_, w| w.strong_count() > 0);
     // Versions are built inside the runtime; a unit test without one simply
     // never gets a tokenizer and counts by the estimate.
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
-        rt.spawn(fetch_until_ready(Arc::downgrade(&handle), token));
+        rt.spawn(fetch_until_ready(Arc::downgrade(&handle)));
     }
     handle
 }
@@ -109,16 +131,17 @@ const FIRST_RETRY: Duration = Duration::from_secs(2);
 const LAST_RETRY: Duration = Duration::from_secs(300);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 
-async fn fetch_until_ready(handle: Weak<Handle>, token: Option<String>) {
+async fn fetch_until_ready(handle: Weak<Handle>) {
     let mut delay = FIRST_RETRY;
     let mut attempt = 0u32;
     loop {
         let Some(h) = handle.upgrade() else { return };
         let source = h.source.clone();
         let name = h.name();
+        let token = h.token.lock().unwrap_or_else(|e| e.into_inner()).clone();
         drop(h);
         attempt += 1;
-        match load(&source, token.clone()).await {
+        match load(&source, token).await {
             Ok((tokenizer, from)) => {
                 if let Some(h) = handle.upgrade() {
                     let _ = h.ready.set(Arc::new(tokenizer));
@@ -180,7 +203,18 @@ async fn load(
         .await
         .map_err(|e| format!("parsing tokenizer.json: {e}"))?
         .map_err(|e| format!("{from} is not a tokenizer.json this gateway can read: {e}"))?;
+    let tokenizer = uncapped(tokenizer).map_err(|e| format!("{from}: {e}"))?;
     Ok((tokenizer, from))
+}
+
+/// Counting wants every token: many Hub tokenizers (embedding models
+/// especially) ship truncation at 512 or padding to a fixed length.
+fn uncapped(mut tokenizer: Tokenizer) -> Result<Tokenizer, String> {
+    tokenizer
+        .with_truncation(None)
+        .map_err(|e| format!("cannot turn its truncation off: {e}"))?;
+    tokenizer.with_padding(None);
+    Ok(tokenizer)
 }
 
 #[cfg(test)]
@@ -211,15 +245,22 @@ mod tests {
         assert_eq!(estimate(9), 3);
     }
 
-    #[tokio::test]
-    async fn versions_naming_the_same_tokenizer_share_one_handle() {
+    /// Without a runtime no fetch starts (none may reach the real Hub from
+    /// a unit test), so the registry is seen alone.
+    #[test]
+    fn versions_naming_the_same_tokenizer_share_one_handle() {
         let source = TokenizerSource {
             repo: "sluice-test/shared-handle".into(),
             revision: None,
         };
         let a = want(&source, None);
-        let b = want(&source, None);
+        let b = want(&source, Some("hf_rotated".into()));
         assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(
+            a.token.lock().unwrap().as_deref(),
+            Some("hf_rotated"),
+            "a later version's token is used at the next attempt"
+        );
         let other = want(
             &TokenizerSource {
                 repo: "sluice-test/shared-handle".into(),
@@ -228,10 +269,37 @@ mod tests {
             None,
         );
         assert!(!Arc::ptr_eq(&a, &other));
+        let old = Arc::downgrade(&a);
         drop((a, b));
-        // Once no version holds it, the next one starts afresh.
+        assert!(old.upgrade().is_none(), "no version holds it any more");
+        // The next version that names it starts afresh.
         let c = want(&source, None);
-        assert!(c.get().is_none());
+        assert!(old.upgrade().is_none());
         assert_eq!(c.name(), "sluice-test/shared-handle");
+        assert_eq!(c.token.lock().unwrap().as_deref(), None);
+    }
+
+    #[test]
+    fn a_huge_text_is_counted_on_a_sample_and_scaled() {
+        let t = words();
+        let small = "hello ".repeat(100);
+        assert_eq!(count(&t, &[small]), Some(100));
+        // 2 × COUNT_LIMIT bytes of one-word tokens: the sample's count, doubled.
+        let huge = "hello ".repeat(2 * COUNT_LIMIT / 6);
+        let n = count(&t, std::slice::from_ref(&huge)).unwrap();
+        let exact = (huge.len() / 6) as u64;
+        assert!(n.abs_diff(exact) <= 2, "{n} vs {exact}");
+    }
+
+    #[test]
+    fn truncation_and_padding_in_the_file_do_not_cap_the_count() {
+        let json = r#"{"version":"1.0","truncation":{"direction":"Right","max_length":2,"strategy":"LongestFirst","stride":0},
+            "padding":{"strategy":{"Fixed":8},"direction":"Right","pad_to_multiple_of":null,"pad_id":0,"pad_type_id":0,"pad_token":"[UNK]"},
+            "added_tokens":[],"normalizer":null,"pre_tokenizer":{"type":"Whitespace"},"post_processor":null,
+            "decoder":null,"model":{"type":"WordLevel","vocab":{"[UNK]":0,"hello":1},"unk_token":"[UNK]"}}"#;
+        let t = Tokenizer::from_bytes(json).unwrap();
+        let texts = vec!["hello a b c".to_string()];
+        assert_ne!(count(&t, &texts), Some(4), "the file's settings apply");
+        assert_eq!(count(&uncapped(t).unwrap(), &texts), Some(4));
     }
 }

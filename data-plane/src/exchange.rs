@@ -16,6 +16,7 @@ use crate::limits::Part;
 use crate::metrics::{self, OutcomeLabels, PolicyLabels, TargetLabels};
 use crate::openai::Usage;
 use crate::policies::{self, Decision, Outcome, Stage};
+use crate::providers::target::TargetRuntime;
 use crate::runtime::{Caller, Runtime};
 
 pub struct Exchange {
@@ -50,10 +51,11 @@ pub struct Exchange {
     prompt_texts: Option<Vec<String>>,
     answer_bytes: usize,
     answer_texts: Option<Vec<String>>,
-    /// The serving target's tokenizer, if it names one.
-    tokenizer: Option<Arc<crate::counting::Handle>>,
+    /// The serving target (its tokenizer, its metric series).
+    served: Option<Arc<TargetRuntime>>,
     /// `ai_completion`: the request's trace span; it ends when the
-    /// exchange is finished (for streams, when the stream ends).
+    /// exchange is finished (for streams, when the stream ends). Without
+    /// trace export, the request's log span (see `Exchange::new`).
     pub span: tracing::Span,
 }
 
@@ -81,6 +83,14 @@ impl Exchange {
             "sluice.overhead_ms" = Empty,
             "sluice.usage_source" = Empty,
         );
+        // Without an exporter the trace-only span is switched off; the
+        // request's own span (its request_id) then frames what the exchange
+        // logs, a stream's steps included, which run outside the handler.
+        let span = if span.is_disabled() {
+            tracing::Span::current()
+        } else {
+            span
+        };
         let record = Record {
             record_id: uuid::Uuid::new_v4().to_string(),
             request_id,
@@ -106,7 +116,7 @@ impl Exchange {
             prompt_texts: None,
             answer_bytes: 0,
             answer_texts: None,
-            tokenizer: None,
+            served: None,
             span,
         }
     }
@@ -163,11 +173,11 @@ impl Exchange {
         }
     }
 
-    pub fn routed(&mut self, target: &crate::providers::target::TargetRuntime) {
+    pub fn routed(&mut self, target: &Arc<TargetRuntime>) {
         self.record.target = Some(target.spec.id.clone());
         self.model_label = Some(target.spec.model.clone());
         self.pricing = target.spec.pricing;
-        self.tokenizer = target.tokenizer.clone();
+        self.served = Some(Arc::clone(target));
     }
 
     /// Marks the first streamed token (once).
@@ -225,10 +235,11 @@ impl Exchange {
     }
 
     /// Keeps what counting the prompt takes, should the upstream report no
-    /// usage: a copy of the texts only when this version can count tokens.
+    /// usage: a copy of the texts only when the target chosen to serve
+    /// counts with a tokenizer (a fallback to another target is estimated).
     pub fn note_prompt(&mut self, texts: &[crate::openai::Text<'_>]) {
         self.prompt_bytes = texts.iter().map(|t| t.text.len()).sum();
-        if self.rt.counts_tokens {
+        if self.counts_tokens() {
             self.prompt_texts = Some(texts.iter().map(|t| t.text.to_string()).collect());
         }
     }
@@ -236,7 +247,7 @@ impl Exchange {
     /// Whether the serving target counts with a tokenizer, i.e. whether the
     /// answer's texts are worth keeping for [`Exchange::note_answer`].
     pub fn counts_tokens(&self) -> bool {
-        self.tokenizer.is_some()
+        self.served.as_ref().is_some_and(|t| t.tokenizer.is_some())
     }
 
     /// The answer's texts as the upstream produced them (every choice and
@@ -250,7 +261,11 @@ impl Exchange {
     /// target's tokenizer when it is ready, else one token per four bytes.
     /// The chat template's few tokens per message are not in the count.
     fn count_usage(&self) -> (Usage, counting::Source) {
-        if let Some(tok) = self.tokenizer.as_ref().and_then(|h| h.get())
+        if let Some(tok) = self
+            .served
+            .as_ref()
+            .and_then(|t| t.tokenizer.as_ref())
+            .and_then(|h| h.get())
             && let Some(prompt) = &self.prompt_texts
             && let Some(p) = counting::count(tok, prompt)
             && let Some(c) = counting::count(tok, self.answer_texts.as_deref().unwrap_or(&[]))
@@ -396,19 +411,6 @@ impl Exchange {
             span.record("gen_ai.usage.output_tokens", u.completion_tokens);
         }
         let m = metrics::get();
-        let target = self
-            .record
-            .target
-            .clone()
-            .unwrap_or_else(|| "none".to_string());
-        let model = self
-            .model_label
-            .clone()
-            .unwrap_or_else(|| "unknown".to_string());
-        let labels = TargetLabels {
-            target: target.clone(),
-            model: model.clone(),
-        };
         let blocked = self.decisions.iter().any(|d| d.outcome == Outcome::Block);
         let status = self.record.status;
         let outcome = match status {
@@ -421,36 +423,28 @@ impl Exchange {
             504 => "timeout",
             _ => "error",
         };
-        m.requests
-            .get_or_create(&OutcomeLabels {
-                target: target.clone(),
-                model: model.clone(),
-                outcome,
-            })
-            .inc();
-        if outcome != "success" {
-            m.failures
-                .get_or_create(&OutcomeLabels {
-                    target,
-                    model,
-                    outcome,
-                })
-                .inc();
-        }
-        m.duration_ms
-            .get_or_create(&labels)
-            .observe(metrics::ms(self.started.elapsed()));
         m.overhead_ms.observe(metrics::ms(self.overhead()));
-        if let Some(t) = self.first_token {
-            m.ttft_ms.get_or_create(&labels).observe(metrics::ms(t));
+        // A success through a target (the common case) counts in series
+        // resolved once per target; everything else looks its labels up.
+        if outcome == "success"
+            && let Some(served) = &self.served
+        {
+            let series = served.series();
+            series.success.inc();
+            series
+                .duration_ms
+                .observe(metrics::ms(self.started.elapsed()));
+            if let Some(u) = usage {
+                series.prompt_tokens.inc_by(u.prompt_tokens);
+                series.completion_tokens.inc_by(u.completion_tokens);
+            }
+        } else {
+            self.observe_labelled(outcome, usage);
         }
-        if let Some(u) = usage {
-            m.prompt_tokens
-                .get_or_create(&labels)
-                .inc_by(u.prompt_tokens);
-            m.completion_tokens
-                .get_or_create(&labels)
-                .inc_by(u.completion_tokens);
+        if let Some(t) = self.first_token {
+            m.ttft_ms
+                .get_or_create(&self.target_labels())
+                .observe(metrics::ms(t));
         }
         for d in &self.decisions {
             let stage = match d.stage {
@@ -464,6 +458,46 @@ impl Exchange {
                     outcome: d.outcome.as_str(),
                 })
                 .inc();
+        }
+    }
+
+    fn target_labels(&self) -> TargetLabels {
+        TargetLabels {
+            target: self
+                .record
+                .target
+                .clone()
+                .unwrap_or_else(|| "none".to_string()),
+            model: self
+                .model_label
+                .clone()
+                .unwrap_or_else(|| "unknown".to_string()),
+        }
+    }
+
+    /// The counts of [`Exchange::observe`] by label lookup.
+    fn observe_labelled(&self, outcome: &'static str, usage: Option<&Usage>) {
+        let m = metrics::get();
+        let labels = self.target_labels();
+        let outcome_labels = OutcomeLabels {
+            target: labels.target.clone(),
+            model: labels.model.clone(),
+            outcome,
+        };
+        m.requests.get_or_create(&outcome_labels).inc();
+        if outcome != "success" {
+            m.failures.get_or_create(&outcome_labels).inc();
+        }
+        m.duration_ms
+            .get_or_create(&labels)
+            .observe(metrics::ms(self.started.elapsed()));
+        if let Some(u) = usage {
+            m.prompt_tokens
+                .get_or_create(&labels)
+                .inc_by(u.prompt_tokens);
+            m.completion_tokens
+                .get_or_create(&labels)
+                .inc_by(u.completion_tokens);
         }
     }
 }

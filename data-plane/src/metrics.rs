@@ -65,6 +65,50 @@ pub struct StatusLabels {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
+/// The series of one target that every successful request touches,
+/// resolved once, on the target's first success: a family lookup clones
+/// both label strings and hashes them under the family's lock, several
+/// times per request otherwise. The handles share their values with the
+/// families, so `/metrics` shows one series either way.
+#[derive(Debug)]
+pub struct TargetSeries {
+    pub success: Counter,
+    pub duration_ms: Histogram,
+    pub prompt_tokens: Counter,
+    pub completion_tokens: Counter,
+    pub upstream_ok: Counter,
+}
+
+impl TargetSeries {
+    pub fn resolve(target: &str, model: &str) -> TargetSeries {
+        let m = get();
+        let labels = TargetLabels {
+            target: target.to_string(),
+            model: model.to_string(),
+        };
+        TargetSeries {
+            success: m
+                .requests
+                .get_or_create(&OutcomeLabels {
+                    target: target.to_string(),
+                    model: model.to_string(),
+                    outcome: "success",
+                })
+                .clone(),
+            duration_ms: m.duration_ms.get_or_create(&labels).clone(),
+            prompt_tokens: m.prompt_tokens.get_or_create(&labels).clone(),
+            completion_tokens: m.completion_tokens.get_or_create(&labels).clone(),
+            upstream_ok: m
+                .upstream_status
+                .get_or_create(&StatusLabels {
+                    target: target.to_string(),
+                    status: 200,
+                })
+                .clone(),
+        }
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<OutcomeLabels, Counter>,

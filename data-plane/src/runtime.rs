@@ -36,9 +36,6 @@ pub struct Runtime {
     pub limits: crate::limits::Limits,
     /// Monotonic per process: which load this is.
     pub generation: u64,
-    /// Some target counts usage with a tokenizer, so requests keep a copy
-    /// of their texts in case the upstream reports none.
-    pub counts_tokens: bool,
 }
 
 impl Runtime {
@@ -56,7 +53,6 @@ impl Runtime {
             .iter()
             .map(|t| TargetRuntime::compile(t.clone(), settings).map(Arc::new))
             .collect::<Result<_, _>>()?;
-        let counts_tokens = targets.iter().any(|t| t.tokenizer.is_some());
         let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, t) in targets.iter().enumerate() {
             by_name.entry(t.spec.id.clone()).or_default().push(i);
@@ -124,7 +120,6 @@ impl Runtime {
             auditor,
             limits,
             generation,
-            counts_tokens,
         })
     }
 

@@ -175,10 +175,12 @@ async fn chat_path(
         .check_request(&mut req.texts_mut(), &mut ex.decisions)?;
     let route = rt.route_chat(&req.model, &caller)?;
     ex.route(&route);
-    ex.note_prompt(&req.texts_mut());
     ex.limit_caller().await?;
     let plan = traffic::admit(&rt, route, ex).await?;
     let target = plan.target.clone();
+    // After admission: the chosen target decides whether its texts are
+    // kept for a tokenizer (see `Exchange::note_prompt`).
+    ex.note_prompt(&req.texts_mut());
     ex.capture_input(&req.messages);
     if ex.audits_request() {
         ex.record.request = serde_json::to_value(&req).ok();
@@ -274,10 +276,10 @@ async fn embeddings_path(
         .check_request(&mut req.texts_mut(), &mut ex.decisions)?;
     let route = rt.route_embeddings(&req.model)?;
     ex.route(&route);
-    ex.note_prompt(&req.texts_mut());
     ex.limit_caller().await?;
     let plan = traffic::admit(&rt, route, ex).await?;
     let target = plan.target.clone();
+    ex.note_prompt(&req.texts_mut());
     if ex.audits_request() {
         ex.record.request = serde_json::to_value(&req).ok();
     }

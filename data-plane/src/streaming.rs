@@ -133,6 +133,8 @@ impl State {
     fn chunk(&mut self, mut chunk: Value) {
         if let Some(u) = usage_of(&chunk) {
             self.usage = Some(u);
+            // Reported: nothing left to count.
+            self.answer_text = None;
             if !self.send_usage {
                 chunk.as_object_mut().map(|o| o.remove("usage"));
                 // The usage-only chunk itself is not sent at all.

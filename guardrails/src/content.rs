@@ -15,7 +15,6 @@ mod model;
 const SELF_HARM: usize = 2;
 
 use regex::RegexSet;
-use std::collections::HashMap;
 
 const TOXICITY: &[u8] = include_bytes!("../assets/content/toxicity.bin");
 
@@ -65,9 +64,13 @@ struct Member {
     b: f32,
 }
 
+/// A toxicity vocabulary entry: the token's IDF and its weight in each
+/// of the five ensemble members.
+type VocabEntry = (f32, [f32; 5]);
+
 pub struct Classifier {
     /// token → (idf, one weight per ensemble member)
-    vocab: HashMap<String, (f32, [f32; 5])>,
+    vocab: crate::fx::FxMap<String, VocabEntry>,
     members: Vec<Member>,
     /// Every category's patterns in one set (one scan); `pattern_category[i]`
     /// is the category index of pattern `i`.
@@ -173,7 +176,7 @@ impl Classifier {
         let mut at = 4 + hlen;
         let n = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("count")) as usize;
         at += 4;
-        let mut vocab = HashMap::with_capacity(n);
+        let mut vocab = crate::fx::FxMap::with_capacity_and_hasher(n, Default::default());
         for _ in 0..n {
             let len = bytes[at] as usize;
             let token = String::from_utf8_lossy(&bytes[at + 1..at + 1 + len]).into_owned();
@@ -247,20 +250,22 @@ impl Classifier {
         // calibrated probability, averaged (sklearn's CalibratedClassifierCV).
         // Tokens are runs of two or more word characters, as sklearn's
         // `(?u)\b\w\w+\b`.
-        let mut tf: Vec<(&str, f32)> = Vec::new();
+        let mut tf: Vec<(&str, f32, &VocabEntry)> = Vec::new();
         for token in lower.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
-            if token.chars().nth(1).is_none() || !self.vocab.contains_key(token) {
+            if token.chars().nth(1).is_none() {
                 continue;
             }
-            match tf.iter_mut().find(|(t, _)| *t == token) {
-                Some((_, c)) => *c += 1.0,
-                None => tf.push((token, 1.0)),
+            let Some(entry) = self.vocab.get(token) else {
+                continue;
+            };
+            match tf.iter_mut().find(|(t, _, _)| *t == token) {
+                Some((_, c, _)) => *c += 1.0,
+                None => tf.push((token, 1.0, entry)),
             }
         }
         let mut norm = 0f32;
         let mut dots = [0f32; 5];
-        for (t, c) in &tf {
-            let (idf, w) = &self.vocab[*t];
+        for (_, c, (idf, w)) in &tf {
             let v = c * idf;
             norm += v * v;
             for k in 0..5 {

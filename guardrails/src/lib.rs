@@ -3,5 +3,6 @@
 //! gateway can build them once per config version and call them on the
 //! request path without I/O.
 pub mod content;
+mod fx;
 pub mod pii;
 pub mod prompt_injection;

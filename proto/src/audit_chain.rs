@@ -44,11 +44,16 @@ fn scalar_into(v: &impl serde::Serialize, out: &mut Vec<u8>) {
 /// sorted, and whether it would need a comma after it (a key follows) or
 /// before it (it would be the last member).
 fn canonical_object(map: &Map<String, Value>, out: &mut Vec<u8>, top: bool) -> (usize, bool) {
-    let mut keys: Vec<&String> = map.keys().filter(|k| !top || *k != HASH).collect();
-    keys.sort_unstable();
+    let mut members: Vec<(&String, &Value)> =
+        map.iter().filter(|(k, _)| !top || *k != HASH).collect();
+    // serde_json's map is a BTreeMap (keys already in order) unless some
+    // crate in the build turns on `preserve_order`: check, sort only then.
+    if !members.is_sorted_by(|a, b| a.0 <= b.0) {
+        members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    }
     out.push(b'{');
     let mut hash_at = None;
-    for (i, k) in keys.iter().enumerate() {
+    for (i, (k, v)) in members.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -57,7 +62,7 @@ fn canonical_object(map: &Map<String, Value>, out: &mut Vec<u8>, top: bool) -> (
         }
         scalar_into(k, out);
         out.push(b':');
-        canonical(&map[k.as_str()], out);
+        canonical(v, out);
     }
     out.push(b'}');
     match hash_at {

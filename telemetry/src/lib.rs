@@ -64,8 +64,18 @@ fn otlp_configured() -> bool {
 /// OTLP exporter's batches are sent from it). `json`: JSON log lines;
 /// `default_filter`: the filter when `RUST_LOG` is unset.
 pub fn init(json: bool, service: &'static str, default_filter: &str) -> Guard {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| default_filter.into());
+    if !otlp_configured() {
+        // With no exporter, trace-only spans have no reader: switched off
+        // here, they are never built (at `info`, each request would build
+        // and record several that only the log layer's filter throws away).
+        filter = filter.add_directive(
+            format!("{TRACE_ONLY}=off")
+                .parse()
+                .expect("a valid directive"),
+        );
+    }
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)

@@ -377,6 +377,7 @@ impl Gateway {
             .env("HF_HOME", dir.path().join("hf-home"))
             .env_remove("HF_HUB_CACHE")
             .env_remove("HF_TOKEN")
+            .env_remove("HF_TOKEN_PATH")
             .current_dir(dir.path());
         for (k, v) in &opts.env {
             cmd.env(k, v);

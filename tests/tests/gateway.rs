@@ -171,6 +171,18 @@ async fn a_stream_that_breaks_upstream_ends_with_an_error_event_not_done() {
             "{last}"
         );
     }
+    // What a stream logs after the handler returned still names its request.
+    assert!(gw.wait_for_log(
+        "stream ended with an error",
+        std::time::Duration::from_secs(5)
+    ));
+    let logs = gw.logs();
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("stream ended with an error"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{logs}");
+    assert!(lines.iter().all(|l| l.contains("request_id=")), "{logs}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

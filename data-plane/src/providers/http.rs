@@ -114,13 +114,17 @@ pub async fn post(
             Ok(Ok(resp)) => resp,
         };
         let status = resp.status();
-        crate::metrics::get()
-            .upstream_status
-            .get_or_create(&crate::metrics::StatusLabels {
-                target: target.spec.id.clone(),
-                status: status.as_u16(),
-            })
-            .inc();
+        if status == StatusCode::OK {
+            target.series().upstream_ok.inc();
+        } else {
+            crate::metrics::get()
+                .upstream_status
+                .get_or_create(&crate::metrics::StatusLabels {
+                    target: target.spec.id.clone(),
+                    status: status.as_u16(),
+                })
+                .inc();
+        }
         if status.is_success() {
             return Ok(resp);
         }

@@ -27,6 +27,8 @@ pub struct TargetRuntime {
     pub upstream: Upstream,
     /// Counts usage when the upstream reports none (`tokenizer:`).
     pub tokenizer: Option<Arc<crate::counting::Handle>>,
+    /// Its metric series of a successful request, once it has served one.
+    series: std::sync::OnceLock<crate::metrics::TargetSeries>,
 }
 
 /// What a target talks to, one variant per upstream protocol.
@@ -132,11 +134,18 @@ impl TargetRuntime {
         Ok(TargetRuntime {
             dedicated,
             tokenizer,
+            series: std::sync::OnceLock::new(),
             spec,
             token,
             unavailable,
             upstream,
         })
+    }
+
+    /// The series a successful request through this target counts in.
+    pub fn series(&self) -> &crate::metrics::TargetSeries {
+        self.series
+            .get_or_init(|| crate::metrics::TargetSeries::resolve(&self.spec.id, &self.spec.model))
     }
 
     pub fn ensure_available(&self) -> Result<(), ApiError> {

@@ -5,8 +5,6 @@
 //! score. Scores match the Python scorer to about 1e-6 (unit test against
 //! `training/content/category_reference.json`).
 
-use std::collections::HashMap;
-
 const ASSET: &[u8] = include_bytes!("../../assets/content/categories.bin");
 const CATEGORIES: usize = 5;
 
@@ -29,7 +27,7 @@ pub fn rescale(p: f32) -> f32 {
 pub struct Model {
     bias: [f32; CATEGORIES],
     toxicity: [f32; CATEGORIES],
-    weights: HashMap<u64, [f32; CATEGORIES]>,
+    weights: crate::fx::FxMap<u64, [f32; CATEGORIES]>,
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -81,7 +79,7 @@ impl Model {
         let toxicity = f32s(b, &mut at);
         let keys = u32::from_le_bytes(b[at..at + 4].try_into().expect("keys")) as usize;
         at += 4;
-        let mut weights = HashMap::with_capacity(keys);
+        let mut weights = crate::fx::FxMap::with_capacity_and_hasher(keys, Default::default());
         for _ in 0..keys {
             let k = u64::from_le_bytes(b[at..at + 8].try_into().expect("key"));
             at += 8;

@@ -3,7 +3,9 @@
 //! the small curated lists below.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
+
+use crate::fx::Fx;
 use std::sync::OnceLock;
 
 /// A first name (US Census 1990, mimesis' Latin-script locales).
@@ -40,33 +42,6 @@ pub const AMBIGUOUS: u16 = 1 << 11;
 pub const COMMON_LAST: u16 = 1 << 12;
 /// The last word of an introducing phrase ("is" of "my name is").
 pub const CUE: u16 = 1 << 13;
-
-/// FxHash: fast and good enough for short words (no untrusted keys: the
-/// table is built from compiled-in lists, only looked up with text).
-#[derive(Default)]
-pub struct Fx(u64);
-
-impl Hasher for Fx {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-        let mut h = self.0;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            h = (h.rotate_left(5) ^ w).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            h = (h.rotate_left(5) ^ b as u64).wrapping_mul(K);
-        }
-        self.0 = h;
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.0 = (self.0.rotate_left(5) ^ i as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
 
 /// The words of a list file under `assets/pii/lexicon/`: one per line,
 /// blank lines and `#` comments skipped.

@@ -39,8 +39,9 @@ struct State {
     /// Bytes of text the upstream produced, for the usage estimate when it
     /// reports none.
     answer_bytes: usize,
-    /// The same text, kept only when the serving target has a tokenizer.
-    answer_text: Option<String>,
+    /// The same text per channel, kept only when the serving target has a
+    /// tokenizer (channels are counted apart: tokens do not span them).
+    answer_text: Option<Vec<(Channel, String)>>,
     /// The audit record's write, which the last events wait for.
     written: Option<crate::audit::Written>,
 }
@@ -65,7 +66,7 @@ pub fn respond(ex: Exchange, upstream: ChunkStream) -> Response {
         flushed: false,
         out: VecDeque::new(),
         answer_bytes: 0,
-        answer_text: ex_counts_tokens.then(String::new),
+        answer_text: ex_counts_tokens.then(Vec::new),
         written: None,
     };
     // Each step runs inside the request's span, so the policies and the
@@ -159,8 +160,11 @@ impl State {
         }
         for (channel, text) in texts {
             self.answer_bytes += text.len();
-            if let Some(a) = &mut self.answer_text {
-                a.push_str(text);
+            if let Some(kept) = &mut self.answer_text {
+                match kept.iter_mut().find(|(c, _)| *c == channel) {
+                    Some((_, t)) => t.push_str(text),
+                    None => kept.push((channel.clone(), text.clone())),
+                }
             }
             if !text.is_empty()
                 && let Some(ex) = &mut self.ex
@@ -223,7 +227,10 @@ impl State {
             ex.record.status = status;
             ex.record.stream = true;
             if self.usage.is_none() {
-                let texts = self.answer_text.take().map(|t| vec![t]);
+                let texts = self
+                    .answer_text
+                    .take()
+                    .map(|kept| kept.into_iter().map(|(_, t)| t).collect());
                 ex.note_answer(self.answer_bytes, texts);
             }
             let response = self.text.take();

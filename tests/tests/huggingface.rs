@@ -181,8 +181,12 @@ fn counted_pack(up: &Upstream, audit: &std::path::Path) -> String {
             up.base("nousage")
         )
     };
+    let tools = format!(
+        "    - id: counted-tools\n      provider: huggingface:chat:org/counted\n      base_url: {}/v1\n      secret_key_ref: {{env: HF_API_TOKEN}}\n",
+        up.base("toolcall")
+    );
     format!(
-        "pack:\n  name: counted\nproviders:\n  targets:\n{}{}policies:\n  chain: [audit-logger]\n  policy:\n    audit-logger:\n      destination: file\n      path: {}\n",
+        "pack:\n  name: counted\nproviders:\n  targets:\n{}{}{tools}policies:\n  chain: [audit-logger]\n  policy:\n    audit-logger:\n      destination: file\n      path: {}\n",
         target("counted", "org/counted"),
         target("uncounted", "org/absent"),
         audit.display()
@@ -243,10 +247,11 @@ async fn usage_an_upstream_does_not_report_is_counted_with_the_models_tokenizer(
         ("counted", true),
         ("uncounted", false),
         ("uncounted", true),
+        ("counted-tools", true),
     ] {
         ask(&gw, model, stream).await;
     }
-    let records = sluice_e2e::wait_audit_records(audit.path(), 4).await;
+    let records = sluice_e2e::wait_audit_records(audit.path(), 5).await;
     let usage: Vec<(String, bool, Value, Value)> = records
         .iter()
         .map(|r| {
@@ -270,6 +275,14 @@ async fn usage_an_upstream_does_not_report_is_counted_with_the_models_tokenizer(
             ("counted".into(), true, want(11, 11), json!("tokenizer")),
             ("uncounted".into(), false, want(3, 5), json!("estimate")),
             ("uncounted".into(), true, want(3, 3), json!("estimate")),
+            // A streamed tool call without usage: its reasoning (56 tokens)
+            // and its arguments (54) are each counted.
+            (
+                "counted-tools".into(),
+                true,
+                want(11, 110),
+                json!("tokenizer")
+            ),
         ]
     );
     let metrics = gw.metrics().await;
@@ -291,7 +304,7 @@ async fn usage_an_upstream_does_not_report_is_counted_with_the_models_tokenizer(
         gw.logs()
     );
     ask(&gw, "counted", false).await;
-    let records = sluice_e2e::wait_audit_records(audit.path(), 5).await;
+    let records = sluice_e2e::wait_audit_records(audit.path(), 6).await;
     let last = records.last().unwrap();
     assert_eq!(last["usage_source"], "tokenizer", "{last}");
     assert_eq!(last["usage"], want(11, 17));

@@ -53,6 +53,8 @@ pub struct Exchange {
     answer_texts: Option<Vec<String>>,
     /// The serving target (its tokenizer, its metric series).
     served: Option<Arc<TargetRuntime>>,
+    /// A count already made for the answer (`count_missing_usage`).
+    counted: Option<(Usage, counting::Source)>,
     /// `ai_completion`: the request's trace span; it ends when the
     /// exchange is finished (for streams, when the stream ends). Without
     /// trace export, the request's log span (see `Exchange::new`).
@@ -117,6 +119,7 @@ impl Exchange {
             answer_bytes: 0,
             answer_texts: None,
             served: None,
+            counted: None,
             span,
         }
     }
@@ -257,6 +260,14 @@ impl Exchange {
         self.answer_texts = texts;
     }
 
+    /// The usage the upstream did not report, counted now because the
+    /// answer carries it (embeddings); `finish` records the same count.
+    pub fn count_missing_usage(&mut self) -> Usage {
+        let (u, s) = self.count_usage();
+        self.counted = Some((u.clone(), s));
+        u
+    }
+
     /// Usage the upstream did not report: counted with the serving
     /// target's tokenizer when it is ready, else one token per four bytes.
     /// The chat template's few tokens per message are not in the count.
@@ -349,7 +360,7 @@ impl Exchange {
         let (usage, source) = match usage {
             Some(u) => (Some(u), Some(counting::Source::Upstream)),
             None if self.record.status < 400 => {
-                let (u, s) = self.count_usage();
+                let (u, s) = self.counted.take().unwrap_or_else(|| self.count_usage());
                 (Some(u), Some(s))
             }
             None => (None, None),

@@ -239,8 +239,15 @@ async fn embeddings(
         .instrument(span)
         .await
     {
-        Ok(v) => {
+        Ok(mut v) => {
             let usage = usage_of(&v);
+            if usage.is_none() {
+                // The client expects `usage` (the OpenAI SDKs require it):
+                // the count the record will carry, with its source there.
+                let u = ex.count_missing_usage();
+                v["usage"] =
+                    json!({"prompt_tokens": u.prompt_tokens, "total_tokens": u.total_tokens});
+            }
             let mut resp = Json(v).into_response();
             ex.decorate(&mut resp);
             ex.record.status = 200;

@@ -184,6 +184,9 @@ fn counted_pack(up: &Upstream, audit: &std::path::Path) -> String {
     let tools = format!(
         "    - id: counted-tools\n      provider: huggingface:chat:org/counted\n      base_url: {}/v1\n      secret_key_ref: {{env: HF_API_TOKEN}}\n",
         up.base("toolcall")
+    ) + &format!(
+        "    - id: counted-vectors\n      provider: huggingface\n      model: org/counted\n      base_url: {}/pipeline\n      secret_key_ref: {{env: HF_API_TOKEN}}\n",
+        up.base("vectors")
     );
     format!(
         "pack:\n  name: counted\nproviders:\n  targets:\n{}{}{tools}policies:\n  chain: [audit-logger]\n  policy:\n    audit-logger:\n      destination: file\n      path: {}\n",
@@ -251,7 +254,22 @@ async fn usage_an_upstream_does_not_report_is_counted_with_the_models_tokenizer(
     ] {
         ask(&gw, model, stream).await;
     }
-    let records = sluice_e2e::wait_audit_records(audit.path(), 5).await;
+    // Feature-extraction never reports usage: the answer carries the count.
+    let vectors: Value = reqwest::Client::new()
+        .post(gw.url("/v1/embeddings"))
+        .json(&json!({"model": "counted-vectors", "input": "pack my box"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        vectors["usage"],
+        json!({"prompt_tokens": 11, "total_tokens": 11}),
+        "{vectors}"
+    );
+    let records = sluice_e2e::wait_audit_records(audit.path(), 6).await;
     let usage: Vec<(String, bool, Value, Value)> = records
         .iter()
         .map(|r| {
@@ -283,6 +301,12 @@ async fn usage_an_upstream_does_not_report_is_counted_with_the_models_tokenizer(
                 want(11, 110),
                 json!("tokenizer")
             ),
+            (
+                "counted-vectors".into(),
+                false,
+                want(11, 0),
+                json!("tokenizer")
+            ),
         ]
     );
     let metrics = gw.metrics().await;
@@ -304,7 +328,7 @@ async fn usage_an_upstream_does_not_report_is_counted_with_the_models_tokenizer(
         gw.logs()
     );
     ask(&gw, "counted", false).await;
-    let records = sluice_e2e::wait_audit_records(audit.path(), 6).await;
+    let records = sluice_e2e::wait_audit_records(audit.path(), 7).await;
     let last = records.last().unwrap();
     assert_eq!(last["usage_source"], "tokenizer", "{last}");
     assert_eq!(last["usage"], want(11, 17));

@@ -76,10 +76,9 @@ pub async fn embeddings(
             json!({"object": "embedding", "index": i, "embedding": embedding})
         })
         .collect();
-    // Feature-extraction reports no token counts; zeros say "unknown" here.
-    Ok(
-        json!({"object": "list", "data": data, "model": target.spec.model, "usage": {"prompt_tokens": 0, "total_tokens": 0}}),
-    )
+    // Feature-extraction reports no token counts: the handler fills in the
+    // usage the gateway counts (see `counting`).
+    Ok(json!({"object": "list", "data": data, "model": target.spec.model}))
 }
 
 /// One vector per input, from a `[n][dim]` answer, a `[n][tokens][dim]`

@@ -171,7 +171,10 @@ async fn load(
     token: Option<String>,
 ) -> Result<(Tokenizer, String), String> {
     let mut b = hf_hub::HFClient::builder()
-        .user_agent(concat!("sluice-gateway/", env!("CARGO_PKG_VERSION")));
+        .user_agent(concat!("sluice-gateway/", env!("CARGO_PKG_VERSION")))
+        // One retry schedule, ours (`fetch_until_ready`): a failed attempt
+        // falls back to the cache at once.
+        .retry_max_attempts(0);
     if let Some(t) = token {
         b = b.token(t);
     }

@@ -66,6 +66,12 @@ fn otlp_configured() -> bool {
 pub fn init(json: bool, service: &'static str, default_filter: &str) -> Guard {
     let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| default_filter.into());
+    // hf-hub logs every exhausted retry at ERROR; the worker and the
+    // gateway retry on their own schedules and say once what failed. Its
+    // lines stay available by naming it: RUST_LOG=info,hf_hub=debug.
+    if !std::env::var("RUST_LOG").is_ok_and(|v| v.contains("hf_hub")) {
+        filter = filter.add_directive("hf_hub::retry=off".parse().expect("a valid directive"));
+    }
     if !otlp_configured() {
         // With no exporter, trace-only spans have no reader: switched off
         // here, they are never built (at `info`, each request would build

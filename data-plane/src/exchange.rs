@@ -26,10 +26,6 @@ pub struct Exchange {
     pub decisions: Vec<Decision>,
     pub record: Record,
     slot: Option<Slot>,
-    /// The routed target's model id: the only model label metrics use.
-    model_label: Option<String>,
-    /// The serving target's prices, for the request's cost.
-    pricing: Option<sluice_proto::pack::Pricing>,
     first_token: Option<Duration>,
     /// What the request holds under the pack's limits (concurrency slots
     /// are released when the exchange is dropped, i.e. when it ends).
@@ -46,12 +42,13 @@ pub struct Exchange {
     pub stream_usage: bool,
     /// What counting needs when the upstream reports no usage (see
     /// `counting`): the texts' bytes always; the texts themselves only when
-    /// a target of this version has a tokenizer to count them with.
+    /// the serving target has a tokenizer to count them with.
     prompt_bytes: usize,
     prompt_texts: Option<Vec<String>>,
     answer_bytes: usize,
     answer_texts: Option<Vec<String>>,
-    /// The serving target (its tokenizer, its metric series).
+    /// The serving target: its model (the only model label metrics use),
+    /// prices, tokenizer and metric series.
     served: Option<Arc<TargetRuntime>>,
     /// A count already made for the answer (`count_missing_usage`).
     counted: Option<(Usage, counting::Source)>,
@@ -106,8 +103,6 @@ impl Exchange {
             decisions: Vec::new(),
             record,
             slot: None,
-            model_label: None,
-            pricing: None,
             first_token: None,
             admission: None,
             target_admission: None,
@@ -178,8 +173,6 @@ impl Exchange {
 
     pub fn routed(&mut self, target: &Arc<TargetRuntime>) {
         self.record.target = Some(target.spec.id.clone());
-        self.model_label = Some(target.spec.model.clone());
-        self.pricing = target.spec.pricing;
         self.served = Some(Arc::clone(target));
     }
 
@@ -245,6 +238,10 @@ impl Exchange {
         if self.counts_tokens() {
             self.prompt_texts = Some(texts.iter().map(|t| t.text.to_string()).collect());
         }
+    }
+
+    fn model_label(&self) -> Option<&str> {
+        self.served.as_ref().map(|t| t.spec.model.as_str())
     }
 
     /// Whether the serving target counts with a tokenizer, i.e. whether the
@@ -377,14 +374,18 @@ impl Exchange {
         for a in self.admission.iter().chain(&self.target_admission) {
             a.consume(tokens);
         }
-        let cost_micros = self.pricing.map(|p| p.micros(prompt, completion));
+        let cost_micros = self
+            .served
+            .as_ref()
+            .and_then(|t| t.spec.pricing)
+            .map(|p| p.micros(prompt, completion));
         if let Some(c) = cost_micros {
             self.record.cost = Some(c as f64 / 1e6);
             metrics::get()
                 .cost
                 .get_or_create(&TargetLabels {
                     target: self.record.target.clone().unwrap_or_default(),
-                    model: self.model_label.clone().unwrap_or_default(),
+                    model: self.model_label().unwrap_or_default().to_string(),
                 })
                 .inc_by(c as f64 / 1e6);
         }
@@ -479,10 +480,7 @@ impl Exchange {
                 .target
                 .clone()
                 .unwrap_or_else(|| "none".to_string()),
-            model: self
-                .model_label
-                .clone()
-                .unwrap_or_else(|| "unknown".to_string()),
+            model: self.model_label().unwrap_or("unknown").to_string(),
         }
     }
 

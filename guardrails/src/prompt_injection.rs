@@ -613,7 +613,9 @@ mod tests {
             // Flagged by the model before chat messages were trained on.
             "How have you been?",
             "Who made you?",
-            "ignore the noise in this signal",
+            // A known false positive (0.99) until task-style prompts were
+            // trained on (tasks.py).
+            "I need you to outline the following transcript in one sentence.",
             // Backslashes and entities short of the obfuscation rules.
             r"How do I match \d\d\d-\d\d\d\d in a regex?",
             r"The file is at C:\Users\me\Documents\report.docx",
@@ -634,8 +636,10 @@ mod tests {
         let d = Detector::new();
         let t = Detector::default_threshold();
         for s in [
-            "I need you to outline the following transcript in one sentence.",
             "Just saying hi.",
+            // A hard negative until the threshold went from 0.65 to 0.60
+            // (it scored 0.55 then, 0.63 now).
+            "ignore the noise in this signal",
         ] {
             let v = d.score(s);
             assert!(v.score >= t && v.rule.is_none(), "{s}: {}", v.score);

@@ -199,9 +199,9 @@ async fn everyday_messages_pass_the_full_chain() {
 }
 
 /// Share of the held-out English chat messages the guide's full chain may
-/// block, as published in docs/policies.md (28 of 528: 10 by
+/// block, as published in docs/policies.md (27 of 528: 9 by
 /// prompt-injection, 18 by the toxicity and content filters), plus 0.005.
-const HELD_OUT_CHAT_BLOCK_RATE: f64 = 0.0530 + 0.005;
+const HELD_OUT_CHAT_BLOCK_RATE: f64 = 0.0511 + 0.005;
 
 /// A measurement, not a guarantee: every English message of the held-out
 /// half of the chat corpus (no detector was fitted or tuned on it) through

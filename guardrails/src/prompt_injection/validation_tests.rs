@@ -7,8 +7,9 @@
 //!   recall and F1 are printed and F1 is at least the figure claimed in
 //!   training/prompt_injection/README.md minus 0.005;
 //! * on the held-out benign files (everyday prompts, chat messages in 23
-//!   languages) the false-positive rate is at most the README's figure
-//!   plus 0.005;
+//!   languages, task-style prompts written before any model was scored on
+//!   them) the false-positive rate is at most the README's figure plus
+//!   0.005;
 //! * on the held-out attack files (families and languages no train file
 //!   has) recall is at least the README's figure minus 0.005.
 //!
@@ -26,20 +27,21 @@ const REFERENCE: &str = include_str!("../../training/prompt_injection/validation
 
 /// (file, precision, recall, F1) as claimed in the README.
 const CLAIMED: [(&str, f64, f64, f64); 2] = [
-    ("s-labs-validation.csv", 0.9907, 0.9144, 0.9510),
-    ("neuralchemy-validation.csv", 0.9717, 0.8989, 0.9339),
+    ("s-labs-validation.csv", 0.9889, 0.9324, 0.9598),
+    ("neuralchemy-validation.csv", 0.9679, 0.9045, 0.9351),
 ];
 
 /// Held-out benign files and their false-positive rates as claimed in the
 /// README (every row is benign: every flag is a false positive).
-const CLAIMED_BENIGN_FPR: [(&str, f64); 2] = [
-    ("benign-heldout.csv", 0.0662),
-    ("conversations-heldout.csv", 0.0017),
+const CLAIMED_BENIGN_FPR: [(&str, f64); 3] = [
+    ("benign-heldout.csv", 0.0069),
+    ("conversations-heldout.csv", 0.0015),
+    ("tasks-fresh-heldout.csv", 0.0028),
 ];
 
 /// Held-out attack files and their recall as claimed in the README.
 const CLAIMED_ATTACK_RECALL: [(&str, f64); 2] = [
-    ("attacks-unseen.csv", 0.9539),
+    ("attacks-unseen.csv", 0.9510),
     ("attacks-multilingual-heldout.csv", 0.0278),
 ];
 

@@ -44,22 +44,26 @@ ASSET = ROOT / "guardrails" / "assets" / "prompt_injection.bin"
 SCORES = HERE / "validation_scores.csv"
 
 # The two public sets first: their F1 chooses the threshold. benign-train
-# (written by benign.py) and conversations-train (chatterbot-corpus, 28
-# languages, external.py) teach the model everyday traffic;
-# attacks-multilingual-train (multilingual_attacks.py) keeps "not English"
-# from reading as "benign". The held-out files are only reported on, like
-# the validation files.
+# (written by benign.py), conversations-train (chatterbot-corpus, 28
+# languages, external.py) and tasks-train (task-style prompts such as "I
+# need you to summarise the following report: ...", tasks.py) teach the
+# model everyday traffic; attacks-multilingual-train
+# (multilingual_attacks.py) keeps "not English" from reading as "benign".
+# The held-out files are only reported on, like the validation files.
 TRAIN = (
     "s-labs-train.csv",
     "neuralchemy-train.csv",
     "benign-train.csv",
     "conversations-train.csv",
     "attacks-multilingual-train.csv",
+    "tasks-train.csv",
 )
 PUBLIC = 2
 VALIDATION = ("s-labs-validation.csv", "neuralchemy-validation.csv")
-# Every row benign: every flag is a false positive.
-BENIGN_HELDOUT = ("benign-heldout.csv", "conversations-heldout.csv")
+# Every row benign: every flag is a false positive. tasks-fresh-heldout
+# (fresh_tasks.py) was written before any model was scored on it: the clean
+# estimate for task-style prompts (see README).
+BENIGN_HELDOUT = ("benign-heldout.csv", "conversations-heldout.csv", "tasks-fresh-heldout.csv")
 # Every row an attack of a family or a language no train file has: recall.
 ATTACKS_HELDOUT = ("attacks-unseen.csv", "attacks-multilingual-heldout.csv")
 
@@ -194,12 +198,25 @@ def fit(X, y, c=C, weight=None):
     return LogisticRegression(C=c, solver="liblinear", max_iter=5000, random_state=SEED).fit(X, y, sample_weight=weight)
 
 
-def out_of_fold(X, y, source, weight, c=C):
-    """5-fold out-of-fold probabilities on the train files, folds
-    stratified by dataset and label."""
+def folds_of(y, source, family):
+    """Fold (0-4) of each train row: stratified by dataset and label, except
+    tasks-train's rows, which go by their frame ("task/<n>": fold n mod 5),
+    so a fold's model never saw the frames it is scored on."""
+    task = np.char.startswith(family, "task/")
+    fold = np.zeros(len(y), dtype=np.int64)
+    rest = np.flatnonzero(~task)
+    split = StratifiedKFold(n_splits=5, shuffle=True, random_state=SEED)
+    for k, (_, b) in enumerate(split.split(rest, (source * 2 + y)[rest])):
+        fold[rest[b]] = k
+    fold[task] = [int(f.split("/")[1]) % 5 for f in family[task]]
+    return fold
+
+
+def out_of_fold(X, y, fold, weight, c=C):
+    """5-fold out-of-fold probabilities on the train files (folds_of)."""
     oof = np.zeros(len(y))
-    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=SEED)
-    for a, b in folds.split(X, source * 2 + y):
+    for k in range(5):
+        a, b = fold != k, fold == k
         oof[b] = fit(X[a], y[a], c, weight[a]).predict_proba(X[b])[:, 1]
     return oof
 
@@ -244,8 +261,9 @@ def main():
     # the everyday prompts of benign-train).
     # The English conversations count as a file of their own: most traffic
     # is English, and pooled with 27 other languages their rate is hidden.
-    family = np.array([f for n in TRAIN for f in data[n]["family"]])
-    english = np.char.startswith(family.astype(str), "english/")
+    family = np.array([f for n in TRAIN for f in data[n]["family"]]).astype(str)
+    english = np.char.startswith(family, "english/")
+    fold = folds_of(y, source, family)
     benign_files = [source == i for i, n in enumerate(TRAIN) if i >= PUBLIC and not data[n]["y"].any()]
     benign_files.append(english)
     # English chat is ~1,900 short rows against ~15,000 public ones: weighted
@@ -258,7 +276,7 @@ def main():
         # threshold 0.5). Nothing is written.
         print("C sweep, 5-fold cross-validation on the train files, threshold 0.5:")
         for c in (2.0, 4.0, 8.0, 16.0, 32.0):
-            oof = out_of_fold(X, y, source, weight, c)
+            oof = out_of_fold(X, y, fold, weight, c)
             f1s = [prf(y[source == i], oof[source == i], 0.5)[2] for i in range(PUBLIC)]
             fprs = [float((oof[m] >= 0.5).mean()) for m in benign_files]
             print(f"  C {c:>4}: F1 " + " ".join(f"{f:.4f}" for f in f1s) + ", benign FPR " + " ".join(f"{f:.4f}" for f in fprs))
@@ -267,7 +285,7 @@ def main():
     # Threshold: the one that maximises the smaller of the two public
     # datasets' out-of-fold F1 (rules + model) on the train files, among
     # those that flag at most 1% of benign-train out of fold.
-    oof_comb = combined(out_of_fold(X, y, source, weight), rules)
+    oof_comb = combined(out_of_fold(X, y, fold, weight), rules)
     print("5-fold cross-validation on the train files (rules + model):")
     best = None
     for t in THRESHOLDS:

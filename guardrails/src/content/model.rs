@@ -1,17 +1,17 @@
 //! The trained category models (`assets/content/categories.bin`, written by
 //! `training/content/build.py`): per category a logistic regression over
-//! hashed unigram, bigram and word-prefix keys (binary, scaled by
-//! 1/sqrt(distinct keys)), lexicon classes folded into the keys' weights, and the toxicity
+//! hashed unigram and bigram keys (binary, scaled by 1/sqrt(distinct
+//! keys)), lexicon classes folded into the keys' weights, and the toxicity
 //! score. Scores match the Python scorer to about 1e-6 (unit test against
 //! `training/content/category_reference.json`).
 
 const ASSET: &[u8] = include_bytes!("../../assets/content/categories.bin");
 const CATEGORIES: usize = 5;
 
-/// The model probability at which a category fires. build.py chooses each
-/// category's threshold by cross-validation on its training half (the
-/// highest recall at precision ≥ 0.85) and folds it into the bias so that
-/// it lands here (README).
+/// The model probability at which a category fires. Chosen on the
+/// hand-written set of hard negatives ("kill the zombie process", "breast
+/// cancer"): at 0.5 the models flag them; at 0.9 they keep precision ≥ 0.8
+/// on the public held-out data and still multiply recall (README).
 pub const DECISION: f32 = 0.9;
 
 /// Maps a model probability onto the filters' scale, where 0.5 is the
@@ -39,16 +39,10 @@ fn fnv(h: u64, bytes: &[u8]) -> u64 {
     })
 }
 
-/// Characters of a token's prefix key (build.py's `PREFIX`).
-const PREFIX: usize = 5;
-
-/// Distinct unigram, bigram and prefix keys of lowercased text; tokens are
-/// runs of two or more word characters (Python's `(?u)\b\w\w+\b`). A token
-/// longer than `PREFIX` characters also gives the key of its first `PREFIX`
-/// characters, hashed from a 0x01 byte (build.py's `keys`).
+/// Distinct unigram and bigram keys of lowercased text; tokens are runs of
+/// two or more word characters (Python's `(?u)\b\w\w+\b`).
 fn keys(lower: &str, out: &mut Vec<u64>) {
     out.clear();
-    let prefix_seed = fnv(FNV_OFFSET, &[1]);
     let mut prev: Option<u64> = None;
     for token in lower
         .split(|c: char| !(c.is_alphanumeric() || c == '_'))
@@ -58,9 +52,6 @@ fn keys(lower: &str, out: &mut Vec<u64>) {
         out.push(h);
         if let Some(p) = prev {
             out.push(fnv(fnv(p, b" "), token.as_bytes()));
-        }
-        if let Some((end, _)) = token.char_indices().nth(PREFIX) {
-            out.push(fnv(prefix_seed, &token.as_bytes()[..end]));
         }
         prev = Some(h);
     }

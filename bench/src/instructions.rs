@@ -80,14 +80,14 @@ async fn measure(
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    drop(child);
     // For profiling: `SLUICE_BENCH_CALLGRIND_DIR=dir` keeps each row's dump
     // (`callgrind_annotate dir/<tag>.callgrind` shows where it went).
     if let Some(keep) = std::env::var_os("SLUICE_BENCH_CALLGRIND_DIR") {
         let keep = Path::new(&keep);
         let _ = std::fs::create_dir_all(keep);
-        let _ = std::fs::copy(&file, keep.join(format!("{tag}.callgrind")));
+        let _ = std::fs::write(keep.join(format!("{tag}.callgrind")), &text);
     }
+    drop(child);
     let total: f64 = text
         .lines()
         .find_map(|l| l.strip_prefix("summary:"))

@@ -56,6 +56,8 @@ pub struct Exchange {
     /// exchange is finished (for streams, when the stream ends). Without
     /// trace export, the request's log span (see `Exchange::new`).
     pub span: tracing::Span,
+    /// `span` is the trace span: its `gen_ai.*` fields are worth filling.
+    traced: bool,
 }
 
 impl Exchange {
@@ -85,13 +87,14 @@ impl Exchange {
         // Without an exporter the trace-only span is switched off; the
         // request's own span (its request_id) then frames what the exchange
         // logs, a stream's steps included, which run outside the handler.
-        let span = if span.is_disabled() {
-            tracing::Span::current()
-        } else {
+        let traced = !span.is_disabled();
+        let span = if traced {
             span
+        } else {
+            tracing::Span::current()
         };
+        // `record_id` is drawn in `finish`, only when a record is written.
         let record = Record {
-            record_id: uuid::Uuid::new_v4().to_string(),
             request_id,
             endpoint,
             ..Record::default()
@@ -116,6 +119,18 @@ impl Exchange {
             served: None,
             counted: None,
             span,
+            traced,
+        }
+    }
+
+    /// The span to run the request path in: the trace span, or none when
+    /// there is none (the request's own span is entered already; entering
+    /// it again on every poll was a measurable cost).
+    pub fn trace_span(&self) -> tracing::Span {
+        if self.traced {
+            self.span.clone()
+        } else {
+            tracing::Span::none()
         }
     }
 
@@ -135,16 +150,27 @@ impl Exchange {
         }
     }
 
-    /// Notes what a completion (or a streamed chunk) says about the answer:
-    /// its model and, once given, its finish reason.
+    /// Notes what a streamed chunk says about the answer: its model and,
+    /// once given, its finish reason.
     pub fn response_seen(&self, v: &Value) {
-        if let Some(m) = v.get("model").and_then(Value::as_str) {
+        if self.traced {
+            self.answer_seen(
+                v.get("model").and_then(Value::as_str),
+                v.pointer("/choices/0/finish_reason")
+                    .and_then(Value::as_str),
+            );
+        }
+    }
+
+    /// The answer's model and finish reason, on the trace span.
+    pub fn answer_seen(&self, model: Option<&str>, finish_reason: Option<&str>) {
+        if !self.traced {
+            return;
+        }
+        if let Some(m) = model {
             self.span.record("gen_ai.response.model", m);
         }
-        if let Some(r) = v
-            .pointer("/choices/0/finish_reason")
-            .and_then(Value::as_str)
-        {
+        if let Some(r) = finish_reason {
             self.span.record("gen_ai.response.finish_reasons", r);
         }
     }
@@ -328,9 +354,10 @@ impl Exchange {
         {
             h.insert("x-sluice-policy-decisions", v);
         }
-        if let Ok(v) =
-            HeaderValue::from_str(&format!("{:.3}", self.overhead().as_secs_f64() * 1000.0))
-        {
+        // Milliseconds with three decimals, formatted as integers (float
+        // formatting was a visible share of the plain path).
+        let us = self.overhead().as_micros();
+        if let Ok(v) = HeaderValue::from_str(&format!("{}.{:03}", us / 1000, us % 1000)) {
             h.insert("x-sluice-overhead-ms", v);
         }
     }
@@ -363,7 +390,9 @@ impl Exchange {
             None => (None, None),
         };
         if let Some(s) = source {
-            self.span.record("sluice.usage_source", s.as_str());
+            if self.traced {
+                self.span.record("sluice.usage_source", s.as_str());
+            }
             self.record.usage_source = Some(s.as_str());
         }
         self.observe(usage.as_ref());
@@ -398,6 +427,7 @@ impl Exchange {
         }
         let auditor = self.rt.auditor.clone()?;
         let slot = self.slot.take()?;
+        self.record.record_id = uuid::Uuid::new_v4().to_string();
         self.record.time = audit::now_rfc3339();
         self.record.usage = usage;
         self.record.latency_ms = round3(self.started.elapsed());
@@ -411,16 +441,18 @@ impl Exchange {
 
 impl Exchange {
     fn observe(&self, usage: Option<&Usage>) {
-        let span = &self.span;
-        span.record("gen_ai.request.model", self.record.model.as_str());
-        span.record("http.response.status_code", self.record.status);
-        span.record("sluice.overhead_ms", self.overhead().as_secs_f64() * 1000.0);
-        if let Some(t) = &self.record.target {
-            span.record("sluice.target", t.as_str());
-        }
-        if let Some(u) = usage {
-            span.record("gen_ai.usage.input_tokens", u.prompt_tokens);
-            span.record("gen_ai.usage.output_tokens", u.completion_tokens);
+        if self.traced {
+            let span = &self.span;
+            span.record("gen_ai.request.model", self.record.model.as_str());
+            span.record("http.response.status_code", self.record.status);
+            span.record("sluice.overhead_ms", self.overhead().as_secs_f64() * 1000.0);
+            if let Some(t) = &self.record.target {
+                span.record("sluice.target", t.as_str());
+            }
+            if let Some(u) = usage {
+                span.record("gen_ai.usage.input_tokens", u.prompt_tokens);
+                span.record("gen_ai.usage.output_tokens", u.completion_tokens);
+            }
         }
         let m = metrics::get();
         let blocked = self.decisions.iter().any(|d| d.outcome == Outcome::Block);

@@ -105,8 +105,11 @@ pub async fn run_tls(
 }
 
 fn app(store: Arc<ConfigStore>) -> axum::Router {
-    server::router(server::AppState {
-        store,
-        http: server::http_client(),
-    })
+    let http = providers::http::Client::new();
+    if http.is_proxied() {
+        tracing::info!(
+            "upstream requests go through the proxy the environment names (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY; NO_PROXY is honoured)"
+        );
+    }
+    server::router(server::AppState { store, http })
 }

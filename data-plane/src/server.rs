@@ -25,7 +25,7 @@ use crate::{audit, streaming, traffic};
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<ConfigStore>,
-    pub http: reqwest::Client,
+    pub http: crate::providers::http::Client,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -47,22 +47,6 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(axum::middleware::from_fn(request_id))
         .with_state(state)
-}
-
-/// The upstream client: pooled keep-alive connections, TCP_NODELAY.
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .pool_idle_timeout(std::time::Duration::from_secs(90))
-        .pool_max_idle_per_host(1024)
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .user_agent(concat!("sluice-gateway/", env!("CARGO_PKG_VERSION")))
-        // A gateway answers with what its upstream said; following a
-        // redirect would send the request (and its token) somewhere the
-        // pack does not name. It also skips reqwest's per-request URL work.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("the TLS backend is compiled in")
 }
 
 /// Gives every request an id (the caller's `x-request-id` if it is sane),
@@ -108,22 +92,22 @@ async fn chat_completions(
         return ApiError::no_config().into_response();
     };
     let mut ex = Exchange::new(rt, id, "chat.completions");
-    let span = ex.span.clone();
+    let span = ex.trace_span();
     match chat_path(&app, &mut ex, &headers, body)
         .instrument(span)
         .await
     {
         Ok(ChatReply::Stream(s)) => streaming::respond(ex, s),
-        Ok(ChatReply::Full(c)) => {
-            ex.response_seen(&c.value);
+        Ok(ChatReply::Full(mut c)) => {
+            ex.answer_seen(c.model(), c.finish_reason());
             if sluice_telemetry::capture_content()
-                && let Some(choices) = c.value.get("choices")
+                && let Some(choices) = c.value().get("choices")
             {
                 ex.capture_output(&choices.to_string());
             }
-            let usage = usage_of(&c.value);
+            let usage = c.usage();
             if usage.is_none() {
-                let texts = answer_texts(&c.value);
+                let texts = answer_texts(c.value());
                 let bytes = texts.iter().map(String::len).sum();
                 let keep = ex.counts_tokens().then_some(texts);
                 ex.note_answer(bytes, keep);
@@ -138,7 +122,9 @@ async fn chat_completions(
                 .into_response();
             ex.decorate(&mut resp);
             ex.record.status = 200;
-            let written = ex.finish(usage, Some(c.value));
+            // Parsed whole only for a record that keeps the response.
+            let response = ex.audits_response().then(|| (*c).into_value());
+            let written = ex.finish(usage, response);
             audit::answer_when_written(resp, written).await
         }
         Err(e) => ex.fail(e),
@@ -189,6 +175,7 @@ async fn chat_path(
     let call = traffic::Chat {
         http: &app.http,
         req: &mut req,
+        whole: !rt.chain.is_empty() || ex.audits_response() || sluice_telemetry::capture_content(),
     };
     let (reply, served) = traffic::call(plan, ex, call).await?;
     if !Arc::ptr_eq(&served, &target) {
@@ -197,7 +184,11 @@ async fn chat_path(
     match reply {
         ChatReply::Full(mut c) if !rt.chain.is_empty() => {
             let mut changed = false;
-            if let Some(choices) = c.value.get_mut("choices").and_then(|c| c.as_array_mut()) {
+            if let Some(choices) = c
+                .value_mut()
+                .get_mut("choices")
+                .and_then(|c| c.as_array_mut())
+            {
                 for choice in choices {
                     let Some(message) = choice.get_mut("message") else {
                         continue;
@@ -234,7 +225,7 @@ async fn embeddings(
         return ApiError::no_config().into_response();
     };
     let mut ex = Exchange::new(rt, id, "embeddings");
-    let span = ex.span.clone();
+    let span = ex.trace_span();
     match embeddings_path(&app, &mut ex, &headers, body)
         .instrument(span)
         .await

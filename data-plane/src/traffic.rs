@@ -41,8 +41,11 @@ pub trait Call {
 }
 
 pub struct Chat<'r> {
-    pub http: &'r reqwest::Client,
+    pub http: &'r crate::providers::http::Client,
     pub req: &'r mut ChatRequest,
+    /// A whole answer will be read through (response policies, the audit
+    /// record): parse it at once (see `providers::Completion`).
+    pub whole: bool,
 }
 
 impl Call for Chat<'_> {
@@ -51,12 +54,12 @@ impl Call for Chat<'_> {
         &'a mut self,
         target: &'a Arc<TargetRuntime>,
     ) -> BoxFuture<'a, Result<ChatReply, ApiError>> {
-        Box::pin(target.chat(self.http, self.req))
+        Box::pin(target.chat(self.http, self.req, self.whole))
     }
 }
 
 pub struct Embeddings<'r> {
-    pub http: &'r reqwest::Client,
+    pub http: &'r crate::providers::http::Client,
     pub req: &'r EmbeddingsRequest,
 }
 

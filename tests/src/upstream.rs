@@ -27,6 +27,9 @@ pub struct Recorded {
     pub authorization: Option<String>,
     /// `x-scale-up-timeout`, which gateways send to dedicated endpoints.
     pub scale_up_timeout: Option<String>,
+    /// `host` and `user-agent` as the request arrived.
+    pub host: Option<String>,
+    pub user_agent: Option<String>,
     pub body: Value,
 }
 
@@ -100,10 +103,18 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .get("x-scale-up-timeout")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     shared.requests.lock().unwrap().push(Recorded {
         path: path.clone(),
         authorization,
         scale_up_timeout,
+        host: header("host"),
+        user_agent: header("user-agent"),
         body: body.clone(),
     });
     let hit = {

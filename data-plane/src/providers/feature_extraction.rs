@@ -31,7 +31,7 @@ pub fn url(spec: &Target, settings: &Settings) -> String {
 }
 
 pub async fn embeddings(
-    client: &reqwest::Client,
+    client: &crate::providers::http::Client,
     target: &Arc<TargetRuntime>,
     url: &http::Endpoint,
     req: &EmbeddingsRequest,

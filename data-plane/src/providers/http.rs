@@ -5,7 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use serde_json::Value;
@@ -20,23 +20,7 @@ use crate::error::ApiError;
 /// embeddings batches (2,048 inputs of 1,536 floats as JSON) stay under it.
 pub const MAX_UPSTREAM_BODY: usize = 64 << 20;
 
-/// Reads at most `max` bytes of `resp`'s body. `Ok(None)`: it is longer.
-pub async fn read_capped(
-    mut resp: reqwest::Response,
-    max: usize,
-) -> Result<Option<Bytes>, reqwest::Error> {
-    if resp.content_length().is_some_and(|n| n > max as u64) {
-        return Ok(None);
-    }
-    let mut out = bytes::BytesMut::new();
-    while let Some(chunk) = resp.chunk().await? {
-        if out.len() + chunk.len() > max {
-            return Ok(None);
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(Some(out.freeze()))
-}
+pub use super::client::{Client, Response, read_capped};
 
 /// Never wait longer than this for one "model is loading" round, even if the
 /// upstream estimates more: its estimate is refreshed on every retry.
@@ -47,12 +31,24 @@ const MAX_LOADING_WAIT: Duration = Duration::from_secs(10);
 pub struct Endpoint {
     text: String,
     url: Option<reqwest::Url>,
+    uri: Option<axum::http::Uri>,
 }
 
 impl Endpoint {
     pub fn new(text: String) -> Endpoint {
         let url = reqwest::Url::parse(&text).ok();
-        Endpoint { text, url }
+        // The URI from the normalised URL (an IDNA host in ASCII), so both
+        // clients send the same request.
+        let uri = url.as_ref().and_then(|u| u.as_str().parse().ok());
+        Endpoint { text, url, uri }
+    }
+
+    pub fn url(&self) -> Option<&reqwest::Url> {
+        self.url.as_ref()
+    }
+
+    pub fn uri(&self) -> Option<&axum::http::Uri> {
+        self.uri.as_ref()
     }
 
     pub fn as_str(&self) -> &str {
@@ -77,13 +73,13 @@ pub fn json(body: &impl serde::Serialize) -> Result<Bytes, ApiError> {
 /// success. A 503 "model is loading" is waited out and retried until
 /// `deadline`.
 pub async fn post(
-    http: &reqwest::Client,
+    http: &Client,
     target: &TargetRuntime,
     url: &Endpoint,
     body: Bytes,
     deadline: Instant,
-) -> Result<reqwest::Response, ApiError> {
-    let Some(parsed) = &url.url else {
+) -> Result<Response, ApiError> {
+    if url.uri.is_none() || url.url.is_none() {
         // Validation accepts only http(s) URLs and placeholders mark a
         // target unavailable, so this is an operator's odd URL.
         return Err(ApiError::Unavailable(format!(
@@ -92,23 +88,31 @@ pub async fn post(
         )));
     };
     loop {
-        let mut req = http
-            .post(parsed.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.clone());
+        let mut headers = HeaderMap::with_capacity(4);
+        headers.insert(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let Some(token) = &target.token {
-            req = req.bearer_auth(token.expose());
+            // A token that is not a valid header value cannot be sent; the
+            // upstream's 401 then names the variable to fix.
+            if let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {}", token.expose())) {
+                v.set_sensitive(true);
+                headers.insert(axum::http::header::AUTHORIZATION, v);
+            }
         }
         let remaining = deadline.saturating_duration_since(Instant::now());
         if target.dedicated {
             // Asks an endpoint scaled to zero to hold the request while it
             // starts, for as long as this call may still take.
-            req = req.header(
-                "x-scale-up-timeout",
-                remaining.as_secs_f64().ceil().max(1.0).to_string(),
-            );
+            if let Ok(v) =
+                HeaderValue::from_str(&remaining.as_secs_f64().ceil().max(1.0).to_string())
+            {
+                headers.insert("x-scale-up-timeout", v);
+            }
         }
-        let resp = match tokio::time::timeout(remaining, req.send()).await {
+        let send = http.post(url, headers, body.clone());
+        let resp = match tokio::time::timeout(remaining, send).await {
             Err(_) => return Err(timeout(target, "waiting for the response")),
             Ok(Err(e)) => return Err(transport_error(target, &e)),
             Ok(Ok(resp)) => resp,
@@ -173,9 +177,9 @@ pub async fn post(
 /// gives no `Retry-After`.
 const SCALE_UP_POLL: Duration = Duration::from_millis(500);
 
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let secs: f64 = headers
-        .get(reqwest::header::RETRY_AFTER)?
+        .get(axum::http::header::RETRY_AFTER)?
         .to_str()
         .ok()?
         .trim()
@@ -203,8 +207,8 @@ pub fn timeout(target: &TargetRuntime, what: &str) -> ApiError {
     ApiError::UpstreamTimeout(format!("target '{}' timed out {what}", target.spec.id))
 }
 
-fn transport_error(target: &TargetRuntime, e: &reqwest::Error) -> ApiError {
-    // reqwest errors can carry the URL; they are logged, never sent.
+fn transport_error(target: &TargetRuntime, e: &super::client::Error) -> ApiError {
+    // Transport errors can carry the URL; they are logged, never sent.
     tracing::warn!(target_id = %target.spec.id, error = %e, "upstream request failed");
     if e.is_connect() {
         return ApiError::UpstreamUnreachable(format!(
@@ -212,12 +216,7 @@ fn transport_error(target: &TargetRuntime, e: &reqwest::Error) -> ApiError {
             target.spec.id
         ));
     }
-    let what = if e.is_timeout() {
-        "timed out"
-    } else {
-        "request failed"
-    };
-    ApiError::Upstream(format!("target '{}': {what}", target.spec.id))
+    ApiError::Upstream(format!("target '{}': request failed", target.spec.id))
 }
 
 /// Maps a failed upstream status to the gateway's answer.
@@ -330,13 +329,10 @@ where
 /// An upstream's body as a stream of SSE `data:` payloads (see `sse.rs`:
 /// one pass, at most `MAX_EVENT` bytes per event). The first error is the
 /// stream's last item; the body is not read further.
-pub fn sse_data(
-    resp: reqwest::Response,
-    target_id: String,
-) -> impl Stream<Item = Result<String, ApiError>> {
+pub fn sse_data(resp: Response, target_id: String) -> impl Stream<Item = Result<String, ApiError>> {
     use super::sse::{MAX_EVENT, Parser, SseError};
     let state = (Parser::default(), false);
-    resp.bytes_stream()
+    http_body_util::BodyDataStream::new(resp.into_body())
         .scan(state, move |(parser, ended), chunk| {
             if *ended {
                 return std::future::ready(None);

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::http::Endpoint;
 use super::target::{self, TargetRuntime};
-use super::{ChatReply, Completion, channel_stream, http, json_body};
+use super::{ChatReply, channel_stream, completion_body, http, json_body};
 use crate::error::ApiError;
 use crate::openai::{ChatRequest, EmbeddingsRequest};
 use crate::settings::{Serverless, Settings};
@@ -64,10 +64,11 @@ impl Urls {
 }
 
 pub async fn chat(
-    client: &reqwest::Client,
+    client: &crate::providers::http::Client,
     target: &Arc<TargetRuntime>,
     url: &Endpoint,
     req: &mut ChatRequest,
+    whole: bool,
 ) -> Result<ChatReply, ApiError> {
     // The client's request as it is, with the target's model id: written
     // straight from the typed request, without a `Value` in between.
@@ -92,10 +93,11 @@ pub async fn chat(
     if !req.stream {
         let deadline = Instant::now() + target.spec.timeout;
         let resp = http::post(client, target, url, body, deadline).await?;
-        let (value, raw) = json_body(target, resp, deadline).await?;
         // The upstream's bytes go to the client unless a policy changes
         // the answer (see `Completion`).
-        return Ok(ChatReply::Full(Completion::forwarded(value, raw)));
+        return Ok(ChatReply::Full(Box::new(
+            completion_body(target, resp, deadline, whole).await?,
+        )));
     }
     let deadline = Instant::now() + target.spec.stream_timeout;
     let resp = http::post(client, target, url, body, deadline).await?;
@@ -153,7 +155,7 @@ pub async fn chat(
 }
 
 pub async fn embeddings(
-    client: &reqwest::Client,
+    client: &crate::providers::http::Client,
     target: &Arc<TargetRuntime>,
     url: &Endpoint,
     req: &EmbeddingsRequest,

@@ -162,12 +162,13 @@ impl TargetRuntime {
     /// targets that serve it; the refusal below is for a direct caller.
     pub async fn chat(
         self: &Arc<Self>,
-        http: &reqwest::Client,
+        http: &crate::providers::http::Client,
         req: &mut ChatRequest,
+        whole: bool,
     ) -> Result<ChatReply, ApiError> {
         self.ensure_available()?;
         match &self.upstream {
-            Upstream::OpenAi(urls) => openai_compat::chat(http, self, &urls.chat, req).await,
+            Upstream::OpenAi(urls) => openai_compat::chat(http, self, &urls.chat, req, whole).await,
             Upstream::Tgi(native) => tgi::chat(http, self, native, req).await,
             Upstream::Workers(pool) => worker::chat(self, pool, req).await,
             Upstream::FeatureExtraction { .. } => Err(ApiError::BadRequest(format!(
@@ -179,7 +180,7 @@ impl TargetRuntime {
 
     pub async fn embeddings(
         self: &Arc<Self>,
-        http: &reqwest::Client,
+        http: &crate::providers::http::Client,
         req: &EmbeddingsRequest,
     ) -> Result<Value, ApiError> {
         self.ensure_available()?;

@@ -97,7 +97,7 @@ impl Native {
 }
 
 pub async fn chat(
-    client: &reqwest::Client,
+    client: &crate::providers::http::Client,
     target: &Arc<TargetRuntime>,
     native: &Native,
     req: &ChatRequest,
@@ -150,11 +150,11 @@ pub async fn chat(
                 .and_then(|d| d.get("finish_reason"))
                 .and_then(Value::as_str),
         );
-        return Ok(ChatReply::Full(Completion::built(json!({
+        return Ok(ChatReply::Full(Box::new(Completion::built(json!({
             "id": id, "object": "chat.completion", "created": created, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": reason, "logprobs": null}],
             "usage": Usage::new(prompt_tokens, completion),
-        }))));
+        })))));
     }
 
     let deadline = Instant::now() + target.spec.stream_timeout;

@@ -291,12 +291,12 @@ pub async fn chat(
     if !req.stream {
         let mut text = String::new();
         let finish = collect(started, &mut text, &tid, deadline).await?;
-        return Ok(ChatReply::Full(super::Completion::built(json!({
+        return Ok(ChatReply::Full(Box::new(super::Completion::built(json!({
             "id": id, "object": "chat.completion", "created": created, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                          "finish_reason": finish.finish_reason, "logprobs": null}],
             "usage": Usage::new(finish.prompt_tokens.into(), finish.completion_tokens.into()),
-        }))));
+        })))));
     }
 
     let idle = target.spec.stream_timeout;

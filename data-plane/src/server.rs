@@ -60,7 +60,13 @@ async fn request_id(mut req: Request, next: Next) -> Response {
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     // The trace's root: every log line of the request carries its id.
-    let span = tracing::info_span!("request", "otel.kind" = "server", request_id = %id, method = %req.method(), path = %req.uri().path());
+    // `otel.kind` is for trace export only; in log lines it is noise, and
+    // every field of this span is formatted when it is created.
+    let span = if sluice_telemetry::traces_exported() {
+        tracing::info_span!("request", "otel.kind" = "server", request_id = %id, method = %req.method(), path = %req.uri().path())
+    } else {
+        tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+    };
     req.extensions_mut().insert(RequestId(id.clone()));
     let mut resp = next.run(req).instrument(span).await;
     if let Ok(v) = HeaderValue::from_str(&id) {

@@ -51,6 +51,13 @@ impl Drop for Guard {
     }
 }
 
+/// Whether spans are exported over OTLP (read once: the environment of a
+/// running process does not change).
+pub fn traces_exported() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(otlp_configured)
+}
+
 fn otlp_configured() -> bool {
     [
         "OTEL_EXPORTER_OTLP_ENDPOINT",

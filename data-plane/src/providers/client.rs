@@ -21,7 +21,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as Pool;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -100,7 +100,11 @@ impl Client {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
+        // Without a pool timer, idle connections past their timeout are
+        // only dropped when a request to the same host looks at them.
         let pool = Pool::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(1024)
             .build(tls);

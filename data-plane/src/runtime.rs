@@ -194,6 +194,18 @@ impl Runtime {
     }
 
     fn not_found(&self, model: &str, what: &str) -> ApiError {
+        // A name the pack knows, asked on the other endpoint: say where it
+        // is served rather than suggest the very name that was sent.
+        if self.by_name.contains_key(model) || self.groups.contains_key(model) {
+            let (other, path) = if what == "embeddings" {
+                ("chat completions", "/v1/chat/completions")
+            } else {
+                ("embeddings", "/v1/embeddings")
+            };
+            return ApiError::ModelNotFound(format!(
+                "model '{model}' is not served by this gateway for {what}: it names a target for {other}; send it to {path}"
+            ));
+        }
         let mut known: Vec<&str> = self
             .by_name
             .keys()
@@ -453,6 +465,20 @@ mod tests {
         assert_eq!(rt.route_embeddings("org/emb").unwrap().name(), "emb");
         let err = rt.route_chat("org/emb", &caller).unwrap_err();
         assert_eq!(err.status(), 404);
+        assert_eq!(
+            err.to_string(),
+            "model 'org/emb' is not served by this gateway for chat completions: it names a target for embeddings; send it to /v1/embeddings"
+        );
+        let chat_only = runtime(
+            "providers:\n  targets:\n    - id: c\n      provider: huggingface:chat:org/c\n      base_url: http://up.test/v1\n      secret_key_ref: {env: SLUICE_TEST_UNSET_VAR}\n",
+        );
+        let err = chat_only.route_embeddings("org/c").unwrap_err().to_string();
+        assert!(
+            err.ends_with(
+                "it names a target for chat completions; send it to /v1/chat/completions"
+            ),
+            "{err}"
+        );
         let err = rt.route_chat("org/smal", &caller).unwrap_err().to_string();
         assert!(err.contains("did you mean 'org/small'"), "{err}");
     }

@@ -547,6 +547,12 @@ fn round3(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
+/// The `usage` an answer (or a stream's chunk) reports, if it is one.
 pub fn usage_of(v: &Value) -> Option<Usage> {
-    serde_json::from_value(v.get("usage")?.clone()).ok()
+    usage_in(v.get("usage")?)
+}
+
+/// `usage` read as a [`Usage`], without copying it first.
+pub fn usage_in(usage: &Value) -> Option<Usage> {
+    serde::Deserialize::deserialize(usage).ok()
 }

@@ -14,23 +14,9 @@ use sluice_guardrails::content::Classifier;
 use sluice_guardrails::pii::{self, Entity};
 use sluice_guardrails::prompt_injection::Detector;
 
-const DATA: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/training/prompt_injection/data"
-);
-
-fn load(file: &str) -> Vec<(String, String)> {
-    let path = format!("{DATA}/{file}");
-    let mut reader = csv::Reader::from_path(&path)
-        .unwrap_or_else(|e| panic!("cannot read {path}: {e}; restore it with git"));
-    reader
-        .records()
-        .map(|r| {
-            let r = r.unwrap_or_else(|e| panic!("{path}: {e}"));
-            (r[0].to_string(), r[2].to_string())
-        })
-        .collect()
-}
+#[path = "data/mod.rs"]
+mod data;
+use data::rows as load;
 
 fn main() {
     let injection = Detector::new();

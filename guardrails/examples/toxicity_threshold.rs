@@ -7,21 +7,17 @@
 //! Run: `cargo run --release -p sluice-guardrails --example toxicity_threshold`
 use sluice_guardrails::content::Classifier;
 
-const PI: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/training/prompt_injection/data"
-);
+#[path = "data/mod.rs"]
+mod data;
+
 const CONTENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/training/content");
 
+/// The texts of a prompt-injection data file (its English rows only).
 fn csv_rows(file: &str, english_only: bool) -> Vec<String> {
-    let path = format!("{PI}/{file}");
-    let mut reader = csv::Reader::from_path(&path)
-        .unwrap_or_else(|e| panic!("cannot read {path}: {e}; restore it with git"));
-    reader
-        .records()
-        .map(|r| r.unwrap_or_else(|e| panic!("{path}: {e}")))
-        .filter(|r| !english_only || r[2].starts_with("english/"))
-        .map(|r| r[0].to_string())
+    data::rows(file)
+        .into_iter()
+        .filter(|(_, family)| !english_only || family.starts_with("english/"))
+        .map(|(text, _)| text)
         .collect()
 }
 

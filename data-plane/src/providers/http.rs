@@ -79,7 +79,7 @@ pub async fn post(
     body: Bytes,
     deadline: Instant,
 ) -> Result<Response, ApiError> {
-    if url.uri.is_none() || url.url.is_none() {
+    if url.uri.is_none() {
         // Validation accepts only http(s) URLs and placeholders mark a
         // target unavailable, so this is an operator's odd URL.
         return Err(ApiError::Unavailable(format!(

@@ -124,7 +124,7 @@ impl Completion {
 
     /// The usage the upstream reported, if it is one.
     pub fn usage(&self) -> Option<crate::openai::Usage> {
-        serde_json::from_value(self.peek.usage.clone()?).ok()
+        crate::exchange::usage_in(self.peek.usage.as_ref()?)
     }
 
     /// The whole answer, parsed on first use.
